@@ -1,0 +1,27 @@
+# geocsp: the two quick-start commands are `make demo` and `make test`.
+# Both install what they need into the current Python environment.
+# torch: a user's existing torch (>= 2.3) is kept; with none installed we take the
+# CPU build torch==2.13.0 (never an unpinned, multi-GB CUDA build).
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+
+.PHONY: install install-test demo test lint bench
+
+install:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e .
+
+install-test: install
+	$(PIP) install -q -e ".[test]" scikit-learn
+
+demo: install
+	$(PYTHON) -m geocsp demo
+
+test: install-test
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile
+
+lint:
+	$(PYTHON) -m ruff check src tests benchmarks
+
+bench: install
+	$(PYTHON) benchmarks/run.py

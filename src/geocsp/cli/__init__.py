@@ -1,0 +1,1 @@
+"""Command-line interface (``geocsp``). The library never imports this package."""
