@@ -1,0 +1,29 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "agg")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Path to ../shared/data; skips the test when it is absent (a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _offline_torch_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point torch hub / HF caches at a temp dir so no test touches a real cache."""
+    d = tmp_path_factory.getbasetemp() / "hub"
+    monkeypatch.setenv("TORCH_HOME", str(d))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
