@@ -1,0 +1,36 @@
+"""``geocsp data from-photos``: a folder of geotagged photos -> geocsp dataset table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("from-photos")
+@click.argument("photos_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset directory to write.")
+@click.option("--split", default="train", show_default=True, help="Split name to write.")
+@click.option("--no-recursive", is_flag=True, help="Only photos directly in PHOTOS_DIR.")
+def from_photos_cmd(photos_dir: Path, out: Path, split: str, no_recursive: bool) -> None:
+    """Read EXIF GPS of the photos in PHOTOS_DIR into a dataset (no features).
+
+    Photos without GPS are kept with an empty location and listed; unreadable files are
+    listed and left out. Sub-folder names become labels.
+    """
+    from geocsp.data.dataset import SplitData, write_dataset
+    from geocsp.data.readers.exif import scan_photos
+    from geocsp.errors import DatasetError
+
+    table, no_gps, unreadable = scan_photos(photos_dir, recursive=not no_recursive)
+    if table.empty:
+        raise DatasetError(f"{photos_dir}: no readable photos found")
+    classes = sorted(table["label"].dropna().unique().tolist()) if "label" in table else []
+    prov = {"source": "exif", "photos_dir": str(photos_dir), "without_gps": no_gps,
+            "unreadable": unreadable}
+    write_dataset(out, {split: SplitData(table)}, classes, provenance=prov)
+    click.echo(f"{len(table)} photos -> {out} ({len(table) - len(no_gps)} with GPS)")
+    for rel in no_gps:
+        click.echo(f"no GPS: {rel}")
+    for rel in unreadable:
+        click.echo(f"unreadable: {rel}", err=True)

@@ -1,0 +1,53 @@
+"""``geocsp encoders``: list the registered position encoders (from the registry)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def encoder_rows() -> list[dict[str, Any]]:
+    """One row per registered encoder: name, default output dim, description, aliases,
+    default network. Built from the ``ENCODERS`` registry at default settings."""
+    from geocsp.encoders import ENCODERS, create_encoder
+
+    rows = []
+    for entry in ENCODERS:
+        rows.append(
+            {
+                "name": entry.name,
+                "dim": int(create_encoder(entry.name).out_dim),
+                "description": entry.description,
+                "aliases": list(entry.aliases),
+                "network": entry.obj.default_network,
+            }
+        )
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = ("name", "dim", "network", "description")
+    cells = [[str(r[k]) for k in head] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head[:-1])]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths), "-" * 11)]
+    lines += [fmt.format(*c) for c in cells]
+    return "\n".join(lines)
+
+
+@click.command("encoders")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list of {name, dim, description, ...}."
+)
+def encoders(as_json: bool) -> None:
+    """List the position encoders: name, output dim at default settings, description."""
+    rows = encoder_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(_table(rows))
+
+
+COMMANDS = [encoders]

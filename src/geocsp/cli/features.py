@@ -1,0 +1,92 @@
+"""``geocsp features``: extract image features offline (``extract``) and ``export-onnx``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group("features")
+def features() -> None:
+    """Image folders -> feature datasets, with local weights only (never downloads)."""
+
+
+@features.command("extract")
+@click.argument("images_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--backbone", required=True,
+              help="onnx | torch-export | torchscript | timm:NAME | torchvision:NAME | "
+                   "open_clip:NAME | efficientnet-lite0")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Local weights file/folder (optional for efficientnet-lite0).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset directory to write.")
+@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--chunk-size", default=512, show_default=True, type=int,
+              help="Images per saved partial chunk (resume unit).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--no-amp", is_flag=True, help="Disable float16 autocast on CUDA.")
+@click.option("--split", default="train", show_default=True, help="Split name to write.")
+@click.option("--labels", "labels_csv", type=click.Path(path_type=Path), default=None,
+              help="CSV with --id-col and --label-col (default: sub-folder names).")
+@click.option("--locations", "locations_csv", type=click.Path(path_type=Path), default=None,
+              help="CSV with --id-col, --lon-col, --lat-col (wins over EXIF GPS).")
+@click.option("--id-col", default="image", show_default=True,
+              help="Column matching the image relative path or file stem.")
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--lon-col", default="lon", show_default=True)
+@click.option("--lat-col", default="lat", show_default=True)
+@click.option("--l2-normalize", is_flag=True, help="L2-normalise each feature row.")
+@click.option("--preprocess", "preprocess_json", default=None,
+              help='Override preprocessing, JSON: {"size":224,"crop_pct":0.875,...}.')
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def extract_cmd(images_dir: Path, backbone: str, weights: Path | None, out: Path, batch_size: int,
+                chunk_size: int, device: str, no_amp: bool, split: str, labels_csv: Path | None,
+                locations_csv: Path | None, id_col: str, label_col: str, lon_col: str,
+                lat_col: str, l2_normalize: bool, preprocess_json: str | None, quiet: bool) -> None:
+    """Extract features of every image under IMAGES_DIR into a geocsp dataset at --out."""
+    from geocsp.config import from_dict
+    from geocsp.errors import ConfigError
+    from geocsp.features.backends import load_backbone
+    from geocsp.features.extract import ExtractConfig, extract_features, read_image_table
+    from geocsp.features.preprocess import PreprocessConfig
+
+    pre = None
+    if preprocess_json:
+        try:
+            pre = from_dict(PreprocessConfig, json.loads(preprocess_json), where="--preprocess")
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--preprocess: invalid JSON ({e.msg})") from None
+    cfg = ExtractConfig(batch_size=batch_size, chunk_size=chunk_size, l2_normalize=l2_normalize,
+                        split=split, progress=not quiet)
+    labels = read_image_table(labels_csv, id_col, {"label": label_col}) if labels_csv else None
+    locs = (read_image_table(locations_csv, id_col, {"lon": lon_col, "lat": lat_col})
+            if locations_csv else None)
+    bb = load_backbone(backbone, weights, device=device, preprocess=pre, amp=not no_amp)
+    report = extract_features(images_dir, bb, out, cfg, locations=locs, labels=labels)
+    click.echo(f"{report['extracted']}/{report['images']} images -> {out} "
+               f"({report['feature_dim']}-d, {report['images_per_s']} images/s)")
+    for item in report["failed"]:
+        click.echo(f"skipped {item['image']}: {item['error']}", err=True)
+    if report["without_location"]:
+        click.echo(f"{len(report['without_location'])} images without location "
+                   f"(listed in {out}/extract_report.json)")
+
+
+@features.command("export-onnx")
+@click.option("--backbone", required=True, help="timm:NAME | torchvision:NAME | efficientnet-lite0")
+@click.option("--weights", type=click.Path(path_type=Path), default=None)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--size", type=int, default=None, help="Trace input side (default: backbone crop).")
+@click.option("--opset", type=int, default=17, show_default=True)
+def export_onnx_cmd(backbone: str, weights: Path | None, out: Path, size: int | None,
+                    opset: int) -> None:
+    """Export a torch backbone to ONNX (+ OUT.json preprocessing) and check it matches."""
+    from geocsp.features.export_onnx import export_onnx
+
+    res = export_onnx(backbone, str(weights) if weights else None, out, size=size, opset=opset)
+    click.echo(f"wrote {res['onnx']} ({res['dim']}-d) + {res['sidecar']}; "
+               f"max |ORT - torch| = {res['max_abs_diff']:.3g}")
+
+
+COMMANDS = [features]

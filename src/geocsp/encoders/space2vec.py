@@ -1,0 +1,106 @@
+"""Space2Vec encoders (Mai et al., ICLR 2020, arXiv 2003.00824): grid and theory.
+
+Spec: csp.md §2. Like the CSP reference, ``grid`` and ``theory`` consume **degrees**: the
+frequencies ω_s (radians per degree) multiply raw degrees. ``grid_rad``/``theory_rad``
+convert to radians first.
+
+Deviation from the reference: its ``gridcellnorm`` applies the degree→radian conversion
+after the product is taken, which makes it a no-op (spec §9.2 item 2). Here that name is an
+alias of ``grid_rad``, which implements the intended behaviour (radians *before* the
+product); to reproduce the reference ``gridcellnorm`` features use ``grid``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from geocsp.coords import deg2rad_t
+from geocsp.encoders.base import (
+    ENCODERS,
+    MultiScaleEncoder,
+    as_input,
+    axis_sincos,
+    sincos,
+)
+from geocsp.encoders.frequencies import FrequencyConfig
+
+THEORY_DIRECTIONS = ((1.0, 0.0), (-0.5, math.sqrt(3.0) / 2.0), (-0.5, -math.sqrt(3.0) / 2.0))
+"""The three unit vectors u_1, u_2, u_3 at 120° of the theory encoder."""
+
+
+def grid_encode(coords: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Space2Vec grid: [sin ω_s c, cos ω_s c] for c ∈ (c_0, c_1), s = 0..S−1.
+
+    Layout: coordinate-major, then frequency, then (sin, cos).
+
+    Args:
+        coords: (B, 2) coordinates (degrees for ``grid``, radians for ``grid_rad``).
+        freqs: (S,) frequencies per coordinate unit.
+
+    Returns:
+        (B, 4S) features.
+    """
+    return axis_sincos(coords, freqs)
+
+
+def theory_encode(coords: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Space2Vec theory: a_k = ⟨c, u_k⟩, per scale [sin ω_s a_k, cos ω_s a_k] for k = 1..3.
+
+    Layout: frequency-major, then direction, then (sin, cos).
+
+    Args:
+        coords: (B, 2) coordinates (degrees for ``theory``, radians for ``theory_rad``).
+        freqs: (S,) frequencies per coordinate unit.
+
+    Returns:
+        (B, 6S) features.
+    """
+    directions = coords.new_tensor(THEORY_DIRECTIONS)
+    proj = coords @ directions.T
+    return sincos(freqs[None, :, None] * proj[:, None, :])
+
+
+@ENCODERS.register("grid", aliases=("gridcell", "Space2Vec-grid"), config=FrequencyConfig)
+class Grid(MultiScaleEncoder):
+    """Space2Vec grid: multi-scale sin/cos of lon and lat in degrees; 4S dims."""
+
+    features_per_scale = 4
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """(B, 2) degrees -> (B, 4S) features."""
+        return grid_encode(lonlat, as_input(self.freqs, lonlat))
+
+
+@ENCODERS.register("grid_rad", aliases=("gridcellnorm",), config=FrequencyConfig)
+class GridRad(MultiScaleEncoder):
+    """Space2Vec grid on radians (the intended, non-buggy gridcellnorm); 4S dims."""
+
+    features_per_scale = 4
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """(B, 2) degrees -> (B, 4S) features of the coordinates in radians."""
+        return grid_encode(deg2rad_t(lonlat), as_input(self.freqs, lonlat))
+
+
+@ENCODERS.register("theory", aliases=("Space2Vec-theory",), config=FrequencyConfig)
+class Theory(MultiScaleEncoder):
+    """Space2Vec theory: sin/cos of projections on three 120° directions, degrees; 6S dims."""
+
+    features_per_scale = 6
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """(B, 2) degrees -> (B, 6S) features."""
+        return theory_encode(lonlat, as_input(self.freqs, lonlat))
+
+
+@ENCODERS.register("theory_rad", aliases=("theorynorm",), config=FrequencyConfig)
+class TheoryRad(MultiScaleEncoder):
+    """Space2Vec theory on coordinates converted to radians (reference theorynorm); 6S dims."""
+
+    features_per_scale = 6
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """(B, 2) degrees -> (B, 6S) features of the coordinates in radians."""
+        return theory_encode(deg2rad_t(lonlat), as_input(self.freqs, lonlat))

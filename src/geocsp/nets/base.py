@@ -1,0 +1,112 @@
+"""The ``NETWORKS`` registry and helpers shared by every network.
+
+A network maps a position encoding (optionally concatenated with extra features) to the
+location embedding: it is built as ``Cls(in_dim, out_dim, config)`` and its ``forward``
+takes ``(B, in_dim)`` and returns ``(B, out_dim)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from geocsp._registry import Registry
+from geocsp.config import from_dict
+from geocsp.errors import ConfigError
+
+NETWORKS: Registry[Any] = Registry("network")
+"""Registry of networks; names ``ffn``, ``fcnet``, ``siren``, ``linear``, ``multibranch``."""
+
+ACTIVATIONS = ("relu", "leakyrelu", "gelu", "sigmoid", "tanh")
+"""Activation names accepted by :func:`make_activation` (Space2Vec ``get_activation_function``)."""
+
+
+def make_activation(name: str) -> nn.Module:
+    """Build an activation module by name.
+
+    ``leakyrelu`` uses negative slope 0.2, as in the Space2Vec/CSP reference code.
+
+    Raises:
+        ConfigError: if the name is not one of :data:`ACTIVATIONS`.
+    """
+    key = str(name).lower()
+    if key == "relu":
+        return nn.ReLU()
+    if key == "leakyrelu":
+        return nn.LeakyReLU(negative_slope=0.2)
+    if key == "gelu":
+        return nn.GELU()
+    if key == "sigmoid":
+        return nn.Sigmoid()
+    if key == "tanh":
+        return nn.Tanh()
+    raise ConfigError(f"unknown activation '{name}'; expected one of {', '.join(ACTIVATIONS)}")
+
+
+def check_activation(name: str, where: str) -> None:
+    """Raise ConfigError unless ``name`` is a known activation.
+
+    Raises:
+        ConfigError: for an unknown activation name.
+    """
+    if str(name).lower() not in ACTIVATIONS:
+        raise ConfigError(
+            f"{where}.activation: unknown activation '{name}'; expected one of {', '.join(ACTIVATIONS)}"
+        )
+
+
+def check_positive(where: str, **values: int) -> None:
+    """Raise ConfigError unless every given integer is >= 1.
+
+    Raises:
+        ConfigError: naming the first offending value.
+    """
+    for key, value in values.items():
+        if int(value) < 1:
+            raise ConfigError(f"{where}.{key} must be >= 1, got {value}")
+
+
+def check_probability(where: str, key: str, value: float) -> None:
+    """Raise ConfigError unless ``0 <= value < 1`` (a dropout rate).
+
+    Raises:
+        ConfigError: when out of range.
+    """
+    if not 0.0 <= float(value) < 1.0:
+        raise ConfigError(f"{where}.{key} must be in [0, 1), got {value}")
+
+
+def create_network(name: str, in_dim: int, out_dim: int, **overrides: Any) -> nn.Module:
+    """Build a registered network with its default config updated by ``overrides``.
+
+    Args:
+        name: registered network name (case-insensitive).
+        in_dim: input feature dimension.
+        out_dim: output (embedding) dimension.
+        **overrides: fields of the network's config dataclass.
+
+    Returns:
+        The network module mapping (B, in_dim) to (B, out_dim).
+
+    Raises:
+        ConfigError: on an unknown name, an unknown config key or an invalid value.
+    """
+    entry = NETWORKS.get(name)
+    check_positive(f"network '{entry.name}'", in_dim=in_dim, out_dim=out_dim)
+    cfg = from_dict(entry.config, overrides, where="network_args")  # type: ignore[arg-type]
+    return entry.obj(int(in_dim), int(out_dim), cfg)
+
+
+def list_networks() -> list[str]:
+    """Canonical names of the registered networks, in registration order."""
+    return NETWORKS.names()
+
+
+def get_network_config(name: str) -> Any:
+    """The default config dataclass instance of network ``name``.
+
+    Raises:
+        ConfigError: on an unknown name.
+    """
+    return NETWORKS.get(name).config()  # type: ignore[misc]

@@ -1,0 +1,228 @@
+"""The geographic prior P(y|x) = sigmoid(T e(x)) (spec §5-§6).
+
+A :class:`GeoPrior` is a location encoder ``e`` (:class:`geocsp.nets.LocationEncoder`)
+plus a class matrix ``T`` (Q, d). It is saved as one LocationEncoder checkpoint directory
+with the class matrix stored beside the encoder weights::
+
+    DIR/model.safetensors   encoder weights + "class_weight" (Q, d)
+    DIR/config.json         {"kind": "geoprior", "config": <LocationEncoderConfig>,
+                             "classes": [...], "num_classes": Q, "geocsp_version": ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geocsp.coords import validate_lonlat
+from geocsp.errors import CheckpointError, ConfigError
+
+KIND = "geoprior"
+"""Value of ``"kind"`` in the ``config.json`` of a saved GeoPrior."""
+WEIGHT_NAME = "class_weight"
+
+
+class GeoPrior(nn.Module):
+    """Location prior P(y|x) = sigmoid(T e(x)) over Q classes.
+
+    Args:
+        encoder: a :class:`geocsp.nets.LocationEncoder` (``forward(lonlat (B, 2) deg,
+            extra=None) -> (B, d)``, ``dim``; saving uses its ``save_pretrained(dir,
+            extra_tensors, extra_config)``).
+        class_weight: (Q, d) class matrix T.
+        classes: Q class names (default ``"0" ... "Q-1"``).
+
+    Raises:
+        ConfigError: when ``class_weight`` is not (Q, d) with d = ``encoder.dim`` or the
+            number of class names is not Q.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, class_weight: Tensor, classes: Sequence[str] | None = None
+    ) -> None:
+        super().__init__()
+        dim = int(encoder.dim)
+        if class_weight.ndim != 2 or class_weight.shape[1] != dim:
+            raise ConfigError(
+                f"class_weight: expected shape (Q, {dim}) to match the encoder dim, "
+                f"got {tuple(class_weight.shape)}"
+            )
+        q = class_weight.shape[0]
+        names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(q)]
+        if len(names) != q:
+            raise ConfigError(
+                f"classes: expected {q} names to match class_weight, got {len(names)}"
+            )
+        self.encoder = encoder
+        # skip_init: no random initialisation, so building a prior leaves the global RNG alone
+        self.classifier = nn.utils.skip_init(nn.Linear, dim, q, bias=False)
+        with torch.no_grad():
+            self.classifier.weight.copy_(class_weight)
+        self.classes: list[str] = names
+
+    @property
+    def num_classes(self) -> int:
+        """Q, the number of classes."""
+        return len(self.classes)
+
+    def _as_lonlat(self, lonlat: Any) -> Tensor:
+        device = self.classifier.weight.device
+        if isinstance(lonlat, Tensor):
+            return lonlat.to(device=device, dtype=torch.float32)
+        return torch.as_tensor(
+            validate_lonlat(lonlat, source="lonlat"), dtype=torch.float32, device=device
+        )
+
+    def logits(self, lonlat: Any, extra: Tensor | None = None) -> Tensor:
+        """Class logits ``T e(x)``.
+
+        Args:
+            lonlat: (B, 2) longitude, latitude in degrees (array-likes are validated).
+            extra: (B, extra_dim) extra encoder inputs (covariates, time) or None.
+
+        Returns:
+            (B, Q) float32 logits.
+
+        Raises:
+            CoordinateError: when a non-tensor ``lonlat`` is malformed or out of range.
+        """
+        return self.classifier(self.encoder(self._as_lonlat(lonlat), extra))
+
+    def forward(self, lonlat: Tensor, extra: Tensor | None = None) -> Tensor:
+        """Same as :meth:`logits`."""
+        return self.logits(lonlat, extra)
+
+    def probs(self, lonlat: Any, extra: Tensor | None = None) -> Tensor:
+        """Presence probabilities ``P(y|x) = sigmoid(T e(x))``, (B, Q) in [0, 1]."""
+        return torch.sigmoid(self.logits(lonlat, extra))
+
+    def class_indices(self, classes: Sequence[str | int] | None) -> list[int]:
+        """Column indices of ``classes`` (names or integer indices); all when None.
+
+        Raises:
+            ConfigError: on an unknown class name or an index outside [0, Q).
+        """
+        if classes is None:
+            return list(range(self.num_classes))
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        out = []
+        for c in classes:
+            if isinstance(c, str) and c in lookup:
+                out.append(lookup[c])
+            elif isinstance(c, int | np.integer) and 0 <= int(c) < self.num_classes:
+                out.append(int(c))
+            else:
+                raise ConfigError(f"class {c!r}: not one of the prior's {self.num_classes} classes")
+        return out
+
+    @torch.no_grad()
+    def predict_grid(
+        self,
+        res_deg: float,
+        bbox: tuple[float, float, float, float] | None = None,
+        classes: Sequence[str | int] | None = None,
+        extra: Tensor | None = None,
+        batch_size: int = 65536,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P(y|x) at the centres of a regular lon/lat grid, in eval mode (dropout off).
+
+        Args:
+            res_deg: cell size in degrees.
+            bbox: (lon_min, lat_min, lon_max, lat_max) in degrees; default the globe.
+            classes: class names or indices to keep (default all Q).
+            extra: (extra_dim,) extra encoder input used at every cell, or None.
+            batch_size: cells per forward pass.
+
+        Returns:
+            lats (H,) degrees, north to south (row 0 is the northernmost, as ``imshow``
+            draws it); lons (W,) degrees, west to east; probs (H, W, K) float32 for the
+            K selected classes.
+
+        Raises:
+            ConfigError: on a non-positive ``res_deg``, an empty or out-of-range ``bbox``
+                or an unknown class.
+        """
+        lons, lats = grid_centres(res_deg, bbox)
+        cols = self.class_indices(classes)
+        lon2, lat2 = np.meshgrid(lons, lats)
+        pts = torch.as_tensor(np.stack([lon2.ravel(), lat2.ravel()], 1), dtype=torch.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            out = []
+            device = self.classifier.weight.device
+            for start in range(0, pts.shape[0], batch_size):
+                chunk = pts[start : start + batch_size].to(device)
+                ex = None if extra is None else extra.to(device).expand(chunk.shape[0], -1)
+                out.append(self.probs(chunk, ex)[:, cols].float().cpu())
+        finally:
+            self.train(was_training)
+        probs = torch.cat(out).numpy().reshape(len(lats), len(lons), len(cols))
+        return lats, lons, probs
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the prior as a checkpoint directory (see module docs); returns it."""
+        extra_config = {"kind": KIND, "classes": self.classes, "num_classes": self.num_classes}
+        return self.encoder.save_pretrained(
+            directory,
+            extra_tensors={WEIGHT_NAME: self.classifier.weight.detach()},
+            extra_config=extra_config,
+        )
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GeoPrior:
+        """Load a prior written by :meth:`save_pretrained` (in eval mode).
+
+        Raises:
+            CheckpointError: when the directory is missing, corrupt, or not a geoprior.
+        """
+        from geocsp.nets.location_encoder import load_pretrained
+
+        encoder, extras, meta = load_pretrained(directory, kind=KIND)
+        where = Path(directory) / "config.json"
+        if WEIGHT_NAME not in extras:
+            raise CheckpointError(
+                f"{where.parent}: weights lack '{WEIGHT_NAME}' (the class matrix)"
+            )
+        try:
+            return cls(encoder, extras[WEIGHT_NAME], meta.get("classes")).eval()
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: {e}") from None
+
+
+def grid_centres(
+    res_deg: float, bbox: tuple[float, float, float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre longitudes (west to east) and latitudes (north to south) of a grid.
+
+    Args:
+        res_deg: cell size in degrees.
+        bbox: (lon_min, lat_min, lon_max, lat_max) degrees; default the globe.
+
+    Returns:
+        lons (W,), lats (H,) float64 degrees; W = ceil((lon_max - lon_min) / res_deg).
+
+    Raises:
+        ConfigError: on a non-positive resolution or an empty or out-of-range bbox.
+
+    >>> lons, lats = grid_centres(90.0)
+    >>> lons.tolist(), lats.tolist()
+    ([-135.0, -45.0, 45.0, 135.0], [45.0, -45.0])
+    """
+    if not res_deg > 0:
+        raise ConfigError(f"res_deg: expected > 0, got {res_deg}")
+    x0, y0, x1, y1 = bbox if bbox is not None else (-180.0, -90.0, 180.0, 90.0)
+    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+        raise ConfigError(
+            f"bbox: expected lon_min < lon_max in [-180, 180] and lat_min < lat_max in [-90, 90], got {bbox}"
+        )
+    w = int(np.ceil((x1 - x0) / res_deg - 1e-9))
+    h = int(np.ceil((y1 - y0) / res_deg - 1e-9))
+    lons = x0 + res_deg * (np.arange(w) + 0.5)
+    lats = y1 - res_deg * (np.arange(h) + 0.5)
+    return np.minimum(lons, 180.0), np.maximum(lats, -90.0)

@@ -1,0 +1,268 @@
+"""Frozen run configs of pre-training, fine-tuning and evaluation (spec §4.6–4.8, §5, §6).
+
+A run config nests one section per component; each section maps to one constructor:
+
+* ``model``       -> :class:`geocsp.nets.LocationEncoder` (a ``LocationEncoderConfig``);
+* ``objective``   -> ``OBJECTIVES[name](args, loc_dim=d, img_dim=D)`` (pre-training);
+* ``loss``        -> ``FINETUNE_LOSSES[name](args)`` (fine-tuning);
+* ``projection``  -> the image projection W (Linear D -> d, or an MLP);
+* ``optim``       -> ``torch.optim.Adam(lr, weight_decay)`` with lr * lr_decay^epoch;
+* ``data``        -> epoch sampler, batch size, epochs and the negative ``LOCATION_SAMPLERS``.
+
+Dicts become these dataclasses only through :func:`geocsp.config.from_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from geocsp.errors import ConfigError
+from geocsp.nets import LocationEncoderConfig
+
+PRECISIONS = ("fp32", "bf16")
+RUNTIME_KEYS = ("device", "quiet", "checkpoint_every", "keep_checkpoints")
+"""Top-level keys that may differ when a run is resumed (they do not change results)."""
+
+
+def _positive(owner: str, **values: float) -> None:
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ConfigError(f"{owner}.{name} must be a finite number > 0, got {v!r}")
+
+
+def _nonnegative(owner: str, **values: float) -> None:
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ConfigError(f"{owner}.{name} must be a finite number >= 0, got {v!r}")
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """A registered component by name plus its config fields.
+
+    Args:
+        name: registry name or alias (e.g. ``csp-mc-bld``, ``full``, ``sphere``).
+        args: fields of that component's config dataclass (validated when it is built).
+    """
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"component name must be a non-empty string, got {self.name!r}")
+
+
+def _objective() -> ComponentConfig:
+    return ComponentConfig("csp-mc-bld")
+
+
+def _full_loss() -> ComponentConfig:
+    return ComponentConfig("full")
+
+
+def _sphere() -> ComponentConfig:
+    return ComponentConfig("sphere")
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """The image projection W: F(I) (D) -> d (spec §3.4).
+
+    Args:
+        kind: ``linear`` (the reference code: one Linear with bias) or ``mlp`` (the paper's
+            A.2.1 wording: Linear -> ReLU -> Linear).
+        hidden: hidden width of the ``mlp``.
+    """
+
+    kind: Literal["linear", "mlp"] = "linear"
+    hidden: int = 512
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("linear", "mlp"):
+            raise ConfigError(f"projection.kind must be 'linear' or 'mlp', got {self.kind!r}")
+        _positive("projection", hidden=self.hidden)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam settings (spec §4.7, §5).
+
+    Args:
+        lr: learning rate at epoch 0.
+        weight_decay: Adam L2 weight decay (reference: 0).
+        lr_decay: lr at epoch e is ``lr * lr_decay**e`` (reference: 1 pre-training,
+            0.98 fine-tuning).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive("optim", lr=self.lr, lr_decay=self.lr_decay)
+        _nonnegative("optim", weight_decay=self.weight_decay)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What an epoch is made of.
+
+    Args:
+        epochs: number of epochs.
+        batch_size: rows per step (the last batch may be smaller).
+        sampler: ``shuffle`` (every usable row once per epoch) or ``balanced`` (at most
+            ``max_per_class`` rows per class per epoch, the reference's default; needs labels).
+        max_per_class: cap of the balanced sampler.
+        negatives: random-location sampler (``LOCATION_SAMPLERS``) for negatives / background.
+        use_unlabeled: pre-training only: also use the ``unlabeled`` split's pairs.
+    """
+
+    epochs: int = 10
+    batch_size: int = 1024
+    sampler: Literal["shuffle", "balanced"] = "shuffle"
+    max_per_class: int = 100
+    negatives: ComponentConfig = field(default_factory=_sphere)
+    use_unlabeled: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError(f"data.epochs must be an integer >= 0, got {self.epochs!r}")
+        _positive("data", batch_size=self.batch_size, max_per_class=self.max_per_class)
+        if self.sampler not in ("shuffle", "balanced"):
+            raise ConfigError(f"data.sampler must be 'shuffle' or 'balanced', got {self.sampler!r}")
+
+
+def _check_runtime(owner: str, cfg: Any) -> None:
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"{owner}.precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
+    if not isinstance(cfg.device, str) or not cfg.device:
+        raise ConfigError(f"{owner}.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg.device!r}")
+    _positive(owner, checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints)
+    _nonnegative(owner, eval_every=cfg.eval_every)
+
+
+def _pretrain_data() -> DataConfig:
+    return DataConfig(epochs=10)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """CSP pre-training run (spec §3.4, §4).
+
+    Args:
+        model: the location encoder e(x).
+        objective: pre-training objective (``OBJECTIVES``), default CSP-MC-BLD.
+        projection: the image projection W.
+        optim: Adam; lr constant by default (spec §4.7).
+        data: epochs, batch size, epoch sampler, negative-location sampler.
+        seed: seeds parameters, epoch order, dropout and negatives (per epoch).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
+        precision: ``fp32`` or ``bf16`` (autocast; master weights stay float32).
+        compile: wrap the location encoder and W in ``torch.compile``.
+        checkpoint_every: write a checkpoint every this many epochs (and after the last).
+        keep_checkpoints: how many most recent checkpoints to keep.
+        eval_every: every this many epochs log the objective on the ``val`` split (0 = never).
+        quiet: no progress bars.
+    """
+
+    model: LocationEncoderConfig = field(default_factory=LocationEncoderConfig)
+    objective: ComponentConfig = field(default_factory=_objective)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=_pretrain_data)
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        _check_runtime("pretrain", self)
+
+
+def _finetune_optim() -> OptimConfig:
+    return OptimConfig(lr=1e-3, lr_decay=0.98)
+
+
+def _finetune_data() -> DataConfig:
+    return DataConfig(epochs=30, sampler="balanced", use_unlabeled=False)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Supervised fine-tuning of the location prior P(y|x) = sigmoid(T e(x)) (spec §5).
+
+    Args:
+        init: pre-training run dir (or encoder dir) to start from; None = "Sup. Only".
+        model: the location encoder when ``init`` is None (ignored otherwise).
+        loss: fine-tuning loss (``FINETUNE_LOSSES``), default the presence-only ``full``.
+        optim: Adam; lr * 0.98^epoch by default.
+        data: epochs, batch size, epoch sampler, background-location sampler.
+        ratio: label ratio λ in (0, 1]: a stratified subset of the labelled training rows.
+        freeze_encoder: train T only (a linear probe on e(x)); the encoder runs in eval mode.
+        beta: exponent of P(y|x) in the fused score for the final evaluation.
+        seed, device, precision, compile, checkpoint_every, keep_checkpoints, eval_every,
+            quiet: as in :class:`PretrainConfig`; ``eval_every`` runs the full evaluation
+            on ``val`` and logs it.
+    """
+
+    init: str | None = None
+    model: LocationEncoderConfig = field(default_factory=LocationEncoderConfig)
+    loss: ComponentConfig = field(default_factory=_full_loss)
+    optim: OptimConfig = field(default_factory=_finetune_optim)
+    data: DataConfig = field(default_factory=_finetune_data)
+    ratio: float = 1.0
+    freeze_encoder: bool = False
+    beta: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        _check_runtime("finetune", self)
+        if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
+            raise ConfigError(f"finetune.ratio must be in (0, 1], got {self.ratio!r}")
+        _nonnegative("finetune", beta=self.beta)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluation of a fine-tuned run (spec §6).
+
+    Args:
+        split: dataset split to evaluate.
+        probs_key: image-probability set; ``auto`` = ``ratio{λ:.3f}`` when the split has it
+            (the few-shot classifier of the run's ratio), else ``default``.
+        beta: exponent of P(y|x) in the fused score, or ``tune`` (chosen on this split).
+        batch_size: rows per evaluation chunk.
+        device: ``auto``, ``cpu``, ``cuda`` ...
+    """
+
+    split: str = "val"
+    probs_key: str = "auto"
+    beta: float | str = 1.0
+    batch_size: int = 4096
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive("evaluate", batch_size=self.batch_size)
+        if isinstance(self.beta, str) and self.beta != "tune":
+            raise ConfigError(f"evaluate.beta must be a number >= 0 or 'tune', got {self.beta!r}")
+        if not isinstance(self.beta, str):
+            _nonnegative("evaluate", beta=self.beta)
+
+
+def config_dict_for_compare(data: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config dict without the :data:`RUNTIME_KEYS` (used to decide resume)."""
+    return {k: v for k, v in data.items() if k not in RUNTIME_KEYS}

@@ -1,0 +1,172 @@
+"""Supervised fine-tuning of the location prior P(y|x) = sigmoid(T e(x)) (spec §5).
+
+Starts from a pre-trained encoder (``init``) or from random initialisation ("Sup. Only"),
+adds a new class matrix T (Q x d, no bias), and trains on a stratified λ-subset of the
+labelled ``train`` rows with a ``FINETUNE_LOSSES`` loss (default the presence-only
+``full`` loss with random background locations). lr at epoch e is ``lr * 0.98**e``.
+
+Deviation from the reference (spec §9.2.7): a fresh Adam is created here; the reference
+carries the pre-training Adam moments over into fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from geocsp.config import to_dict
+from geocsp.data import GeoDataset
+from geocsp.data.location_samplers import create_location_sampler
+from geocsp.data.splits import load_or_make_subset
+from geocsp.errors import ConfigError
+from geocsp.nets import LocationEncoder
+from geocsp.objectives import create_finetune_loss
+from geocsp.prior import GeoPrior
+from geocsp.training.config import EvaluateConfig, FinetuneConfig
+from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
+from geocsp.training.evaluate import PRIOR_DIR, evaluate_split, load_encoder
+from geocsp.training.loop import (
+    LoopSpec,
+    maybe_compile,
+    resolve_device,
+    result_fields,
+    seed_all,
+    train_epochs,
+)
+from geocsp.training.pretrain import _last_record
+from geocsp.training.rundir import RunDir, dist_env
+
+
+def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
+    """Seeded ``{"encoder", "head"}``: the (pre-trained or new) encoder and T (Q x d)."""
+    seed_all(cfg.seed)
+    encoder = load_encoder(cfg.init) if cfg.init is not None else LocationEncoder(cfg.model)
+    if getattr(encoder.config, "extra_dim", 0):
+        raise ConfigError("model.extra_dim > 0 (covariates) is not supported by geocsp finetune yet")
+    head = nn.Linear(int(encoder.dim), num_classes, bias=False)
+    if cfg.freeze_encoder:
+        encoder.requires_grad_(False)
+    return nn.ModuleDict({"encoder": encoder, "head": head})
+
+
+def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: Any,
+              compile_: bool) -> Callable[[Tensor, torch.Generator], Any]:
+    """Per-batch loss: one encoder pass over [x; background] (dropout on), logits via T."""
+    encode = maybe_compile(model["encoder"], compile_)
+    head = model["head"]
+    needs_bg = bool(getattr(loss, "needs_background", False))
+
+    def step(idx: Tensor, gen: torch.Generator) -> Any:
+        dev_idx = idx.to(rows.device, non_blocking=True)
+        x = rows.lonlat.index_select(0, dev_idx)
+        y = rows.labels.index_select(0, dev_idx)
+        if not needs_bg:
+            return loss(head(encode(x)), y, None)
+        bg = sampler.sample(x.shape[0], gen, device=rows.device)
+        logits = head(encode(torch.cat([x, bg], 0)))
+        return loss(logits[: x.shape[0]], y, logits[x.shape[0]:])
+
+    return step
+
+
+def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str | Path,
+             init: str | Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:
+    """Fine-tune a location prior and evaluate it on ``val``.
+
+    Rerunning on the same ``run_dir`` with the same config resumes from the last complete
+    checkpoint and ends with the same metrics as an uninterrupted run.
+
+    Args:
+        config: the resolved run config.
+        data: a geocsp dataset or its directory; needs a labelled ``train`` split.
+        run_dir: output directory; receives ``prior/`` (:class:`GeoPrior`), ``classes.json``,
+            ``subset/``, ``metrics.json``, log and checkpoints.
+        init: pre-training run or encoder directory (overrides ``config.init``); None and
+            ``config.init`` None = "Sup. Only" from random initialisation.
+        overwrite: discard an earlier run in ``run_dir`` instead of resuming or refusing.
+
+    Returns:
+        The metrics written to ``metrics.json``: the ``val`` evaluation (``image``,
+        ``location``, ``fused``...) when the dataset has a labelled ``val`` split with
+        image probabilities, plus a ``train`` entry with the final epoch's loss.
+
+    Raises:
+        ConfigError: on an invalid component or a config differing from the saved one.
+        CheckpointError: when ``init`` holds no encoder.
+        DatasetError: when there are no labelled rows with a location.
+    """
+    if init is not None:
+        config = dataclasses.replace(config, init=str(init))
+    rank, world = dist_env()
+    ds = as_dataset(data)
+    device = resolve_device(config.device)
+    rows = TrainRows([ds.split("train")], device, need_features=False, need_labels=True)
+    model = build_finetune_model(config, len(ds.classes)).to(device)
+    loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
+    sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
+    run = RunDir(run_dir, rank)
+    run.prepare(to_dict(config), overwrite=overwrite)  # only once everything is known to build
+    rows = rows.subset(load_or_make_subset(run.path, rows.labels_np, config.ratio, config.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
+    val = _val_eval(model, ds, config)
+    spec = LoopSpec(
+        stage="finetune", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
+        seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
+        epoch_indices=order.epoch_indices, step=make_step(model, rows, loss, sampler, config.compile),
+        batch_size=config.data.batch_size, device=device, precision=config.precision,
+        set_mode=_mode_setter(model, config.freeze_encoder), evaluate=val,
+        eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
+    )
+    history = train_epochs(spec)
+    return _finish(run, model, ds, config, val, history)
+
+
+def _mode_setter(model: nn.ModuleDict, frozen: bool) -> Callable[[], None]:
+    def set_mode() -> None:
+        model.train()
+        if frozen:
+            model["encoder"].eval()  # a linear probe on fixed (dropout-free) embeddings
+
+    return set_mode
+
+
+def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> Callable[[int], dict[str, Any]] | None:
+    """The ``val`` evaluation of the in-memory model, or None without a usable val split."""
+    if "val" not in ds:
+        return None
+    split = ds.split("val")
+    if split.labels is None or not split.prob_keys or not (split.labels >= 0).any():
+        return None
+    ecfg = EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device)
+
+    def logits(x: Tensor) -> Tensor:
+        return model["head"](model["encoder"](x))
+
+    def evaluate(epoch: int) -> dict[str, Any]:
+        return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio)
+
+    return evaluate
+
+
+def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,
+            val: Callable[[int], dict[str, Any]] | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Save the prior and classes, evaluate on val, write metrics.json."""
+    last = _last_record(run, history)
+    train = result_fields(last)
+    metrics: dict[str, Any] = dict(val(int(last.get("epoch", 0)))) if val is not None else {}
+    metrics["train"] = train
+    if run.writer:
+        prior = GeoPrior(model["encoder"], model["head"].weight.detach(), ds.classes)
+        prior.save_pretrained(run.path / PRIOR_DIR)
+        (run.path / "classes.json").write_text(json.dumps(list(ds.classes)) + "\n")
+        run.write_metrics(metrics)
+    return metrics

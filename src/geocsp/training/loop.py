@@ -1,0 +1,208 @@
+"""The epoch loop shared by pre-training and fine-tuning, plus device/precision helpers.
+
+:func:`train_epochs` holds no global state: everything it needs comes in a
+:class:`LoopSpec`. At the start of every epoch it seeds torch and NumPy from
+``(seed, epoch, rank)`` and makes a fresh ``torch.Generator`` for random locations, so a
+run resumed at an epoch boundary replays exactly what an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geocsp.errors import ConfigError
+from geocsp.training.rundir import Checkpoint, RunDir, flatten_optimizer_state, unflatten_optimizer_state
+
+
+TIMING_KEYS = ("seconds", "samples_per_s")
+"""Log-record keys that vary between identical runs (kept out of metrics.json)."""
+
+
+def result_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The deterministic training fields of an epoch log record (epoch, lr, loss, terms)."""
+    return {k: v for k, v in record.items() if k not in TIMING_KEYS + ("stage", "val", "samples")}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else is passed to torch.
+
+    Raises:
+        ConfigError: for an unknown device string or CUDA requested without a GPU.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast for ``precision == "bf16"`` (float32 master weights), else a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A 63-bit seed derived from ``(seed, epoch, rank)`` (NumPy SeedSequence)."""
+    state = np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch (all devices) and NumPy's legacy global RNG."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def iter_batches(indices: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """Consecutive slices of ``indices`` of at most ``batch_size`` (the last may be smaller)."""
+    for start in range(0, indices.shape[0], batch_size):
+        yield indices[start : start + batch_size]
+
+
+def progress(total: int, desc: str, disable: bool) -> Any:
+    """A tqdm bar counting samples (shows samples/s); disabled when ``disable``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=disable, leave=False)
+
+
+def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Tensor]:
+    """``torch.compile(module)`` when ``enabled``, else the module itself."""
+    return torch.compile(module) if enabled else module  # type: ignore[return-value]
+
+
+@dataclass
+class LoopSpec:
+    """Everything :func:`train_epochs` needs.
+
+    Args:
+        stage: ``pretrain`` or ``finetune`` (logged).
+        run: the run directory (checkpoints and log).
+        module: every checkpointed module (its ``state_dict`` is the model checkpoint).
+        optimizer: optimizer over the trained parameters.
+        epochs: total number of epochs.
+        seed: base seed.
+        lr_at: epoch -> learning rate.
+        epoch_indices: epoch -> (n,) int64 row positions, in order.
+        step: (batch row positions (B,) int64 CPU tensor, generator) -> LossOutput.
+        batch_size: rows per step.
+        device: where the generator lives.
+        precision: ``fp32`` or ``bf16``.
+        set_mode: puts the modules into training mode at each epoch start.
+        evaluate: completed epochs -> metrics dict to log, or None.
+        eval_every: call ``evaluate`` every this many epochs (0 = never).
+        checkpoint_every: checkpoint every this many epochs (and after the last one).
+        keep_checkpoints: how many checkpoints to keep.
+        quiet: no progress bars.
+        rank: process rank (seeds; only rank 0 shows progress).
+    """
+
+    stage: str
+    run: RunDir
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    seed: int
+    lr_at: Callable[[int], float]
+    epoch_indices: Callable[[int], np.ndarray]
+    step: Callable[[Tensor, torch.Generator], Any]
+    batch_size: int
+    device: torch.device
+    precision: str = "fp32"
+    set_mode: Callable[[], None] | None = None
+    evaluate: Callable[[int], dict[str, Any]] | None = None
+    eval_every: int = 0
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    quiet: bool = False
+    rank: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resume(spec: LoopSpec) -> int:
+    """Load the run's last complete checkpoint into the module and optimizer.
+
+    Returns:
+        Number of completed epochs (0 when starting fresh).
+    """
+    ckpt = spec.run.latest_checkpoint()
+    if ckpt is None:
+        return 0
+    spec.module.load_state_dict(ckpt.model)
+    spec.optimizer.load_state_dict(unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"]))
+    spec.run.truncate_log(ckpt.epoch)
+    return ckpt.epoch
+
+
+def save(spec: LoopSpec, epoch: int) -> None:
+    """Checkpoint the module and optimizer after ``epoch`` completed epochs."""
+    tensors, data = flatten_optimizer_state(spec.optimizer.state_dict())
+    model = {k: v for k, v in spec.module.state_dict().items()}
+    spec.run.save_checkpoint(Checkpoint(epoch, model, tensors, {"optim": data}), spec.keep_checkpoints)
+
+
+def run_epoch(spec: LoopSpec, epoch: int) -> dict[str, Any]:
+    """Train one epoch (0-based ``epoch``) and return its log record."""
+    s = epoch_seed(spec.seed, epoch, spec.rank)
+    seed_all(s)
+    gen = torch.Generator(device=spec.device)
+    gen.manual_seed(s ^ 0x5EED)
+    lr = spec.lr_at(epoch)
+    for group in spec.optimizer.param_groups:
+        group["lr"] = lr
+    (spec.set_mode or spec.module.train)()
+    order = torch.from_numpy(np.ascontiguousarray(spec.epoch_indices(epoch), dtype=np.int64))
+    sums: dict[str, Tensor] = {}
+    t0 = time.perf_counter()
+    desc = f"{spec.stage} {epoch + 1}/{spec.epochs}"
+    with progress(int(order.shape[0]), desc, spec.quiet or spec.rank != 0) as bar:
+        for idx in iter_batches(order, spec.batch_size):
+            spec.optimizer.zero_grad(set_to_none=True)
+            with autocast(spec.device, spec.precision):
+                out = spec.step(idx, gen)
+            out.total.backward()
+            spec.optimizer.step()
+            n = float(idx.shape[0])
+            for key, value in {"loss": out.total, **out.terms}.items():
+                sums[key] = sums.get(key, 0.0) + value.detach().float() * n
+            bar.update(int(n))
+    seconds = time.perf_counter() - t0
+    count = max(int(order.shape[0]), 1)
+    record: dict[str, Any] = {"stage": spec.stage, "epoch": epoch + 1, "lr": lr}
+    record.update({k: float(v) / count for k, v in sums.items()})
+    record.update(samples=int(order.shape[0]), seconds=seconds, samples_per_s=order.shape[0] / max(seconds, 1e-9))
+    return record
+
+
+def train_epochs(spec: LoopSpec) -> list[dict[str, Any]]:
+    """Resume if possible, then train up to ``spec.epochs``; log and checkpoint each epoch.
+
+    Returns:
+        The log records of the epochs run in this call (deterministic fields: ``epoch``,
+        ``lr``, ``loss`` and the objective's terms).
+    """
+    start = resume(spec)
+    for epoch in range(start, spec.epochs):
+        record = run_epoch(spec, epoch)
+        done = epoch + 1
+        if spec.evaluate is not None and spec.eval_every and done % spec.eval_every == 0:
+            record["val"] = spec.evaluate(done)
+        spec.run.log(record)
+        spec.history.append(record)
+        if done % spec.checkpoint_every == 0 or done == spec.epochs:
+            save(spec, done)
+    return spec.history

@@ -1,0 +1,241 @@
+"""Run directories: resolved config, JSONL log, metrics and atomic, resumable checkpoints.
+
+Layout::
+
+    RUN/config.yaml                  resolved config (written once; checked on rerun)
+    RUN/log.jsonl                    one JSON object per epoch / evaluation
+    RUN/metrics.json                 final metrics
+    RUN/checkpoints/epoch-0003/      model.safetensors, optim.safetensors, state.json
+    RUN/checkpoints/latest           name of the last complete checkpoint (written last)
+    RUN/subset/ratio0.100.npy        label-subset indices (fine-tuning)
+    RUN/encoder/ RUN/prior/          outputs (pre-trained encoder + W / fine-tuned prior)
+
+Only rank 0 writes (``RANK`` / ``WORLD_SIZE`` from the environment, as set by torchrun).
+A checkpoint directory is filled first and the ``latest`` pointer is replaced atomically
+afterwards, so a run killed at any moment resumes from a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geocsp.config import dump_yaml, load_yaml
+from geocsp.errors import CheckpointError, ConfigError
+from geocsp.io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
+from geocsp.training.config import config_dict_for_compare
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+RUN_OUTPUTS = ("config.yaml", "log.jsonl", "metrics.json", CHECKPOINTS, "subset", "encoder",
+               "prior", "classes.json")
+
+
+def dist_env() -> tuple[int, int]:
+    """``(rank, world_size)`` from the torchrun environment (``(0, 1)`` when unset)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Args:
+        epoch: number of completed epochs.
+        model: state-dict tensors of the trained modules.
+        optim: flattened optimizer tensors (see :func:`flatten_optimizer_state`).
+        state: JSON part: optimizer scalars and param groups, and anything the loop adds.
+    """
+
+    epoch: int
+    model: dict[str, Any]
+    optim: dict[str, Any]
+    state: dict[str, Any]
+
+
+class RunDir:
+    """One run directory (see module docstring).
+
+    Args:
+        path: the directory; created on :meth:`prepare`.
+        rank: this process's rank; only rank 0 writes.
+    """
+
+    def __init__(self, path: str | Path, rank: int | None = None) -> None:
+        self.path = Path(path)
+        self.rank = dist_env()[0] if rank is None else rank
+
+    @property
+    def writer(self) -> bool:
+        """Whether this process writes files (rank 0)."""
+        return self.rank == 0
+
+    def prepare(self, config: dict[str, Any], *, overwrite: bool = False) -> bool:
+        """Write the resolved config, or check it against the saved one.
+
+        Args:
+            config: resolved config as plain data.
+            overwrite: delete earlier run outputs instead of resuming or refusing.
+
+        Returns:
+            True when an existing run with the same config is resumed.
+
+        Raises:
+            ConfigError: when the directory holds a run with a different config (the
+                message names the first differing key) or is a non-empty non-run dir.
+        """
+        saved = self.path / "config.yaml"
+        if overwrite and self.writer:
+            self.clear()
+        if saved.is_file() and not overwrite:
+            old = load_yaml(saved)
+            diff = _first_difference(config_dict_for_compare(old), config_dict_for_compare(config))
+            if diff is not None:
+                raise ConfigError(
+                    f"{self.path}: run dir holds a run with a different config ({diff}); "
+                    "use another --out or pass --overwrite"
+                )
+            if self.writer:
+                atomic_write_text(saved, dump_yaml(config))
+            return True
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise ConfigError(f"{self.path}: directory exists and is not a geocsp run; use another --out")
+        if self.writer:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(saved, dump_yaml(config))
+        return False
+
+    def clear(self) -> None:
+        """Remove the outputs of an earlier run (only the names a run writes)."""
+        for name in RUN_OUTPUTS:
+            p = self.path / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    # ---- logging and metrics -------------------------------------------------------------
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one JSON line to ``log.jsonl`` (rank 0 only)."""
+        if not self.writer:
+            return
+        with open(self.path / "log.jsonl", "a") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+            f.flush()
+
+    def truncate_log(self, epoch: int) -> None:
+        """Drop log lines of epochs after ``epoch`` (work lost when a run was killed)."""
+        p = self.path / "log.jsonl"
+        if not self.writer or not p.is_file():
+            return
+        keep = [line for line in p.read_text().splitlines()
+                if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
+        atomic_write_text(p, "".join(line + "\n" for line in keep))
+
+    def write_metrics(self, metrics: dict[str, Any], name: str = "metrics.json") -> Path:
+        """Write ``metrics.json`` (or ``name``) atomically (rank 0 only)."""
+        p = self.path / name
+        if self.writer:
+            atomic_write_json(p, metrics)
+        return p
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path:
+        """``RUN/checkpoints``."""
+        return self.path / CHECKPOINTS
+
+    def save_checkpoint(self, ckpt: Checkpoint, keep: int = 2) -> Path | None:
+        """Write ``checkpoints/epoch-XXXX/`` then point ``latest`` at it; prune old ones.
+
+        Returns:
+            The checkpoint directory (None on ranks other than 0).
+        """
+        if not self.writer:
+            return None
+        name = f"epoch-{ckpt.epoch:04d}"
+        d = self.checkpoint_root / name
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        save_tensors(d / "model.safetensors", ckpt.model)
+        save_tensors(d / "optim.safetensors", ckpt.optim)
+        atomic_write_json(d / "state.json", {"epoch": ckpt.epoch, **ckpt.state})
+        atomic_write_text(self.checkpoint_root / LATEST, name + "\n")
+        self._prune(keep, name)
+        return d
+
+    def _prune(self, keep: int, current: str) -> None:
+        names = sorted(p.name for p in self.checkpoint_root.glob("epoch-*") if p.is_dir())
+        for old in names[:-keep]:
+            if old != current:
+                shutil.rmtree(self.checkpoint_root / old, ignore_errors=True)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The last complete checkpoint, or None when there is none.
+
+        Raises:
+            CheckpointError: when ``latest`` names a missing or corrupt checkpoint.
+        """
+        pointer = self.checkpoint_root / LATEST
+        if not pointer.is_file():
+            return None
+        d = self.checkpoint_root / pointer.read_text().strip()
+        try:
+            state = json.loads((d / "state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            raise CheckpointError(f"{d}: checkpoint is missing or corrupt (state.json)") from None
+        return Checkpoint(
+            epoch=int(state.pop("epoch")),
+            model=load_tensors(d / "model.safetensors"),
+            optim=load_tensors(d / "optim.safetensors"),
+            state=state,
+        )
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """Dotted path and values of the first difference between two config dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            sub = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+            if sub is not None:
+                return sub
+        return None
+    if a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+        return f"{prefix.rstrip('.')}: saved {a!r}, now {b!r}"
+    return None
+
+
+def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into safetensors-able tensors and JSON data.
+
+    Returns:
+        ``({"state.<param>.<key>": tensor}, {"scalars": {...}, "param_groups": [...]})``.
+    """
+    import torch
+
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in state_dict["state"].items():
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, {"scalars": scalars, "param_groups": state_dict["param_groups"]}
+
+
+def unflatten_optimizer_state(tensors: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten_optimizer_state`."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, values in data.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(values)
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else dict(g) for g in data["param_groups"]]
+    return {"state": state, "param_groups": groups}

@@ -1,0 +1,110 @@
+"""Tests of the readers: the paper's iNat2018/fMoW layout and generic CSV/Parquet tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geocsp.data import load_dataset
+from geocsp.data.readers.inat import convert_inat, read_inat
+from geocsp.data.readers.table import classes_from_labels, read_table
+from geocsp.errors import ConfigError, CoordinateError, DatasetError, MissingFileError
+
+_spec = importlib.util.spec_from_file_location("make_inat", Path(__file__).parent / "fixtures" / "make_inat.py")
+make_inat = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_inat)
+
+
+@pytest.mark.parametrize("dataset", ["inat2018", "fmow"])
+def test_convert_release_layout(tmp_path: Path, dataset: str) -> None:
+    src = make_inat.make_inat(tmp_path / "src", dataset)
+    ds = load_dataset(convert_inat(src, tmp_path / "out", dataset))
+    assert ds.classes == make_inat.CLASSES and ds.split_names == ["train", "val"]
+    train, val = ds.split("train"), ds.split("val")
+    assert len(train) == 6 and len(val) == 4 and ds.feature_dim == make_inat.FEATURE_DIM
+    np.testing.assert_array_equal(train.labels, make_inat.expected_labels("train"))
+    # the null location is kept as missing, not dropped; locations are matched by id
+    np.testing.assert_array_equal(train.has_location, [True, True, False, True, True, True])
+    locs = {d["id"]: d for d in json.loads((src / make_inat._names(dataset, "train")["loc"]).read_text())}
+    np.testing.assert_allclose(train.lonlat[0], [locs[10]["lon"], locs[10]["lat"]])
+    assert train.table["image"].tolist()[:2] == ["train/10.jpg", "train/11.jpg"]
+    assert pd.isna(val.table["user_id"].iloc[0])  # null user_id kept
+    feats = np.load(src / "features_inception_pretrain" / f"{dataset}_val_pretrain_net_feats.npy")
+    np.testing.assert_array_equal(val.features, feats)
+    assert val.prob_keys == ["default", "ratio0.050", "ratio0.100"] and train.prob_keys == []
+    assert val.probs("ratio0.100").shape == (4, 3)
+
+
+def test_read_inat_keeps_arrays_memory_mapped(tmp_path: Path) -> None:
+    splits, classes, prov = read_inat(make_inat.make_inat(tmp_path / "src"))
+    assert isinstance(splits["train"].features, np.memmap)
+    assert prov["reader"].endswith("(inat2018)") and len(classes) == 3
+
+
+def test_bad_release_inputs_write_nothing(tmp_path: Path) -> None:
+    src = make_inat.make_inat(tmp_path / "src")
+    ann = json.loads((src / "val2018.json").read_text())
+    ann["annotations"][1]["category_id"] = 99
+    (src / "val2018.json").write_text(json.dumps(ann))
+    with pytest.raises(DatasetError, match=r"val2018.json:1:category_id: category 99 is not a known category id"):
+        convert_inat(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    np.save(src / "features_inception_pretrain" / "inat2018_train_pretrain_net_feats.npy", np.zeros((5, 2)))
+    with pytest.raises(DatasetError, match=r"train_pretrain_net_feats.npy: features have shape \(5, 2\)"):
+        convert_inat(src, tmp_path / "out")
+    with pytest.raises(ConfigError, match="unknown release dataset 'inat2021'"):
+        read_inat(src, "inat2021")
+    with pytest.raises(MissingFileError, match=re.escape("category.json: file not found")):
+        read_inat(src, "fmow")
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "obs.csv"
+    p.write_text(text)
+    return p
+
+
+def test_read_table_renames_columns(tmp_path: Path) -> None:
+    p = _csv(tmp_path, "y,x,species,when,f1,f2,label\n45,7,fox,2020-01-01,0.5,1,old\n,,owl,,2,3,old\n")
+    sp = read_table(p, lon_col="x", lat_col="y", label_col="species", date_col="when", feature_cols=["f1", "f2"])
+    assert list(sp.table.columns) == ["lat", "lon", "label", "date", "orig_label"]
+    np.testing.assert_allclose(sp.table[["lon", "lat"]].to_numpy(), [[7, 45], [np.nan, np.nan]])
+    np.testing.assert_array_equal(sp.features, np.array([[0.5, 1], [2, 3]], np.float32))
+    assert classes_from_labels(sp) == ["fox", "owl"]
+
+
+def test_read_table_parquet_and_wrap(tmp_path: Path) -> None:
+    p = tmp_path / "t.parquet"
+    pd.DataFrame({"lon": [190.0, 10.0], "lat": [0.0, 1.0]}).to_parquet(p)
+    with pytest.raises(CoordinateError, match="longitude outside"):
+        read_table(p)
+    assert read_table(p, wrap_lon=True).table["lon"].tolist() == [-170.0, 10.0]
+
+
+def test_read_table_errors(tmp_path: Path) -> None:
+    p = _csv(tmp_path, "lat,lon,name\n120,45,a\n150,50,b\n")
+    with pytest.raises(DatasetError, match=r"obs.csv:species: column 'species' \(--label-col\) not found; available columns: lat, lon, name"):
+        read_table(p, label_col="species")
+    with pytest.raises(CoordinateError, match="looks like lat/lon are swapped"):
+        read_table(p)
+    empty = _csv(tmp_path, "lon,lat\n")
+    with pytest.raises(DatasetError, match=re.escape("obs.csv: empty table")):
+        read_table(empty)
+    bad = _csv(tmp_path, "lon,lat,f\n1,2,x\n")
+    with pytest.raises(DatasetError, match=r"obs.csv:0:f: feature cell 'x' is not a finite number"):
+        read_table(bad, feature_cols=["f"])
+    with pytest.raises(MissingFileError, match=re.escape("nope.csv: file not found")):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_read_table_corrupt_parquet(tmp_path: Path) -> None:
+    p = tmp_path / "t.parquet"
+    p.write_bytes(b"PAR1 not really")
+    with pytest.raises(DatasetError, match=r"t.parquet: unreadable parquet table"):
+        read_table(p)

@@ -1,0 +1,12 @@
+"""Transforms are unavailable in the stub (geocsp has its own preprocessing)."""
+
+from . import functional
+from .functional import InterpolationMode
+
+
+def __getattr__(name):
+    class _Unavailable:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError(f"torchvision stub: transforms.{name} is not available")
+
+    return _Unavailable

