@@ -12,7 +12,9 @@ install:
 	$(PIP) install -q -e .
 
 install-test: install
-	$(PIP) install -q -e ".[test]" scikit-learn
+	$(PIP) install -q -e ".[test,onnx,lite0,raster]" scikit-learn
+	@# timm declares torchvision (and so a CUDA torch) as a dependency: install it alone.
+	$(PIP) install -q --no-deps "timm>=0.9"
 
 demo: install
 	$(PYTHON) -m geocsp demo

@@ -21,7 +21,7 @@ def _dms(value: float) -> tuple:
     d = int(v)
     m = int((v - d) * 60)
     s = Fraction(round((v - d - m / 60) * 3600 * 100), 100)
-    R = TiffImagePlugin.IFDRational  # noqa: N806
+    R = TiffImagePlugin.IFDRational
     return (R(d, 1), R(m, 1), R(s.numerator, s.denominator))
 
 
@@ -65,7 +65,7 @@ def test_read_gps_none_and_errors(tmp_path: Path) -> None:
 
 
 def test_read_gps_invalid_values_are_none(tmp_path: Path) -> None:
-    R = TiffImagePlugin.IFDRational  # noqa: N806
+    R = TiffImagePlugin.IFDRational
     p = write_photo(tmp_path / "zero_den.jpg", (10.0, 20.0))
     img = Image.open(p)
     exif = img.getexif()

@@ -114,7 +114,7 @@ def test_locations_and_labels_tables(photos: Path, onnx_model: Path, tmp_path: P
 
 
 def test_errors(tmp_path: Path, onnx_model: Path) -> None:
-    with pytest.raises(ConfigError, match="extract.batch_size"):
+    with pytest.raises(ConfigError, match=r"extract\.batch_size"):
         ExtractConfig(batch_size=0)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.jpg").write_bytes(b"nope")

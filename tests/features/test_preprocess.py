@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from featutils import FIXTURES, write_rgb
 from PIL import Image
 
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.features.preprocess import PreprocessConfig, load_and_preprocess, load_image, preprocess
-
-from featutils import FIXTURES, write_rgb
 
 VERSIONS = json.loads((FIXTURES / "versions.json").read_text())
 
@@ -90,7 +89,7 @@ def test_corrupt_and_truncated(tmp_path: Path) -> None:
     good = write_rgb(tmp_path / "t.jpg", 0, (64, 64))
     trunc = tmp_path / "trunc.jpg"
     trunc.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(DatasetError, match="trunc.jpg"):
+    with pytest.raises(DatasetError, match=r"trunc\.jpg"):
         load_image(trunc)
 
 

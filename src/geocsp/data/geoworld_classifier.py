@@ -66,7 +66,9 @@ def _class_mean_init(feats: np.ndarray, rows: np.ndarray, labels: np.ndarray, q:
     means[present] = sums[present] / counts[present, None]
     # within-class variance per dimension: E||x||² - Σ_c n_c ||μ_c||², pooled
     within = sq - float((counts[:, None] * means**2).sum())
-    var = max(within / max(1, len(rows) * d), 1e-6)
+    dof = len(rows) - int(present.sum())  # unbiased: one mean per present class
+    var = within / (dof * d) if dof > 0 else sq / (len(rows) * d)
+    var = max(var, 1e-6)
     prior = np.where(present, counts / counts.sum(), 1e-12)
     w = means.T / var
     b = np.log(prior) - (means**2).sum(1) / (2 * var)
@@ -102,7 +104,7 @@ def train_linear_classifier(
     w0, b0 = _class_mean_init(feats, rows, labels, num_classes)
     w = w0.to(device).requires_grad_(True)
     b = b0.to(device).requires_grad_(True)
-    opt = torch.optim.AdamW([w, b], lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = torch.optim.Adam([w, b], lr=settings.lr)
     gen = torch.Generator().manual_seed(int(seed))
     n = len(rows)
     bs = min(settings.batch_size, n)
@@ -124,6 +126,7 @@ def train_linear_classifier(
             x = torch.from_numpy(np.asarray(feats[r], dtype=np.float32)).to(device)
             y = torch.from_numpy(labels[r]).to(device)
         loss = torch.nn.functional.cross_entropy(x @ w + b, y)
+        loss = loss + 0.5 * settings.weight_decay * (w * w).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -138,8 +138,8 @@ def resize_crop(img: PILImage.Image, cfg: PreprocessConfig) -> PILImage.Image:
     new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
     if (new_w, new_h) != (w, h):
         img = img.resize((new_w, new_h), _pil_filter(cfg.interpolation))
-    top = int(round((new_h - cfg.size) / 2.0))
-    left = int(round((new_w - cfg.size) / 2.0))
+    top = round((new_h - cfg.size) / 2.0)  # torchvision: int(round(...)), banker's rounding
+    left = round((new_w - cfg.size) / 2.0)
     return img.crop((left, top, left + cfg.size, top + cfg.size))
 
 

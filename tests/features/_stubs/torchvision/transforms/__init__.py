@@ -3,6 +3,8 @@
 from . import functional
 from .functional import InterpolationMode
 
+__all__ = ["InterpolationMode", "functional"]
+
 
 def __getattr__(name):
     class _Unavailable:

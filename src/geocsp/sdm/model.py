@@ -1,0 +1,231 @@
+"""The multi-species SDM: position tower and/or covariate(+time) tower -> species head.
+
+``logits = W [e_pos(x, t?) ⊕ e_cov(z(c), t?)] + b``, one column per species (SINR-style
+multi-species model, spec peers §5; time input as geo_prior, peers §6). ``e_pos`` is a
+:class:`~geocsp.nets.LocationEncoder` (optionally initialised from a CSP pre-trained
+encoder); ``e_cov`` is a LocationEncoder with ``use_position=False`` fed the standardised
+covariates ``z(c)`` (and the cyclic day-of-year encoding). The time encoding goes to the
+covariate tower when there is one, else to the position tower's ``extra`` input.
+
+A fitted model is saved in ``RUN_DIR/model/`` (``model.safetensors`` + ``config.json``
+with kind ``"sdm"``: the config, species, covariate names, standardisation stats, raster
+paths) and ``RUN_DIR/presences.csv`` (the presence coordinates, capped, for maps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geocsp.config import from_dict, to_dict
+from geocsp.errors import CheckpointError, ConfigError
+from geocsp.io import load_checkpoint_dir, save_checkpoint_dir
+from geocsp.nets.location_encoder import LocationEncoder, LocationEncoderConfig
+from geocsp.sdm.covariates import Standardizer
+
+KIND = "sdm"
+MODEL_DIR = "model"
+INPUTS = ("position", "covariates", "both")
+DEFAULT_POSITION: dict[str, Any] = {
+    "encoder": "sphereC+",
+    "encoder_args": {"num_scales": 16, "r_min_deg": 1.0},
+    "network": "fcnet",
+    "network_args": {"num_res_blocks": 2, "dropout": 0.0},
+    "dim": 64,
+}
+
+
+@dataclass(frozen=True)
+class SDMConfig:
+    """Architecture of an :class:`SDM`.
+
+    Args:
+        inputs: ``position``, ``covariates`` or ``both`` towers.
+        num_species: Q, the number of output columns.
+        num_covariates: K covariates (needed by ``covariates``/``both``).
+        use_time: append the cyclic day-of-year encoding (2 features).
+        position: :class:`LocationEncoderConfig` fields of the position tower.
+        covariate_dim: width of the covariate tower (an FCNet).
+        covariate_blocks: residual blocks of the covariate tower.
+    """
+
+    inputs: str = "both"
+    num_species: int = 1
+    num_covariates: int = 0
+    use_time: bool = False
+    position: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_POSITION))
+    covariate_dim: int = 64
+    covariate_blocks: int = 2
+
+    def __post_init__(self) -> None:
+        if self.inputs not in INPUTS:
+            raise ConfigError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+        if self.num_species < 1:
+            raise ConfigError(f"num_species must be >= 1, got {self.num_species}")
+        if self.inputs != "position" and self.num_covariates < 1:
+            raise ConfigError(f"--inputs {self.inputs} needs covariates (--covariates or --rasters)")
+        if self.covariate_dim < 1 or self.covariate_blocks < 0:
+            raise ConfigError("covariate_dim must be >= 1 and covariate_blocks >= 0")
+
+    @property
+    def time_in_position(self) -> bool:
+        """Whether the time encoding is fed to the position tower."""
+        return self.use_time and self.inputs == "position"
+
+
+def _position_config(cfg: SDMConfig) -> LocationEncoderConfig:
+    pos = from_dict(LocationEncoderConfig, dict(cfg.position), where="position")
+    return LocationEncoderConfig(**{**to_dict(pos), "extra_dim": 2 if cfg.time_in_position else 0})
+
+
+class SDM(nn.Module):
+    """Multi-species presence model over Q species.
+
+    Args:
+        config: architecture.
+    """
+
+    def __init__(self, config: SDMConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = 0
+        self.position: LocationEncoder | None = None
+        self.covariate: LocationEncoder | None = None
+        if config.inputs in ("position", "both"):
+            self.position = LocationEncoder(_position_config(config))
+            width += self.position.dim
+        if config.inputs in ("covariates", "both"):
+            extra = config.num_covariates + (2 if config.use_time else 0)
+            self.covariate = LocationEncoder(
+                LocationEncoderConfig(
+                    use_position=False,
+                    extra_dim=extra,
+                    network="fcnet",
+                    network_args={"num_res_blocks": config.covariate_blocks, "dropout": 0.0},
+                    dim=config.covariate_dim,
+                )
+            )
+            width += config.covariate_dim
+        self.head = nn.Linear(width, config.num_species)
+
+    def forward(self, lonlat: Tensor, covariates: Tensor, doy: Tensor) -> Tensor:
+        """Species logits.
+
+        Args:
+            lonlat: (B, 2) longitude, latitude in degrees.
+            covariates: (B, K) standardised covariates (K may be 0).
+            doy: (B,) day of year, NaN = no date (encoded as zeros).
+
+        Returns:
+            (B, Q) logits.
+        """
+        from geocsp.encoders.time import encode_day_of_year
+
+        t = encode_day_of_year(doy.float()) if self.config.use_time else None
+        parts = []
+        if self.position is not None:
+            parts.append(self.position(lonlat, t if self.config.time_in_position else None))
+        if self.covariate is not None:
+            x = covariates.float() if t is None else torch.cat([covariates.float(), t], dim=1)
+            parts.append(self.covariate(None, x))
+        return self.head(torch.cat(parts, dim=1))
+
+    def init_position(self, encoder: LocationEncoder) -> None:
+        """Copy a pre-trained LocationEncoder's weights into the position tower.
+
+        Raises:
+            ConfigError: when there is no position tower or the architectures differ.
+        """
+        if self.position is None:
+            raise ConfigError("--init needs a position tower; use --inputs position or both")
+        try:
+            self.position.load_state_dict(encoder.state_dict())
+        except RuntimeError:
+            raise ConfigError(
+                "--init: the pre-trained encoder does not match the position tower "
+                "(its time input differs); fit without --date-col or with --inputs both"
+            ) from None
+
+
+@dataclass
+class FittedSDM:
+    """A fitted SDM plus everything needed to build its inputs at new sites.
+
+    Attributes:
+        model: the network (eval mode).
+        species: Q species names, column order.
+        standardizer: covariate names and stats (empty when no covariates).
+        rasters: raster paths the covariates are sampled from (empty = table covariates).
+        options: fitting options and data notes, for provenance.
+    """
+
+    model: SDM
+    species: list[str]
+    standardizer: Standardizer
+    rasters: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @torch.no_grad()
+    def predict(self, lonlat: np.ndarray, covariates: np.ndarray, doy: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """Suitability P(species | site) = sigmoid(logits).
+
+        Args:
+            lonlat: (N, 2) degrees.
+            covariates: (N, K) raw covariates in :attr:`standardizer` order.
+            doy: (N,) day of year, NaN = none.
+            batch: rows per forward pass.
+
+        Returns:
+            (N, Q) float64 scores in [0, 1].
+        """
+        self.model.eval()
+        dev = next(self.model.parameters()).device
+        z = self.standardizer.transform(covariates) if covariates.shape[1] else covariates.astype(np.float32)
+        out = []
+        for i in range(0, len(lonlat), batch):
+            args = (lonlat[i : i + batch], z[i : i + batch], doy[i : i + batch])
+            ll, c, d = (torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev) for a in args)
+            out.append(torch.sigmoid(self.model(ll, c, d)).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.species)))
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write ``RUN_DIR/model/`` (safetensors + JSON); returns that directory."""
+        from geocsp import __version__
+
+        meta = {
+            "kind": KIND,
+            "config": to_dict(self.model.config),
+            "species": self.species,
+            "covariates": {"names": list(self.standardizer.names), "mean": list(self.standardizer.mean),
+                           "std": list(self.standardizer.std)},
+            "rasters": [str(Path(r).resolve()) for r in self.rasters],
+            "options": self.options,
+            "geocsp_version": __version__,
+        }
+        return save_checkpoint_dir(Path(run_dir) / MODEL_DIR, dict(self.model.state_dict()), meta)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> FittedSDM:
+        """Load a model saved by :meth:`save` from ``RUN_DIR`` (or ``RUN_DIR/model``).
+
+        Raises:
+            CheckpointError: missing, corrupt or not an SDM.
+        """
+        d = Path(run_dir)
+        d = d / MODEL_DIR if (d / MODEL_DIR).is_dir() else d
+        tensors, meta = load_checkpoint_dir(d)
+        if meta.get("kind") != KIND:
+            raise CheckpointError(f"{d}/config.json: expected kind 'sdm', got {meta.get('kind')!r}")
+        try:
+            model = SDM(from_dict(SDMConfig, meta["config"], where="sdm"))
+            model.load_state_dict(tensors)
+            cov = meta["covariates"]
+            std = Standardizer(tuple(cov["names"]), tuple(cov["mean"]), tuple(cov["std"]))
+        except (KeyError, RuntimeError, ConfigError) as e:
+            raise CheckpointError(f"{d}: invalid SDM checkpoint ({str(e).splitlines()[0]})") from None
+        return cls(model.eval(), list(meta["species"]), std, list(meta.get("rasters", [])), meta.get("options", {}))

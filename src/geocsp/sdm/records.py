@@ -1,0 +1,295 @@
+"""Presence records, background points and their inputs (covariates, day of year).
+
+Rules for imperfect input (documented in ``docs/sdm.md``); each dropped group is reported
+as one line in :attr:`Points.notes`, and an input left with nothing usable is refused:
+
+* a missing column -> :class:`DatasetError` listing the available columns;
+* a row with an empty/NaN longitude or latitude -> dropped;
+* out-of-range or swapped lon/lat -> :class:`CoordinateError` (names the rows; hints a swap);
+* a record outside ``--region`` -> dropped;
+* a covariate that is NaN (empty cell, outside a raster's extent, a nodata cell) -> row dropped;
+* a date that does not parse -> :class:`DatasetError` naming the row; an empty date is allowed
+  (the time input is then zero);
+* a species with fewer than ``min_records`` presences -> dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geocsp.coords import validate_lonlat
+from geocsp.errors import ConfigError, DatasetError, MissingFileError
+from geocsp.sdm.dates import parse_day_of_year
+from geocsp.sdm.region import Region
+
+
+def read_records(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (delimiter ``,``, ``;`` or tab, auto-detected) or Parquet table.
+
+    Raises:
+        MissingFileError: the file does not exist.
+        DatasetError: unreadable or empty table.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(f"{p}: table not found")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        else:
+            with open(p, newline="", encoding="utf-8") as f:
+                head = f.readline()
+            sep = max((",", ";", "\t"), key=head.count)
+            df = pd.read_csv(p, sep=sep, keep_default_na=False, na_values=[""], quoting=csv.QUOTE_MINIMAL)
+    except Exception as e:  # pandas/pyarrow raise many types for corrupt input
+        raise DatasetError(f"{p}: unreadable table ({type(e).__name__}: {str(e)[:120]})") from None
+    if len(df) == 0:
+        raise DatasetError(f"{p}: empty table; expected at least one row")
+    df.columns = [str(c) for c in df.columns]
+    return df
+
+
+def require_columns(df: pd.DataFrame, cols: list[str], source: str, option: str) -> None:
+    """Refuse a table lacking one of ``cols``; the message lists the available columns."""
+    for c in cols:
+        if c not in df.columns:
+            raise DatasetError(
+                f"{source}: column '{c}' ({option}) not found; available columns: {', '.join(df.columns)}"
+            )
+
+
+@dataclass
+class Points:
+    """Rows of presences (or background / sites) with their model inputs.
+
+    Attributes:
+        lonlat: (N, 2) float64 longitude, latitude in degrees.
+        covariates: (N, K) float64 raw covariates (K may be 0).
+        doy: (N,) float64 day of year, NaN = no date.
+        species: (N,) str species names, or None for background points.
+        notes: one line per rule applied (rows dropped and why).
+    """
+
+    lonlat: np.ndarray
+    covariates: np.ndarray
+    doy: np.ndarray
+    species: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lonlat)
+
+    def take(self, idx: np.ndarray) -> Points:
+        """Subset of the rows ``idx`` (notes kept)."""
+        sp = None if self.species is None else self.species[idx]
+        return replace(self, lonlat=self.lonlat[idx], covariates=self.covariates[idx], doy=self.doy[idx], species=sp)
+
+    def keep(self, mask: np.ndarray, why: str, source: str) -> Points:
+        """Drop rows where ``mask`` is False, adding a note; refuse when none remain."""
+        n_drop = int((~mask).sum())
+        if n_drop == 0:
+            return self
+        if n_drop == len(mask):
+            raise DatasetError(f"{source}: all {len(mask)} rows dropped ({why}); nothing left to use")
+        out = self.take(np.flatnonzero(mask))
+        out.notes = [*self.notes, f"{source}: dropped {n_drop} of {len(mask)} rows ({why})"]
+        return out
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to read model inputs from a table.
+
+    Args:
+        lon_col: longitude column (degrees).
+        lat_col: latitude column (degrees).
+        covariate_cols: covariate column names (table covariates).
+        rasters: raster paths sampled at the points (raster covariates); exclusive with
+            ``covariate_cols``.
+        date_col: date column (ISO date, MM-DD or day of year), or None.
+    """
+
+    lon_col: str = "lon"
+    lat_col: str = "lat"
+    covariate_cols: tuple[str, ...] = ()
+    rasters: tuple[str, ...] = ()
+    date_col: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.covariate_cols and self.rasters:
+            raise ConfigError("use either --covariates (table columns) or --rasters, not both")
+
+    @property
+    def covariate_names(self) -> list[str]:
+        """Names of the K covariates, in column order."""
+        if self.rasters:
+            from geocsp.sdm.covariates import covariate_name
+
+            return [covariate_name(r) for r in self.rasters]
+        return list(self.covariate_cols)
+
+
+def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
+    raw = df[col]
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = num.isna().to_numpy() & raw.notna().to_numpy() & (raw.astype(str).str.strip() != "").to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f"{source}:{i}:{col}: not a number: {raw.iloc[i]!r}")
+    return num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def points_from_table(
+    df: pd.DataFrame, spec: InputSpec, source: str, species_col: str | None = None, region: Region | None = None
+) -> Points:
+    """Read coordinates, covariates, dates (and species) from a table, applying the rules.
+
+    Args:
+        df: the table.
+        spec: column names / rasters.
+        source: file name used in messages.
+        species_col: species column, or None (background / sites).
+        region: records outside it are dropped; None keeps all.
+
+    Returns:
+        The usable rows.
+
+    Raises:
+        DatasetError, CoordinateError: see the module rules.
+    """
+    cols = [spec.lon_col, spec.lat_col, *spec.covariate_cols]
+    require_columns(df, cols, source, "--lon-col/--lat-col/--covariates")
+    if species_col is not None:
+        require_columns(df, [species_col], source, "--species-col")
+    if spec.date_col is not None:
+        require_columns(df, [spec.date_col], source, "--date-col")
+    ll = np.stack([_numeric(df, spec.lon_col, source), _numeric(df, spec.lat_col, source)], axis=1)
+    doy = parse_day_of_year(df[spec.date_col], source=f"{source}:{spec.date_col}") if spec.date_col else np.full(len(df), np.nan)
+    cov = np.stack([_numeric(df, c, source) for c in spec.covariate_cols], axis=1) if spec.covariate_cols else np.zeros((len(df), 0))
+    sp = None if species_col is None else df[species_col].astype(str).str.strip().to_numpy()
+    pts = Points(ll, cov, doy, sp)
+    nan_ll = np.isnan(ll).any(axis=1)
+    pts = pts.keep(~nan_ll, "empty or NaN longitude/latitude", source)
+    if sp is not None:
+        pts = pts.keep(~np.isin(pts.species, ["", "nan", "None"]), "empty species", source)
+    pts.lonlat = validate_lonlat(pts.lonlat, source=source)
+    if region is not None:
+        pts = pts.keep(region.contains(pts.lonlat), f"outside {region.name}", source)
+    if spec.rasters:
+        pts = attach_rasters(pts, spec.rasters)
+    return pts.keep(np.isfinite(pts.covariates).all(axis=1), "missing covariate value, outside a raster or nodata", source)
+
+
+def attach_rasters(pts: Points, rasters: tuple[str, ...] | list[str]) -> Points:
+    """Set ``pts.covariates`` to the rasters sampled at the points (NaN outside/nodata)."""
+    from geocsp.sdm.covariates import sample_rasters
+
+    values, _ = sample_rasters(list(rasters), pts.lonlat)
+    return replace(pts, covariates=values)
+
+
+def drop_rare_species(pts: Points, min_records: int, source: str) -> Points:
+    """Drop species with fewer than ``min_records`` presences (rule; one note line).
+
+    Raises:
+        DatasetError: when no species is left.
+    """
+    assert pts.species is not None
+    names, counts = np.unique(pts.species, return_counts=True)
+    rare = names[counts < min_records]
+    if len(rare) == 0:
+        return pts
+    if len(rare) == len(names):
+        raise DatasetError(
+            f"{source}: every species has fewer than {min_records} records; lower --min-records (now {min_records})"
+        )
+    out = pts.keep(~np.isin(pts.species, rare), f"{len(rare)} species with < {min_records} records, e.g. '{rare[0]}'", source)
+    return out
+
+
+def sample_background(
+    n: int,
+    region: Region,
+    rasters: tuple[str, ...] | list[str] = (),
+    sampler: str = "land",
+    seed: int = 0,
+) -> Points:
+    """Background points uniform (equal area) on land within ``region``, with covariates.
+
+    Points where a raster is nodata or outside its extent are rejected and redrawn.
+
+    Args:
+        n: number of points.
+        region: bbox (+ polygons) to sample in.
+        rasters: rasters to sample at the points.
+        sampler: ``land`` (default) or ``sphere`` (land and sea) location sampler.
+        seed: random seed.
+
+    Returns:
+        n background :class:`Points` (no dates, species None).
+
+    Raises:
+        ConfigError: when fewer than n valid points are found in 20 rounds.
+    """
+    import torch
+
+    from geocsp.data.location_samplers import create_location_sampler
+
+    def mask(ll: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(region.contains(ll.double().numpy()))
+
+    smp = create_location_sampler(sampler, mask_fn=mask, bbox=tuple(region.bbox))
+    gen = torch.Generator().manual_seed(int(seed))
+    got: list[Points] = []
+    have = 0
+    for _ in range(20):
+        if have >= n:
+            break
+        draw = max(64, 2 * (n - have))
+        ll = smp.sample(draw, gen).double().numpy()
+        pts = Points(ll, np.zeros((draw, 0)), np.full(draw, np.nan))
+        if rasters:
+            pts = attach_rasters(pts, rasters)
+            pts = pts.take(np.flatnonzero(np.isfinite(pts.covariates).all(axis=1)))
+        got.append(pts)
+        have += len(pts)
+    if have < n:
+        raise ConfigError(f"background: found only {have} of {n} points on valid raster cells inside {region.name}")
+    return concat_points(got).take(np.arange(n))
+
+
+def concat_points(parts: list[Points]) -> Points:
+    """Row-wise concatenation (species kept only when every part has them)."""
+    sp = None if any(p.species is None for p in parts) else np.concatenate([p.species for p in parts])  # type: ignore[misc]
+    return Points(
+        np.concatenate([p.lonlat for p in parts]),
+        np.concatenate([p.covariates for p in parts]),
+        np.concatenate([p.doy for p in parts]),
+        sp,
+        [n for p in parts for n in p.notes],
+    )
+
+
+def raster_region(rasters: tuple[str, ...] | list[str]) -> Region:
+    """The intersection of the rasters' extents as a lon/lat Region (EPSG:4326 rasters).
+
+    Raises:
+        ConfigError: for a projected raster (pass --region explicitly) or disjoint extents.
+    """
+    from geocsp.sdm.covariates import _is_lonlat_crs, _open
+
+    boxes = []
+    for r in rasters:
+        with _open(r) as src:
+            if src.crs is None or not _is_lonlat_crs(src.crs):
+                raise ConfigError(f"{r}: raster is not in EPSG:4326; pass --region min_lon,min_lat,max_lon,max_lat")
+            b = src.bounds
+            boxes.append((b.left, b.bottom, b.right, b.top))
+    a = np.array(boxes)
+    box = (max(-180.0, a[:, 0].max()), max(-90.0, a[:, 1].max()), min(180.0, a[:, 2].min()), min(90.0, a[:, 3].min()))
+    return Region(box, name="the raster extent")  # type: ignore[arg-type]

@@ -1,0 +1,83 @@
+"""Real processes (2 gloo ranks, DDP) against one process holding the global batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from . import _cases
+from ._cases import B
+
+
+def test_pool_ranks_see_the_job(pool):
+    out = pool.run(_cases.describe)
+    assert [o["rank"] for o in out] == [0, 1]
+    assert [o["main"] for o in out] == [True, False]
+    assert [o["is_main_process"] for o in out] == [True, False]
+    assert [o["ctx"] for o in out] == [(0, 2), (1, 2)]
+    assert out[0]["seed"] != out[1]["seed"]
+    assert {o["device"] for o in out} == {"cpu"}
+
+
+def test_all_gather_forward_concatenates_and_backward_sums_columns(pool):
+    rows, k = 3, 2
+    out = pool.run(_cases.gather_grad, rows, k)
+    xs = [o["x"] for o in out]
+    assert not np.array_equal(xs[0], xs[1])
+    for o in out:
+        np.testing.assert_array_equal(o["gathered"], np.concatenate(xs, 0))
+    w = _cases.gather_weights(2, rows, k)
+    for r, o in enumerate(out):
+        # d(sum_s sum(w_s * gathered))/dx_r: rank r's slice of every rank's weights, summed
+        expected = sum(ws[r * rows : (r + 1) * rows] for ws in w)
+        np.testing.assert_allclose(o["grad"], expected, rtol=1e-12)
+        assert not np.allclose(o["grad"], w[r][r * rows : (r + 1) * rows])  # not just the own term
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("csp-mc-bld", {"num_negatives": _cases.C, "tau_inbatch": 0.5, "tau_simcse": 0.7}),
+        ("clip", {}),
+    ],
+)
+def test_ddp_two_ranks_equal_single_process_global_batch(pool, name, overrides):
+    ref = _cases.single_objective_step(name, overrides, world=2)
+    out = pool.run(_cases.ddp_objective_step, name, overrides)
+    assert abs(out[0]["local"] - out[1]["local"]) > 1e-6  # the ranks really see different rows
+    for o in out:
+        assert o["mean"] == pytest.approx(ref["loss"], rel=1e-10)
+    assert set(ref["grads"]) == set(out[0]["grads"])
+    assert any(k.startswith("encoder.") for k in ref["grads"])
+    for key, g in ref["grads"].items():
+        assert np.abs(g).max() > 0, key  # every trained parameter really gets a gradient
+        for o in out:  # DDP averaged the ranks' gradients into the global-batch gradient
+            np.testing.assert_allclose(o["grads"][key], g, rtol=1e-5, atol=1e-12 * np.abs(g).max())
+            np.testing.assert_allclose(o["params"][key], ref["params"][key], rtol=1e-5, atol=1e-12)
+
+
+def test_ddp_uses_gathered_columns_not_local_only(pool):
+    """Control: local-only columns (no gather) give a different loss than the global batch."""
+    ref = _cases.single_objective_step("clip", {}, world=2)
+    local = [_cases.single_objective_step("clip", {}, world=1)["loss"]]
+    assert abs(local[0] - ref["loss"]) > 1e-6
+
+
+@pytest.mark.parametrize("n", [13, 2 * B])
+def test_sharded_metrics_equal_single_process(pool, n):
+    import torch
+
+    from geocsp.evaluation.protocol import MetricAccumulator
+
+    rng = np.random.default_rng(n)
+    scores = rng.dirichlet(np.ones(7), size=n)
+    labels = rng.integers(0, 7, size=n)
+    acc = MetricAccumulator()
+    acc.update(torch.from_numpy(scores), torch.from_numpy(labels))
+    single = acc.compute()
+    for got in pool.run(_cases.metric_shard, scores, labels):
+        assert got.keys() == single.keys()
+        for key in ("n", "top1", "top3", "top5", "top10"):  # integer counts: exact
+            assert got[key] == single[key], key
+        for key in ("mrr", "nll", "ece"):  # float64 sums: equal up to summation order
+            assert got[key] == pytest.approx(single[key], rel=1e-12, abs=1e-15), key
