@@ -7,6 +7,7 @@ writes JSON to benchmarks/results/encoders.json.
     python benchmarks/encoders.py            # batch 4096, 7 repeats, CPU
     python benchmarks/encoders.py --quick    # 3 repeats
     python benchmarks/encoders.py --device cuda
+    python benchmarks/encoders.py --threads 2
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def bench_encoder(name: str, batch: int, repeats: int, device: torch.device) -> 
     """Forward and forward+backward throughput of encoder ``name`` (points/s)."""
     enc = create_encoder(name).to(device)
     gen = torch.Generator().manual_seed(0)
-    lonlat = torch.rand(batch, 2, generator=gen) * torch.tensor([360.0, 180.0]) - torch.tensor([180.0, 90.0])
+    lonlat = torch.rand(batch, 2, generator=gen) * torch.tensor([360.0, 180.0]) - torch.tensor(
+        [180.0, 90.0]
+    )
     lonlat = lonlat.to(device)
 
     def forward() -> object:
@@ -95,7 +98,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repeats")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is stable on shared machines)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else args.repeats
     device = torch.device(args.device)
     rows = [bench_encoder(n, args.batch, repeats, device) for n in list_encoders()]

@@ -74,19 +74,20 @@ def named_params(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: p.detach().numpy().copy() for k, p in model.named_parameters()}
 
 
-def ddp_objective_step(info: DistInfo, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """DDP-wrapped model, local rows x gathered columns: loss, averaged grads, one SGD step."""
+def ddp_objective_step(info: DistInfo, name: str, overrides: dict[str, Any], gather: bool = True) -> dict[str, Any]:
+    """DDP-wrapped model, local rows x gathered columns (local-only columns when not
+    ``gather``, the control): loss, averaged grads, parameters after one SGD step."""
     model = build_model(name, overrides)
     model.eval()  # dropout off on both sides; autograd and DDP are unaffected
     step = ddp_step(model, loss_fn, info)
     batch = global_batch(info.world_size, int(model["objective"].num_negatives))
-    out = step(rows_of(batch, info.rank), make_dist_context(info))
+    out = step(rows_of(batch, info.rank), make_dist_context(info) if gather else LOCAL)
     out.total.backward()
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     grads = named_grads(model)
     opt.step()
     mean = all_reduce_sum(out.total.detach().clone()) / info.world_size
-    return {"local": float(out.total), "mean": float(mean), "grads": grads, "params": named_params(model)}
+    return {"local": out.total.item(), "mean": float(mean), "grads": grads, "params": named_params(model)}
 
 
 def single_objective_step(name: str, overrides: dict[str, Any], world: int) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def single_objective_step(name: str, overrides: dict[str, Any], world: int) -> d
     out.total.backward()
     grads = named_grads(model)
     torch.optim.SGD(model.parameters(), lr=LR).step()
-    return {"loss": float(out.total), "grads": grads, "params": named_params(model)}
+    return {"loss": out.total.item(), "grads": grads, "params": named_params(model)}
 
 
 def gather_weights(world: int, rows: int, k: int) -> list[np.ndarray]:

@@ -12,7 +12,17 @@ EPS32 = float(np.finfo(np.float32).eps)
 def edge_points() -> np.ndarray:
     """(9, 2) degrees: the corners ±180/±90, the poles and the origin."""
     return np.array(
-        [[-180, -90], [-180, 90], [180, -90], [180, 90], [0, 90], [0, -90], [180, 0], [-180, 0], [0, 0]],
+        [
+            [-180, -90],
+            [-180, 90],
+            [180, -90],
+            [180, 90],
+            [0, 90],
+            [0, -90],
+            [180, 0],
+            [-180, 0],
+            [0, 0],
+        ],
         dtype=np.float64,
     )
 
@@ -35,7 +45,9 @@ def _assert_matches_reference(actual: torch.Tensor, expected: np.ndarray, max_ph
     assert actual.dtype == torch.float32
     assert actual.shape == expected.shape
     atol = 1e-5 + 4 * EPS32 * max_phase
-    np.testing.assert_allclose(actual.detach().numpy().astype(np.float64), expected, atol=atol, rtol=0)
+    np.testing.assert_allclose(
+        actual.detach().numpy().astype(np.float64), expected, atol=atol, rtol=0
+    )
 
 
 @pytest.fixture

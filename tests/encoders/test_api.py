@@ -65,7 +65,9 @@ def test_contract_gradients_flow_to_input_and_no_parameters(name: str) -> None:
 def test_contract_save_load_identical(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     enc = create_encoder(name)
     if hasattr(enc, "set_anchors"):
-        enc.set_anchors(torch.rand(enc.out_dim, 2) * torch.tensor([360.0, 180.0]) - torch.tensor([180.0, 90.0]))
+        enc.set_anchors(
+            torch.rand(enc.out_dim, 2) * torch.tensor([360.0, 180.0]) - torch.tensor([180.0, 90.0])
+        )
     path = tmp_path / "enc.safetensors"
     save_tensors(path, dict(enc.state_dict()))
     fields = {f.name for f in dataclasses.fields(enc.config)}
@@ -81,7 +83,8 @@ def test_seeded_construction_is_reproducible(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,overrides", [("rbf", {}), ("rff", {}), ("geoclip", {}), ("grid", {"freq_schedule": "random"})]
+    "name,overrides",
+    [("rbf", {}), ("rff", {}), ("geoclip", {}), ("grid", {"freq_schedule": "random"})],
 )
 def test_seed_changes_random_encoders(name: str, overrides: dict) -> None:
     a = create_encoder(name, seed=0, **overrides)
@@ -113,9 +116,12 @@ def test_unknown_name_suggests() -> None:
 
 
 def test_unknown_config_key_rejected() -> None:
-    with pytest.raises(ConfigError, match=r"unknown config key 'encoder grid\.num_scale'; did you mean 'num_scales'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown config key 'encoder grid\.num_scale'; did you mean 'num_scales'",
+    ):
         create_encoder("grid", num_scale=4)
-    with pytest.raises(ConfigError, match="unknown config key 'encoder xyz.num_scales'"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'encoder xyz\.num_scales'"):
         create_encoder("xyz", num_scales=4)
 
 

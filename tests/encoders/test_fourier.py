@@ -81,7 +81,13 @@ def ref_equal_earth(p: np.ndarray) -> np.ndarray:
     a1, a2, a3, a4 = 1.340264, -0.081106, 0.000893, 0.003796
     lam, phi = np.radians(p[:, 0]), np.radians(p[:, 1])
     th = np.arcsin(np.sqrt(3) / 2 * np.sin(phi))
-    x = 2 * np.sqrt(3) * lam * np.cos(th) / (3 * (9 * a4 * th**8 + 7 * a3 * th**6 + 3 * a2 * th**2 + a1))
+    x = (
+        2
+        * np.sqrt(3)
+        * lam
+        * np.cos(th)
+        / (3 * (9 * a4 * th**8 + 7 * a3 * th**6 + 3 * a2 * th**2 + a1))
+    )
     y = a4 * th**9 + a3 * th**7 + a2 * th**3 + a1 * th
     return np.column_stack((x, y)) * 66.50336 / 180
 
@@ -89,8 +95,12 @@ def ref_equal_earth(p: np.ndarray) -> np.ndarray:
 def test_equal_earth_extent() -> None:
     from geocsp.encoders.fourier import equal_earth
 
-    corners = torch.tensor([[180.0, 0.0], [-180.0, 0.0], [0.0, 90.0], [0.0, 0.0]], dtype=torch.float64)
-    np.testing.assert_allclose(equal_earth(corners).numpy(), ref_equal_earth(corners.numpy()), atol=1e-12)
+    corners = torch.tensor(
+        [[180.0, 0.0], [-180.0, 0.0], [0.0, 90.0], [0.0, 0.0]], dtype=torch.float64
+    )
+    np.testing.assert_allclose(
+        equal_earth(corners).numpy(), ref_equal_earth(corners.numpy()), atol=1e-12
+    )
     np.testing.assert_allclose(equal_earth(corners)[:, 0].numpy(), [1.0, -1.0, 0.0, 0.0], atol=1e-5)
 
 

@@ -19,7 +19,9 @@ from geocsp.encoders.frequencies import (
 def test_geometric_matches_formula_and_script_values() -> None:
     s = np.arange(32)
     timescale = 0.1 * (360.0 / 0.1) ** (s / 31)
-    np.testing.assert_allclose(geometric_frequencies(32, 0.1, 360.0).numpy(), 1 / timescale, rtol=1e-14)
+    np.testing.assert_allclose(
+        geometric_frequencies(32, 0.1, 360.0).numpy(), 1 / timescale, rtol=1e-14
+    )
     w = FrequencyConfig().frequencies().numpy()
     # spec: ω runs from 10 to 1/360 rad per degree; wavelengths ≈ 0.63° to ≈ 2262°
     assert w[0] == pytest.approx(10.0) and w[-1] == pytest.approx(1 / 360)

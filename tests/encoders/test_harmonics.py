@@ -21,7 +21,9 @@ def ref_real_sh(p: np.ndarray, max_degree: int) -> np.ndarray:
     for l_ in range(max_degree + 1):
         for m in range(-l_, l_ + 1):
             am = abs(m)
-            norm = np.sqrt((2 * l_ + 1) / (4 * np.pi)) * np.exp(0.5 * (gammaln(l_ - am + 1) - gammaln(l_ + am + 1)))
+            norm = np.sqrt((2 * l_ + 1) / (4 * np.pi)) * np.exp(
+                0.5 * (gammaln(l_ - am + 1) - gammaln(l_ + am + 1))
+            )
             plm = (-1) ** am * lpmv(am, l_, np.cos(colat)) * norm
             if m == 0:
                 cols.append(plm)
@@ -109,4 +111,6 @@ def test_poles_only_zonal_terms() -> None:
     assert out[:, mask].abs().max() == 0
     expect = [math.sqrt((2 * l_ + 1) / (4 * math.pi)) for l_ in range(7)]
     np.testing.assert_allclose(out[0, idx].numpy(), expect, rtol=1e-6)
-    np.testing.assert_allclose(out[1, idx].numpy(), [e * (-1) ** l_ for l_, e in enumerate(expect)], rtol=1e-6)
+    np.testing.assert_allclose(
+        out[1, idx].numpy(), [e * (-1) ** l_ for l_, e in enumerate(expect)], rtol=1e-6
+    )

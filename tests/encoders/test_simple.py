@@ -15,7 +15,12 @@ def ref_direct(p: np.ndarray) -> np.ndarray:
 def ref_wrap(p: np.ndarray) -> np.ndarray:
     lon, lat = p[:, 0], p[:, 1]
     return np.column_stack(
-        (np.sin(np.pi * lon / 180), np.sin(np.pi * lat / 90), np.cos(np.pi * lon / 180), np.cos(np.pi * lat / 90))
+        (
+            np.sin(np.pi * lon / 180),
+            np.sin(np.pi * lat / 90),
+            np.cos(np.pi * lon / 180),
+            np.cos(np.pi * lat / 90),
+        )
     )
 
 
@@ -25,7 +30,8 @@ def ref_xyz(p: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "name,ref", [("direct", ref_direct), ("wrap", ref_wrap), ("wrap_ffn", ref_wrap), ("xyz", ref_xyz)]
+    "name,ref",
+    [("direct", ref_direct), ("wrap", ref_wrap), ("wrap_ffn", ref_wrap), ("xyz", ref_xyz)],
 )
 def test_against_reference(name, ref, points32, matches_reference) -> None:  # type: ignore[no-untyped-def]
     x, p = points32

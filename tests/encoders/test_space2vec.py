@@ -10,7 +10,9 @@ from geocsp.encoders import create_encoder
 
 
 def ref_freqs(s_count: int = 32, r_min: float = 0.1, r_max: float = 360.0) -> np.ndarray:
-    return np.array([1.0 / (r_min * (r_max / r_min) ** (s / (s_count - 1))) for s in range(s_count)])
+    return np.array(
+        [1.0 / (r_min * (r_max / r_min) ** (s / (s_count - 1))) for s in range(s_count)]
+    )
 
 
 def ref_grid(coords: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -65,5 +67,8 @@ def test_grid_rad_differs_from_grid() -> None:
     x = torch.tensor([[12.0, 34.0]])
     assert not torch.allclose(create_encoder("gridcellnorm")(x), create_encoder("grid")(x))
     torch.testing.assert_close(
-        create_encoder("grid_rad")(x.double()), create_encoder("grid")(torch.deg2rad(x.double())), atol=1e-12, rtol=0
+        create_encoder("grid_rad")(x.double()),
+        create_encoder("grid")(torch.deg2rad(x.double())),
+        atol=1e-12,
+        rtol=0,
     )

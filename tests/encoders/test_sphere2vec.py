@@ -10,7 +10,9 @@ from geocsp.encoders import create_encoder
 
 
 def ref_freqs(s_count: int = 32, r_min: float = 0.1, r_max: float = 360.0) -> np.ndarray:
-    return np.array([1.0 / (r_min * (r_max / r_min) ** (s / (s_count - 1))) for s in range(s_count)])
+    return np.array(
+        [1.0 / (r_min * (r_max / r_min) ** (s / (s_count - 1))) for s in range(s_count)]
+    )
 
 
 def per_scale(p: np.ndarray, w: np.ndarray, feats) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -28,11 +30,24 @@ def f_sphere_c(ls, ps, l1, p1):  # type: ignore[no-untyped-def]
 
 
 def f_sphere_cplus(ls, ps, l1, p1):  # type: ignore[no-untyped-def]
-    return [np.sin(ps), np.cos(ps), np.sin(ls), np.cos(ls), np.cos(ps) * np.cos(ls), np.cos(ps) * np.sin(ls)]
+    return [
+        np.sin(ps),
+        np.cos(ps),
+        np.sin(ls),
+        np.cos(ls),
+        np.cos(ps) * np.cos(ls),
+        np.cos(ps) * np.sin(ls),
+    ]
 
 
 def f_sphere_m(ls, ps, l1, p1):  # type: ignore[no-untyped-def]
-    return [np.sin(ps), np.cos(ps) * np.cos(l1), np.cos(p1) * np.cos(ls), np.cos(ps) * np.sin(l1), np.cos(p1) * np.sin(ls)]
+    return [
+        np.sin(ps),
+        np.cos(ps) * np.cos(l1),
+        np.cos(p1) * np.cos(ls),
+        np.cos(ps) * np.sin(l1),
+        np.cos(p1) * np.sin(ls),
+    ]
 
 
 def f_sphere_mplus(ls, ps, l1, p1):  # type: ignore[no-untyped-def]
@@ -43,13 +58,15 @@ def f_sphere_mplus(ls, ps, l1, p1):  # type: ignore[no-untyped-def]
 
 
 def ref_dfs(p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    singles = per_scale(p, w, lambda ls, ps, l1, p1: [np.sin(ps), np.cos(ps), np.sin(ls), np.cos(ls)])
+    singles = per_scale(
+        p, w, lambda ls, ps, l1, p1: [np.sin(ps), np.cos(ps), np.sin(ls), np.cos(ls)]
+    )
     lam = [w_ * p[:, 0] * np.pi / 180 for w_ in w]
     phi = [w_ * p[:, 1] * np.pi / 180 for w_ in w]
     prods = []
     for i in range(len(w)):
-        for j in range(len(w)):
-            for fa in (np.sin, np.cos):
+        for fa in (np.sin, np.cos):
+            for j in range(len(w)):
                 for fc in (np.sin, np.cos):
                     prods.append(fa(lam[i]) * fc(phi[j]))
     return np.column_stack([singles, *prods])
@@ -57,7 +74,12 @@ def ref_dfs(p: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "name,feats",
-    [("sphereC", f_sphere_c), ("sphereC+", f_sphere_cplus), ("sphereM", f_sphere_m), ("sphereM+", f_sphere_mplus)],
+    [
+        ("sphereC", f_sphere_c),
+        ("sphereC+", f_sphere_cplus),
+        ("sphereM", f_sphere_m),
+        ("sphereM+", f_sphere_mplus),
+    ],
 )
 @pytest.mark.parametrize("scales", [(32, 0.1, 360.0), (4, 2.0, 90.0)])
 def test_against_reference(name, feats, scales, points32, matches_reference) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,12 @@ from geocsp.encoders import encode_day_of_year
 def test_matches_formula_and_missing_is_zero() -> None:
     doy = torch.tensor([1.0, 91.3, 182.625, 365.25, float("nan")])
     out = encode_day_of_year(doy)
-    ref = np.array([[math.sin(2 * math.pi * d / 365.25), math.cos(2 * math.pi * d / 365.25)] for d in [1.0, 91.3, 182.625, 365.25]])
+    ref = np.array(
+        [
+            [math.sin(2 * math.pi * d / 365.25), math.cos(2 * math.pi * d / 365.25)]
+            for d in [1.0, 91.3, 182.625, 365.25]
+        ]
+    )
     np.testing.assert_allclose(out[:4].numpy(), ref, atol=1e-6)
     assert out[4].tolist() == [0.0, 0.0]
     assert out.shape == (5, 2) and out.dtype == torch.float32

@@ -127,16 +127,16 @@ def init_distributed(device: str = "auto", backend: str | None = None, timeout_s
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", rank if world > 1 else 0)
-    info_dev = _pick_device(device, local_rank)
+    info = DistInfo(rank, world, local_rank, _pick_device(device, local_rank))
     if world > 1 and not dist.is_initialized():
         for key in ("MASTER_ADDR", "MASTER_PORT"):
             if not os.environ.get(key):
                 raise ConfigError(f"distributed: environment variable {key} is not set; launch with torchrun")
-        chosen = backend or ("nccl" if info_dev.type == "cuda" else "gloo")
+        chosen = backend or ("nccl" if info.device.type == "cuda" else "gloo")
         dist.init_process_group(
             chosen, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s)
         )
-    return DistInfo(rank, world, local_rank, info_dev)
+    return info
 
 
 def _active() -> bool:
@@ -186,8 +186,13 @@ def make_dist_context(info: DistInfo) -> DistContext:
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:
     """Sum ``tensor`` over ranks in place and return it (unchanged when not distributed)."""
-    if _active():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    if not _active():
+        return tensor
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":  # NCCL reduces GPU tensors only
+        tmp = tensor.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(tmp, op=dist.ReduceOp.SUM)
+        return tensor.copy_(tmp)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 

@@ -17,6 +17,7 @@ from geocsp.config import from_dict
 # Explicit imports register every encoder family, in the order of the docs table.
 # isort: off
 from geocsp.encoders import simple, space2vec, sphere2vec, fourier, harmonics  # noqa: F401
+
 # isort: on
 from geocsp.encoders.base import ENCODERS, PositionEncoder
 from geocsp.encoders.time import encode_day_of_year

@@ -115,7 +115,7 @@ def rbf_encode(lonlat: torch.Tensor, anchors: torch.Tensor, sigma: float) -> tor
     Returns:
         (B, K) features in (0, 1].
     """
-    d2 = (lonlat[:, None, :] - anchors[None, :, :]).square().sum(-1)
+    d2 = (lonlat[:, :1] - anchors[:, 0]).square() + (lonlat[:, 1:] - anchors[:, 1]).square()
     return torch.exp(d2 * (-0.5 / (sigma * sigma)))
 
 

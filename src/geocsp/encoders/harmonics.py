@@ -128,7 +128,9 @@ def real_harmonics(lonlat: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> to
     return torch.cat(out, dim=-1)
 
 
-@ENCODERS.register("spherical_harmonics", aliases=("sh", "sphericalharmonics"), config=HarmonicsConfig)
+@ENCODERS.register(
+    "spherical_harmonics", aliases=("sh", "sphericalharmonics"), config=HarmonicsConfig
+)
 class SphericalHarmonics(PositionEncoder):
     """Real orthonormal spherical harmonics up to degree L; (L+1)² dims, for SIREN."""
 

@@ -154,9 +154,9 @@ class DFS(_SphereEncoder):
     """Double Fourier sphere: all {sin, cos}(λ_i)·{sin, cos}(φ_j) plus grid terms; 4S²+4S dims.
 
     Layout: first the 4S per-scale terms [sin φ_s, cos φ_s, sin λ_s, cos λ_s] (scale-major),
-    then the 4S² products indexed (i over λ scales, j over φ scales, a ∈ {sin, cos} of λ_i,
-    c ∈ {sin, cos} of φ_j), row-major. The reference layout of the product block is not
-    specified; this order is geocsp's.
+    then the 4S² products: the outer product of u = [sin λ_0, cos λ_0, sin λ_1, …] and
+    v = [sin φ_0, cos φ_0, sin φ_1, …], row-major (index (2i + a)·2S + 2j + c). The
+    reference layout of the product block is not specified; this order is geocsp's.
     """
 
     @classmethod
@@ -168,7 +168,7 @@ class DFS(_SphereEncoder):
     def features(t: SphereTrig) -> torch.Tensor:
         """(B, 4S² + 4S) features."""
         singles = stack_scales(t.sin_phi_s, t.cos_phi_s, t.sin_lam_s, t.cos_lam_s)
-        lam = torch.stack((t.sin_lam_s, t.cos_lam_s), dim=-1)
-        phi = torch.stack((t.sin_phi_s, t.cos_phi_s), dim=-1)
-        prods = torch.einsum("bia,bjc->bijac", lam, phi).flatten(1)
+        lam = torch.stack((t.sin_lam_s, t.cos_lam_s), dim=-1).flatten(1)
+        phi = torch.stack((t.sin_phi_s, t.cos_phi_s), dim=-1).flatten(1)
+        prods = (lam[:, :, None] * phi[:, None, :]).flatten(1)
         return torch.cat((singles, prods), dim=-1)

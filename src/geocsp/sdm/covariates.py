@@ -108,8 +108,6 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
         if src.height * src.width <= _WHOLE_READ_CELLS:
             data = src.read(band, masked=True)
             vals = data[rows[inside], cols[inside]]
-            mask = np.ma.getmaskarray(vals)
-            vals = np.asarray(vals.filled(np.nan) if np.ma.isMaskedArray(vals) else vals, dtype=np.float64)
         else:  # large raster: read only the window around the points
             from rasterio.windows import Window
 
@@ -117,8 +115,8 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
             c0, c1 = cols[inside].min(), cols[inside].max() + 1
             data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
             vals = data[rows[inside] - r0, cols[inside] - c0]
-            mask = np.ma.getmaskarray(vals)
-            vals = np.asarray(vals.filled(np.nan), dtype=np.float64)
+        mask = np.ma.getmaskarray(vals)
+        vals = np.asarray(np.ma.getdata(vals), dtype=np.float64)  # int rasters: no NaN fill in-type
         vals[mask] = np.nan
         nodata = src.nodatavals[band - 1]
         if nodata is not None and np.isfinite(nodata):

@@ -32,6 +32,7 @@ class FitOptions:
     Args:
         loss: presence-only loss name.
         epochs: passes over the presences.
+        min_steps: at least this many optimiser steps (small data sets get more epochs).
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
         batch_size: presences (and background points) per step.
@@ -41,6 +42,7 @@ class FitOptions:
 
     loss: str = "an_full"
     epochs: int = 30
+    min_steps: int = 300
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 256
@@ -153,8 +155,10 @@ def _train(model: SDM, loss_fn, pres_t, bg_t, labels: np.ndarray, opt: FitOption
     gen = torch.Generator().manual_seed(opt.seed)
     optim = torch.optim.Adam(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
     bs = min(opt.batch_size, n)
+    per_epoch = -(-n // bs)
+    epochs = max(opt.epochs, -(-opt.min_steps // per_epoch))
     model.train()
-    for _ in range(opt.epochs):
+    for _ in range(epochs):
         perm = torch.randperm(n, generator=gen).to(device)
         for i in range(0, n, bs):
             idx = perm[i : i + bs]

@@ -1,0 +1,147 @@
+"""Predicting with a fitted SDM: at sites from a table, and on a lon/lat grid for maps.
+
+Site inputs: each covariate the model needs is read from the site table's column of the
+same name; when the model was fitted on rasters and the column is absent, the rasters are
+sampled at the sites. A missing covariate column (table-covariate model) is refused with one
+line naming it; a site with a NaN covariate (empty cell, outside a raster, nodata) is refused
+with its row. Dates are optional (no date -> time input zero).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geocsp.coords import validate_lonlat
+from geocsp.errors import ConfigError, DatasetError
+from geocsp.sdm.dates import parse_day_of_year
+from geocsp.sdm.model import FittedSDM
+from geocsp.sdm.records import require_columns
+
+PRESENCES_FILE = "presences.csv"
+
+
+def site_inputs(
+    fitted: FittedSDM, df: pd.DataFrame, source: str, lon_col: str = "lon", lat_col: str = "lat",
+    date_col: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lonlat (N, 2), covariates (N, K) in model order, doy (N,)) for the sites of ``df``.
+
+    Raises:
+        DatasetError: missing column or NaN covariate (named); unparsable date.
+        CoordinateError: invalid coordinates.
+    """
+    require_columns(df, [lon_col, lat_col], source, "--lon-col/--lat-col")
+    ll = validate_lonlat(df[[lon_col, lat_col]].apply(pd.to_numeric, errors="coerce").to_numpy(float), source=source)
+    names = list(fitted.standardizer.names)
+    cov = np.zeros((len(df), len(names)))
+    if names:
+        missing = [n for n in names if n not in df.columns]
+        if missing and not fitted.rasters:
+            raise DatasetError(f"{source}: missing covariate column '{missing[0]}' required by the model")
+        for j, name in enumerate(names):
+            if name in df.columns:
+                cov[:, j] = pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+            else:
+                from geocsp.sdm.covariates import sample_raster
+
+                cov[:, j] = sample_raster(fitted.rasters[j], ll)
+        bad = ~np.isfinite(cov)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise DatasetError(
+                f"{source}:{r}:{names[c]}: covariate is missing (empty, outside the raster extent or nodata)"
+            )
+    doy = np.full(len(df), np.nan)
+    if date_col is not None:
+        require_columns(df, [date_col], source, "--date-col")
+        doy = parse_day_of_year(df[date_col], source=f"{source}:{date_col}")
+    return ll, cov, doy
+
+
+def predict_table(
+    fitted: FittedSDM, df: pd.DataFrame, source: str, *, lon_col: str = "lon", lat_col: str = "lat",
+    date_col: str | None = None, site_col: str | None = None, wide: bool = False,
+) -> pd.DataFrame:
+    """Scores at the sites of ``df``: long (``site_id, species, score``) or wide (one column
+    per species). ``site_id`` is ``site_col``'s value or the row number.
+    """
+    ll, cov, doy = site_inputs(fitted, df, source, lon_col, lat_col, date_col)
+    scores = fitted.predict(ll, cov, doy)
+    if site_col is not None:
+        require_columns(df, [site_col], source, "--site-col")
+    sid = df[site_col].to_numpy() if site_col else np.arange(len(df))
+    if wide:
+        out = pd.DataFrame(scores, columns=fitted.species)
+        out.insert(0, "site_id", sid)
+        return out
+    q = len(fitted.species)
+    return pd.DataFrame(
+        {"site_id": np.repeat(sid, q), "species": np.tile(fitted.species, len(df)), "score": scores.ravel()}
+    )
+
+
+def species_index(species: list[str], name: str) -> int:
+    """Column of ``name``; unknown -> ConfigError listing a few known names."""
+    if name not in species:
+        shown = ", ".join(species[:5]) + (" ..." if len(species) > 5 else "")
+        raise ConfigError(f"--species '{name}': not in the model ({len(species)} species: {shown})")
+    return species.index(name)
+
+
+def grid_scores(
+    fitted: FittedSDM, bbox: tuple[float, float, float, float], res_deg: float, doy: float = float("nan")
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores at the centres of a lon/lat grid.
+
+    Args:
+        fitted: the model; table-covariate models cannot be mapped.
+        bbox: (min_lon, min_lat, max_lon, max_lat) degrees.
+        res_deg: cell size in degrees.
+        doy: day of year used at every cell (NaN = none).
+
+    Returns:
+        lats (H,) north to south, lons (W,), scores (H, W, Q) (NaN where a raster has no data).
+
+    Raises:
+        ConfigError: a model fitted on table covariates (no values on a grid).
+    """
+    from geocsp.prior.prior import grid_centres
+
+    if fitted.standardizer.names and not fitted.rasters:
+        raise ConfigError(
+            "this model uses table covariates, which have no values on a map grid; "
+            "fit with --rasters or --inputs position to draw maps"
+        )
+    lons, lats = grid_centres(res_deg, bbox)
+    lon2, lat2 = np.meshgrid(lons, lats)
+    ll = np.stack([lon2.ravel(), lat2.ravel()], axis=1)
+    cov = np.zeros((len(ll), 0))
+    if fitted.rasters:
+        from geocsp.sdm.covariates import sample_rasters
+
+        cov = sample_rasters(fitted.rasters, ll)[0]
+    ok = np.isfinite(cov).all(axis=1)
+    out = np.full((len(ll), len(fitted.species)), np.nan)
+    out[ok] = fitted.predict(ll[ok], cov[ok], np.full(int(ok.sum()), doy))
+    return lats, lons, out.reshape(len(lats), len(lons), -1)
+
+
+def save_presences(run_dir: str | Path, lonlat: np.ndarray, species: np.ndarray, cap: int = 20000, seed: int = 0) -> None:
+    """Store the presence coordinates (a seeded sample of at most ``cap``) for maps."""
+    from geocsp.io import atomic_path
+
+    idx = np.arange(len(lonlat))
+    if len(idx) > cap:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, cap, replace=False))
+    df = pd.DataFrame({"lon": lonlat[idx, 0], "lat": lonlat[idx, 1], "species": species[idx]})
+    with atomic_path(Path(run_dir) / PRESENCES_FILE) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def load_presences(run_dir: str | Path) -> pd.DataFrame | None:
+    """The stored presences (lon, lat, species) or None."""
+    p = Path(run_dir) / PRESENCES_FILE
+    return pd.read_csv(p, keep_default_na=False, dtype={"species": str}) if p.is_file() else None
