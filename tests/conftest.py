@@ -27,3 +27,15 @@ def _offline_torch_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     d = tmp_path_factory.getbasetemp() / "hub"
     monkeypatch.setenv("TORCH_HOME", str(d))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process: CI runs two xdist workers on two cores, and
+    oversubscribed threads make the tiny models in tests many times slower."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass

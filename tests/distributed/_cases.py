@@ -34,11 +34,19 @@ def build_model(name: str, overrides: dict[str, Any]) -> nn.ModuleDict:
     """Seeded float64 ``{"encoder", "projection", "objective"}`` (real LocationEncoder, dropout
     in its FFN; callers put it in eval mode so both sides see identical dropout: none)."""
     torch.manual_seed(0)
-    enc = LocationEncoder(LocationEncoderConfig(
-        encoder="sphereC+", encoder_args={"num_scales": 4}, network="ffn",
-        network_args={"hidden_dim": 16, "dropout": 0.3}, dim=DIM))
+    enc = LocationEncoder(
+        LocationEncoderConfig(
+            encoder="sphereC+",
+            encoder_args={"num_scales": 4},
+            network="ffn",
+            network_args={"hidden_dim": 16, "dropout": 0.3},
+            dim=DIM,
+        )
+    )
     obj = create_objective(name, loc_dim=DIM, img_dim=D, **overrides)
-    return nn.ModuleDict({"encoder": enc, "projection": nn.Linear(D, DIM), "objective": obj}).double()
+    return nn.ModuleDict(
+        {"encoder": enc, "projection": nn.Linear(D, DIM), "objective": obj}
+    ).double()
 
 
 def global_batch(world: int, c: int, seed: int = 7) -> PretrainBatch:
@@ -74,7 +82,9 @@ def named_params(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: p.detach().numpy().copy() for k, p in model.named_parameters()}
 
 
-def ddp_objective_step(info: DistInfo, name: str, overrides: dict[str, Any], gather: bool = True) -> dict[str, Any]:
+def ddp_objective_step(
+    info: DistInfo, name: str, overrides: dict[str, Any], gather: bool = True
+) -> dict[str, Any]:
     """DDP-wrapped model, local rows x gathered columns (local-only columns when not
     ``gather``, the control): loss, averaged grads, parameters after one SGD step."""
     model = build_model(name, overrides)
@@ -87,7 +97,12 @@ def ddp_objective_step(info: DistInfo, name: str, overrides: dict[str, Any], gat
     grads = named_grads(model)
     opt.step()
     mean = all_reduce_sum(out.total.detach().clone()) / info.world_size
-    return {"local": out.total.item(), "mean": float(mean), "grads": grads, "params": named_params(model)}
+    return {
+        "local": out.total.item(),
+        "mean": float(mean),
+        "grads": grads,
+        "params": named_params(model),
+    }
 
 
 def single_objective_step(name: str, overrides: dict[str, Any], world: int) -> dict[str, Any]:
@@ -109,7 +124,9 @@ def gather_weights(world: int, rows: int, k: int) -> list[np.ndarray]:
 
 def gather_grad(info: DistInfo, rows: int, k: int) -> dict[str, np.ndarray]:
     """Gather x_r (rows, k) with grad; loss_r = sum(w_r * gathered); return gathered, dx_r."""
-    x = torch.full((rows, k), float(info.rank + 1), dtype=torch.float64) + torch.arange(rows * k).reshape(rows, k)
+    x = torch.full((rows, k), float(info.rank + 1), dtype=torch.float64) + torch.arange(
+        rows * k
+    ).reshape(rows, k)
     x.requires_grad_(True)
     w = torch.from_numpy(gather_weights(info.world_size, rows, k)[info.rank])
     gathered = all_gather_with_grad(x)
@@ -130,6 +147,54 @@ def describe(info: DistInfo) -> dict[str, Any]:
     """This rank's view of the job (exercises barrier and the helpers)."""
     barrier()
     ctx = make_dist_context(info)
-    return {"rank": info.rank, "world": info.world_size, "main": info.is_main,
-            "is_main_process": is_main_process(), "ctx": (ctx.rank, ctx.world_size),
-            "seed": seed_for_rank(3, info.rank), "device": str(info.device)}
+    return {
+        "rank": info.rank,
+        "world": info.world_size,
+        "main": info.is_main,
+        "is_main_process": is_main_process(),
+        "ctx": (ctx.rank, ctx.world_size),
+        "seed": seed_for_rank(3, info.rank),
+        "device": str(info.device),
+    }
+
+
+def sharded_protocol(
+    info: DistInfo,
+    img: np.ndarray,
+    loc: np.ndarray,
+    labels: np.ndarray,
+    has: np.ndarray,
+    beta: float,
+) -> dict[str, Any]:
+    """evaluate_scores_reduced over this rank's shard of the rows (shard_rows)."""
+    from geocsp.distributed import evaluate_scores_reduced, rank_and_world, shard_rows
+
+    rows = shard_rows(np.arange(len(labels)))
+    out = evaluate_scores_reduced(
+        img[rows], loc[rows], labels[rows], has[rows], beta=beta, batch_size=3
+    )
+    return {"metrics": out, "rows": rows, "rank_world": rank_and_world()}
+
+
+def main_first_order(info: DistInfo, path: str) -> str:
+    """Rank 0 writes ``path``; every rank then reads it (main_first)."""
+    import pathlib
+    import time
+
+    from geocsp.distributed import main_first
+
+    def make() -> str:
+        p = pathlib.Path(path)
+        if info.rank == 0:
+            time.sleep(0.3)  # a slow writer: rank 1 must still wait
+            p.write_text("written by 0")
+        return p.read_text()
+
+    return main_first(make)
+
+
+def summed(info: DistInfo) -> dict[str, float]:
+    """sum_over_ranks of rank-dependent values."""
+    from geocsp.distributed import sum_over_ranks
+
+    return sum_over_ranks({"a": 1.5 * (info.rank + 1), "b": torch.tensor(2.0)})

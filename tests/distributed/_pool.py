@@ -26,8 +26,13 @@ def free_port() -> int:
 
 
 def _serve(rank: int, world: int, port: int, tasks: Any, results: Any) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     import torch
 
     torch.set_num_threads(1)
@@ -61,7 +66,9 @@ class DistPool:
         self.results = ctx.Queue()
         port = free_port()
         self.procs = [
-            ctx.Process(target=_serve, args=(r, world, port, self.tasks[r], self.results), daemon=True)
+            ctx.Process(
+                target=_serve, args=(r, world, port, self.tasks[r], self.results), daemon=True
+            )
             for r in range(world)
         ]
         for p in self.procs:
@@ -76,7 +83,9 @@ class DistPool:
                 rank, ok, value = self.results.get(timeout=self.timeout_s)
             except queue.Empty:
                 self.close()
-                raise TimeoutError(f"distributed pool: no result within {self.timeout_s} s") from None
+                raise TimeoutError(
+                    f"distributed pool: no result within {self.timeout_s} s"
+                ) from None
             out[rank] = value
             if not ok:
                 errors.append(f"rank {rank}:\n{value}")

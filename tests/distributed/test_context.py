@@ -20,6 +20,7 @@ from geocsp.distributed import (
     make_dist_context,
     seed_for_rank,
     shard_range,
+    sum_over_ranks,
 )
 from geocsp.errors import ConfigError
 from geocsp.objectives import LossOutput
@@ -69,6 +70,9 @@ def test_bad_environment_raises(no_env, env, match):
 def test_bad_device_raises(no_env):
     with pytest.raises(ConfigError, match="unknown device 'tpu0'"):
         init_distributed("tpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            init_distributed("cuda")
 
 
 @pytest.mark.parametrize(
@@ -91,6 +95,8 @@ def test_collectives_are_no_ops_without_a_group():
     t = torch.tensor([1.0, 2.0])
     assert all_reduce_sum(t) is t and t.tolist() == [1.0, 2.0]
     barrier()
+    values = {"a": 1.0}
+    assert sum_over_ranks(values) is values
     cleanup()  # nothing to destroy
 
 
@@ -131,3 +137,17 @@ def test_ddp_step_single_process_is_a_plain_call():
     assert out.total.item() == pytest.approx(model(x).sum().item())
     out.total.backward()
     np.testing.assert_allclose(model.weight.grad.numpy(), [[4.0, 4.0]])
+
+
+def test_reduced_protocol_without_group_is_evaluate_scores():
+    from geocsp.distributed import evaluate_scores_reduced, rank_and_world, shard_rows
+    from geocsp.evaluation import evaluate_scores
+
+    rng = np.random.default_rng(0)
+    img, loc = rng.dirichlet(np.ones(4), size=9), rng.uniform(size=(9, 4))
+    labels, has = rng.integers(0, 4, size=9), rng.uniform(size=9) > 0.2
+    assert rank_and_world() == (0, 1)
+    np.testing.assert_array_equal(shard_rows(np.arange(9)), np.arange(9))
+    assert evaluate_scores_reduced(img, loc, labels, has, beta=2.0) == evaluate_scores(
+        img, loc, labels, has, beta=2.0
+    )

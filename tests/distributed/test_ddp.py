@@ -84,3 +84,37 @@ def test_sharded_metrics_equal_single_process(pool, n):
             assert got[key] == single[key], key
         for key in ("mrr", "nll", "ece"):  # float64 sums: equal up to summation order
             assert got[key] == pytest.approx(single[key], rel=1e-12, abs=1e-15), key
+
+
+def test_sharded_protocol_equals_evaluate_scores(pool):
+    from geocsp.evaluation import evaluate_scores
+
+    rng = np.random.default_rng(1)
+    n, q = 13, 6
+    img = rng.dirichlet(np.ones(q), size=n)
+    loc = rng.uniform(size=(n, q))
+    has = rng.uniform(size=n) > 0.3
+    loc[~has] = np.nan  # missing locations: ignored by location, image-only in fused
+    labels = rng.integers(0, q, size=n)
+    single = evaluate_scores(img, loc, labels, has, beta=0.5, batch_size=4)
+    out = pool.run(_cases.sharded_protocol, img, loc, labels, has, 0.5)
+    np.testing.assert_array_equal(np.concatenate([o["rows"] for o in out]), np.arange(n))
+    assert [o["rank_world"] for o in out] == [(0, 2), (1, 2)]
+    for o in out:
+        for block, m in single.items():
+            got = o["metrics"][block]
+            assert got.keys() == m.keys()
+            for key, value in m.items():
+                if key in ("n", "top1", "top3", "top5", "top10"):
+                    assert got[key] == value, (block, key)
+                else:
+                    assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-15), (block, key)
+
+
+def test_main_first_lets_rank0_write_before_others_read(pool, tmp_path):
+    out = pool.run(_cases.main_first_order, str(tmp_path / "f.txt"))
+    assert out == ["written by 0", "written by 0"]
+
+
+def test_sum_over_ranks(pool):
+    assert pool.run(_cases.summed) == [{"a": 4.5, "b": 4.0}] * 2

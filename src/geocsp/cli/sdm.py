@@ -39,7 +39,7 @@ def sdm() -> None:
 @click.option("--inputs", type=click.Choice(["position", "covariates", "both"]), default=None,
               help="Towers (default: both with covariates, else position).")
 @click.option("--date-col", default=None, help="Date column (YYYY-MM-DD, MM-DD or day of year).")
-@click.option("--loss", type=click.Choice(["full", "an_full", "an_ssdl", "an_slds"]), default="an_full", show_default=True)
+@click.option("--loss", type=click.Choice(["full", "an_full", "an_ssdl", "an_slds"]), default="full", show_default=True)
 @click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None, help="CSP pre-trained encoder dir.")
 @click.option("--encoder", default=None, help="Position encoder name (default sphereC+).")
 @click.option("--min-records", type=int, default=2, show_default=True, help="Drop species with fewer presences.")
@@ -79,7 +79,7 @@ def fit_cmd(**kw: Any) -> None:
     metrics: dict[str, Any] = {"n_presences": len(pres), "n_background": len(bg), "n_species": len(fitted.species),
                                "inputs": inputs, "notes": pres.notes + bg.notes}
     if kw["cv_folds"]:
-        def model_scorer(tp, tb, test, species):  # noqa: ANN001, ANN202
+        def model_scorer(tp, tb, test, species):
             m = fit_sdm(tp, tb, config, opts, species=species, **fit_args)
             return m.predict(test.lonlat, test.covariates, test.doy)
 
@@ -127,7 +127,13 @@ def _presences(kw: dict, spec: Any, region: Any) -> tuple[Any, Any]:
 def _background(kw: dict, spec: Any, region: Any, bg_rows: Any) -> Any:
     from dataclasses import replace
 
-    from geocsp.sdm.records import concat_points, points_from_table, raster_region, read_records, sample_background
+    from geocsp.sdm.records import (
+        concat_points,
+        points_from_table,
+        raster_region,
+        read_records,
+        sample_background,
+    )
 
     parts = [] if bg_rows is None else [bg_rows]
     if kw["background"]:

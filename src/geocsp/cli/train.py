@@ -7,8 +7,9 @@ command bodies so that ``geocsp --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -44,6 +45,17 @@ def _flag_overrides(**flags: Any) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def _process_group() -> Iterator[None]:
+    """Destroy the torchrun process group (if the command joined one) when it ends."""
+    from geocsp.distributed import cleanup
+
+    try:
+        yield
+    finally:
+        cleanup()
+
+
 def _resolve(cls_name: str, stage: str, preset: str | None, config_file: str | None,
              overrides: tuple[str, ...], flags: dict[str, Any]) -> Any:
     from geocsp import training
@@ -61,7 +73,8 @@ def pretrain_cmd(data: str, out: str, preset: str | None, config_file: str | Non
     from geocsp.training import pretrain
 
     cfg = _resolve("PretrainConfig", "pretrain", preset, config_file, overrides, flags)
-    metrics = pretrain(cfg, data, out, overwrite=overwrite)
+    with _process_group():
+        metrics = pretrain(cfg, data, out, overwrite=overwrite)
     click.echo(f"pretrain: {metrics.get('epoch', 0)} epochs, loss {metrics.get('loss', float('nan')):.4f}; "
                f"encoder in {out}/encoder")
 
@@ -76,7 +89,8 @@ def finetune_cmd(data: str, out: str, preset: str | None, config_file: str | Non
     from geocsp.training import finetune
 
     cfg = _resolve("FinetuneConfig", "finetune", preset, config_file, overrides, flags)
-    metrics = finetune(cfg, data, out, init=init, overwrite=overwrite)
+    with _process_group():
+        metrics = finetune(cfg, data, out, init=init, overwrite=overwrite)
     _echo_metrics(metrics)
 
 

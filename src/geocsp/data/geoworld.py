@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from geocsp.coords import EARTH_RADIUS_KM, xyz_to_lonlat
 from geocsp.data.geoworld_classifier import ClassifierSettings, classifier_probs
 from geocsp.data.geoworld_ranges import (
     TRUTH_FILE,
+    cache_base,
     draw_range_points,
     draw_truth,
     load_truth,
@@ -100,8 +100,9 @@ class GeoWorldConfig:
         habitat_rank: number of random Fourier features of the habitat field (its rank in
             feature space).
         ratios: label ratios λ with a few-shot classifier (keys ``ratio{λ:.3f}``).
-        clf_epochs, clf_min_steps, clf_batch_size, clf_lr, clf_weight_decay: the linear
-            head's training (see :class:`~geocsp.data.geoworld_classifier.ClassifierSettings`).
+        clf_full_batch_rows, clf_lbfgs_iters, clf_epochs, clf_batch_size, clf_lr,
+            clf_weight_decay: the linear head's training (see
+            :class:`~geocsp.data.geoworld_classifier.ClassifierSettings`).
         probs_topk: 0 = dense val probabilities; k > 0 = sparse, top-k per row.
         land_mc_samples: Monte Carlo draws per class for the land fraction of its range
             (the normaliser of the true density).
@@ -128,23 +129,24 @@ class GeoWorldConfig:
     habitat_length_km: float = 1500.0
     habitat_rank: int = 16
     ratios: tuple[float, ...] = (0.05, 0.1, 0.2, 1.0)
-    clf_epochs: int = 30
-    clf_min_steps: int = 200
-    clf_batch_size: int = 1024
-    clf_lr: float = 0.01
-    clf_weight_decay: float = 1e-4
+    clf_full_batch_rows: int = 65536
+    clf_lbfgs_iters: int = 50
+    clf_epochs: int = 2
+    clf_batch_size: int = 4096
+    clf_lr: float = 1e-3
+    clf_weight_decay: float = 1e-3
     probs_topk: int = 0
     land_mc_samples: int = 2000
 
     def __post_init__(self) -> None:
         positive = ("num_classes", "num_genera", "feature_dim", "train_rows", "val_per_class",
-                    "max_components", "habitat_rank", "clf_epochs", "clf_batch_size",
+                    "max_components", "habitat_rank", "clf_epochs", "clf_batch_size", "clf_lbfgs_iters",
                     "land_mc_samples", "range_km_min", "genus_realm_km", "noise_std",
                     "habitat_length_km", "clf_lr")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("unlabeled_rows", "clf_min_steps", "probs_topk", "genus_norm", "class_norm",
+        for name in ("unlabeled_rows", "probs_topk", "genus_norm", "class_norm",
                      "habitat_norm", "zipf_exponent", "clf_weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -161,13 +163,15 @@ class GeoWorldConfig:
             raise ConfigError("GeoWorldConfig needs 0 < range_km_min <= range_km_max <= 10000 km")
         if not 0.0 <= self.val_missing_frac < 1.0:
             raise ConfigError(f"GeoWorldConfig.val_missing_frac must be in [0, 1), got {self.val_missing_frac}")
+        if self.clf_batch_size > self.clf_full_batch_rows:
+            raise ConfigError("GeoWorldConfig.clf_batch_size must be <= clf_full_batch_rows")
         if not self.ratios or any(not 0.0 < r <= 1.0 for r in self.ratios):
             raise ConfigError(f"GeoWorldConfig.ratios must be non-empty values in (0, 1], got {self.ratios}")
 
     def classifier(self) -> ClassifierSettings:
         """The linear head's optimisation settings."""
-        return ClassifierSettings(self.clf_epochs, self.clf_min_steps, self.clf_batch_size,
-                                  self.clf_lr, self.clf_weight_decay)
+        return ClassifierSettings(self.clf_full_batch_rows, self.clf_lbfgs_iters, self.clf_epochs,
+                                  self.clf_batch_size, self.clf_lr, self.clf_weight_decay)
 
 
 WORLD_PRESETS: Registry[GeoWorldConfig] = Registry("GeoWorld preset")
@@ -175,13 +179,13 @@ WORLD_PRESETS: Registry[GeoWorldConfig] = Registry("GeoWorld preset")
 WORLD_PRESETS.register("small", description="tests: 40 classes, 3k train, D=32, < 10 s")(
     GeoWorldConfig(num_classes=40, num_genera=12, feature_dim=32, train_rows=3000,
                    unlabeled_rows=6000, val_per_class=10, max_train_per_class=300,
-                   clf_min_steps=150, land_mc_samples=1000))
+                   land_mc_samples=1000))
 WORLD_PRESETS.register("default", description="the demo: 150 classes, 12k train, 36k unlabeled")(
     GeoWorldConfig())
 WORLD_PRESETS.register("inat-scale", description="benchmarks: iNat2018 shapes, 437,513 x 2048")(
     GeoWorldConfig(num_classes=8142, num_genera=4412, feature_dim=2048, train_rows=437_513,
                    unlabeled_rows=0, val_per_class=3, max_train_per_class=1000,
-                   clf_epochs=1, clf_min_steps=20, clf_batch_size=4096, probs_topk=100,
+                   clf_full_batch_rows=4096, clf_epochs=1, probs_topk=100,
                    land_mc_samples=500))
 
 
@@ -280,8 +284,8 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
     """Generate a world in memory (features in a memmap under ``scratch_dir`` if given).
 
     Independent random streams (numpy ``SeedSequence(seed).spawn``) drive the truth, the
-    feature model, each split and the classifier, so changing e.g. ``unlabeled_rows`` leaves
-    ``train`` unchanged.
+    feature model and each split, so changing e.g. ``unlabeled_rows`` leaves ``train``
+    unchanged; the classifiers' subsets are ``stratified_subset(train_labels, λ, seed)``.
 
     Args:
         config: the knobs.
@@ -327,8 +331,7 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
 
 def cache_root() -> Path:
     """``$GEOCSP_CACHE/geoworld`` if set, else ``~/.cache/geocsp/geoworld``."""
-    base = os.environ.get("GEOCSP_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "geocsp") / "geoworld"
+    return cache_base() / "geoworld"
 
 
 def _identity(preset: str, seed: int, cfg: GeoWorldConfig) -> dict[str, Any]:

@@ -7,16 +7,15 @@ features of the stratified subset and stores its softmax on the validation split
 image-only accuracy, its calibration and its few-shot degradation are measured, never
 hand-made.
 
-The head is initialised at the nearest-class-mean solution (a Gaussian class-conditional
-model with shared isotropic variance; W_c = μ_c/σ², b_c = log π_c − ‖μ_c‖²/(2σ²)) and then
-trained with minibatch Adam on the cross-entropy plus decoupled weight decay. Minibatches
-gather rows from the (possibly memory-mapped) feature matrix, so the training subset is
-never copied whole.
+The head minimises the mean cross-entropy plus λ/2 ‖W‖² on centred features: full-batch
+L-BFGS from zero for subsets that fit in memory (small and default worlds), minibatch Adam
+from the nearest-class-mean solution (W_c = μ_c/σ², b_c = log π_c − ‖μ_c‖²/(2σ²)) for the
+inat-scale world, where minibatches are gathered from the memory-mapped feature matrix so
+the training subset is never copied whole.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,26 +29,26 @@ class ClassifierSettings:
     """Optimisation settings of the linear head (validated by ``GeoWorldConfig``).
 
     Args:
-        epochs: passes over the training subset.
-        min_steps: lower bound on the number of Adam steps (small subsets still converge).
-        batch_size: rows per step (the whole subset when it is smaller).
+        full_batch_rows: subsets up to this many rows are fitted full-batch with L-BFGS
+            (to convergence); larger ones with minibatch Adam.
+        lbfgs_iters: L-BFGS iterations (full-batch path).
+        epochs: passes over the subset (minibatch path).
+        batch_size: rows per Adam step.
         lr: Adam learning rate.
-        weight_decay: decoupled (AdamW) weight decay.
+        weight_decay: λ of the L2 penalty λ/2 ‖W‖² added to the mean cross-entropy.
     """
 
-    epochs: int = 30
-    min_steps: int = 200
-    batch_size: int = 1024
-    lr: float = 0.01
-    weight_decay: float = 1e-4
-
-    def num_steps(self, n: int) -> int:
-        """Adam steps for a subset of ``n`` rows."""
-        return max(self.min_steps, self.epochs * math.ceil(n / self.batch_size))
+    full_batch_rows: int = 65536
+    lbfgs_iters: int = 50
+    epochs: int = 2
+    batch_size: int = 4096
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
 
 
-def _class_mean_init(feats: np.ndarray, rows: np.ndarray, labels: np.ndarray, q: int) -> tuple[Any, Any]:
-    """Nearest-class-mean logits (W (D, Q), b (Q,)) from one streaming pass over ``rows``."""
+def _class_mean_init(feats: np.ndarray, rows: np.ndarray, labels: np.ndarray, q: int,
+                     center: np.ndarray) -> tuple[Any, Any]:
+    """Nearest-class-mean logits (W (D, Q), b (Q,)) of centred features, one streaming pass."""
     import torch
 
     d = feats.shape[1]
@@ -57,23 +56,25 @@ def _class_mean_init(feats: np.ndarray, rows: np.ndarray, labels: np.ndarray, q:
     sq = 0.0
     for start in range(0, len(rows), _PREDICT_ROWS):
         r = rows[start : start + _PREDICT_ROWS]
-        x = np.asarray(feats[r], dtype=np.float64)
+        x = np.asarray(feats[r], dtype=np.float64) - center
         np.add.at(sums, labels[r], x)
         sq += float((x * x).sum())
     counts = np.bincount(labels[rows], minlength=q).astype(np.float64)
     present = counts > 0
     means = np.zeros_like(sums)
     means[present] = sums[present] / counts[present, None]
-    # within-class variance per dimension: E||x||² - Σ_c n_c ||μ_c||², pooled
-    within = sq - float((counts[:, None] * means**2).sum())
+    within = sq - float((counts[:, None] * means**2).sum())  # pooled within-class sum of squares
     dof = len(rows) - int(present.sum())  # unbiased: one mean per present class
-    var = within / (dof * d) if dof > 0 else sq / (len(rows) * d)
-    var = max(var, 1e-6)
+    var = max(within / (dof * d) if dof > 0 else sq / (len(rows) * d), 1e-6)
     prior = np.where(present, counts / counts.sum(), 1e-12)
-    w = means.T / var
     b = np.log(prior) - (means**2).sum(1) / (2 * var)
-    b[~present] = -30.0
-    return torch.tensor(w, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    return torch.tensor(means.T / var, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+
+
+def _rows_tensor(feats: np.ndarray, rows: np.ndarray, center: np.ndarray, device: str) -> Any:
+    import torch
+
+    return torch.from_numpy(np.asarray(feats[rows], np.float32) - center.astype(np.float32)).to(device)
 
 
 def train_linear_classifier(
@@ -85,7 +86,12 @@ def train_linear_classifier(
     seed: int,
     device: str = "cpu",
 ) -> tuple[Any, Any]:
-    """Train a softmax-regression head on ``feats[rows]``.
+    """Train a softmax-regression head on ``feats[rows]`` (L2-penalised cross-entropy).
+
+    Features are centred on the subset mean. Subsets of at most ``full_batch_rows`` rows
+    start from zero and are fitted with full-batch L-BFGS (a convex problem, so the result
+    is the penalised optimum); larger ones start from the nearest-class-mean solution and
+    take ``epochs`` passes of minibatch Adam, gathering each minibatch from ``feats``.
 
     Args:
         feats: (N, D) float features (array or memmap).
@@ -97,40 +103,50 @@ def train_linear_classifier(
         device: torch device to train on.
 
     Returns:
-        (W (D, Q), b (Q,)) float32 CPU tensors; logits = x @ W + b.
+        (W (D, Q), b (Q,)) float32 CPU tensors; logits = x @ W + b on uncentred x.
     """
     import torch
 
-    w0, b0 = _class_mean_init(feats, rows, labels, num_classes)
-    w = w0.to(device).requires_grad_(True)
-    b = b0.to(device).requires_grad_(True)
-    opt = torch.optim.Adam([w, b], lr=settings.lr)
-    gen = torch.Generator().manual_seed(int(seed))
+    center = np.zeros(feats.shape[1])
+    for start in range(0, len(rows), _PREDICT_ROWS):
+        center += np.asarray(feats[rows[start : start + _PREDICT_ROWS]], np.float64).sum(0)
+    center /= len(rows)
+    y_all = torch.from_numpy(labels)
     n = len(rows)
-    bs = min(settings.batch_size, n)
-    whole = None
-    if n <= bs:  # full batch: gather once
-        whole = (
-            torch.from_numpy(np.asarray(feats[rows], dtype=np.float32)).to(device),
-            torch.from_numpy(labels[rows]).to(device),
-        )
-    perm, pos = torch.randperm(n, generator=gen).numpy(), 0
-    for _ in range(settings.num_steps(n)):
-        if whole is not None:
-            x, y = whole
-        else:
-            if pos + bs > n:
-                perm, pos = torch.randperm(n, generator=gen).numpy(), 0
-            r = np.sort(rows[perm[pos : pos + bs]])
-            pos += bs
-            x = torch.from_numpy(np.asarray(feats[r], dtype=np.float32)).to(device)
-            y = torch.from_numpy(labels[r]).to(device)
-        loss = torch.nn.functional.cross_entropy(x @ w + b, y)
-        loss = loss + 0.5 * settings.weight_decay * (w * w).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return w.detach().cpu(), b.detach().cpu()
+
+    def loss_fn(x: Any, y: Any) -> Any:
+        pen = 0.5 * settings.weight_decay * (w * w).sum()
+        return torch.nn.functional.cross_entropy(x @ w + b, y) + pen
+
+    if n <= settings.full_batch_rows:
+        w = torch.zeros(feats.shape[1], num_classes, device=device, requires_grad=True)
+        b = torch.zeros(num_classes, device=device, requires_grad=True)
+        x, y = _rows_tensor(feats, rows, center, device), y_all[rows].to(device)
+        opt = torch.optim.LBFGS([w, b], max_iter=settings.lbfgs_iters, history_size=20,
+                                line_search_fn="strong_wolfe")
+
+        def closure() -> Any:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(x, y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    else:
+        w0, b0 = _class_mean_init(feats, rows, labels, num_classes, center)
+        w, b = w0.to(device).requires_grad_(True), b0.to(device).requires_grad_(True)
+        adam = torch.optim.Adam([w, b], lr=settings.lr)
+        gen = torch.Generator().manual_seed(int(seed))
+        for _ in range(settings.epochs):
+            perm = rows[torch.randperm(n, generator=gen).numpy()]
+            for s in range(0, n - settings.batch_size + 1, settings.batch_size):
+                r = np.sort(perm[s : s + settings.batch_size])
+                loss = loss_fn(_rows_tensor(feats, r, center, device), y_all[r].to(device))
+                adam.zero_grad(set_to_none=True)
+                loss.backward()
+                adam.step()
+    w, b = w.detach().cpu(), b.detach().cpu()
+    return w, b - torch.from_numpy(center.astype(np.float32)) @ w
 
 
 def predict_probs(feats: np.ndarray, w: Any, b: Any, topk: int = 0, device: str = "cpu") -> Any:

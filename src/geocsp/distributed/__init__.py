@@ -13,11 +13,14 @@ from geocsp.distributed.context import (
     cleanup,
     init_distributed,
     is_main_process,
+    main_first,
     make_dist_context,
     seed_for_rank,
     shard_range,
+    sum_over_ranks,
 )
 from geocsp.distributed.ddp import StepModule, ddp_step
+from geocsp.distributed.evaluation import evaluate_scores_reduced, rank_and_world, shard_rows
 
 __all__ = [
     "ENV_KEYS",
@@ -28,9 +31,14 @@ __all__ = [
     "barrier",
     "cleanup",
     "ddp_step",
+    "evaluate_scores_reduced",
     "init_distributed",
     "is_main_process",
+    "main_first",
     "make_dist_context",
+    "rank_and_world",
     "seed_for_rank",
     "shard_range",
+    "shard_rows",
+    "sum_over_ranks",
 ]

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from torch import Tensor
 
 from geocsp.errors import ConfigError
 from geocsp.objectives.base import LOCAL, DistContext
+
+T = TypeVar("T")
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """Environment variables torchrun sets and :func:`init_distributed` reads."""
@@ -75,12 +78,16 @@ def _env_int(name: str, default: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None:
         if default is None:
-            raise ConfigError(f"distributed: environment variable {name} is not set; launch with torchrun")
+            raise ConfigError(
+                f"distributed: environment variable {name} is not set; launch with torchrun"
+            )
         return default
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"distributed: environment variable {name} must be an integer, got {raw!r}") from None
+        raise ConfigError(
+            f"distributed: environment variable {name} must be an integer, got {raw!r}"
+        ) from None
 
 
 def _pick_device(device: str, local_rank: int) -> torch.device:
@@ -90,9 +97,15 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ConfigError(f"device: unknown device {device!r}; use auto, cpu or cuda") from None
+        raise ConfigError(
+            f"device: unknown device {device!r}; use auto, cpu, cuda or cuda:N"
+        ) from None
     if dev.type != "cuda":
         return dev
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"device: {device!r} requested but CUDA is not available; use --device cpu"
+        )
     count = torch.cuda.device_count()
     if dev.index is None:
         if local_rank >= count:
@@ -105,7 +118,9 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
     return dev
 
 
-def init_distributed(device: str = "auto", backend: str | None = None, timeout_s: float = 1800.0) -> DistInfo:
+def init_distributed(
+    device: str = "auto", backend: str | None = None, timeout_s: float = 1800.0
+) -> DistInfo:
     """Join the torchrun job described by the environment (idempotent).
 
     Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
@@ -131,7 +146,9 @@ def init_distributed(device: str = "auto", backend: str | None = None, timeout_s
     if world > 1 and not dist.is_initialized():
         for key in ("MASTER_ADDR", "MASTER_PORT"):
             if not os.environ.get(key):
-                raise ConfigError(f"distributed: environment variable {key} is not set; launch with torchrun")
+                raise ConfigError(
+                    f"distributed: environment variable {key} is not set; launch with torchrun"
+                )
         chosen = backend or ("nccl" if info.device.type == "cuda" else "gloo")
         dist.init_process_group(
             chosen, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s)
@@ -188,7 +205,8 @@ def all_reduce_sum(tensor: Tensor) -> Tensor:
     """Sum ``tensor`` over ranks in place and return it (unchanged when not distributed)."""
     if not _active():
         return tensor
-    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":  # NCCL reduces GPU tensors only
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
+        # NCCL reduces GPU tensors only: reduce a GPU copy, write the result back
         tmp = tensor.to(torch.device("cuda", torch.cuda.current_device()))
         dist.all_reduce(tmp, op=dist.ReduceOp.SUM)
         return tensor.copy_(tmp)
@@ -196,10 +214,37 @@ def all_reduce_sum(tensor: Tensor) -> Tensor:
     return tensor
 
 
+def sum_over_ranks(values: dict[str, Any]) -> dict[str, Any]:
+    """Sum each scalar in ``values`` over ranks (float64); the dict itself when not distributed.
+
+    Every rank must pass the same keys.
+    """
+    if not _active():
+        return values
+    keys = sorted(values)
+    vec = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    all_reduce_sum(vec)
+    return {k: float(v) for k, v in zip(keys, vec.tolist(), strict=True)}
+
+
 def barrier() -> None:
     """Wait until every rank arrives (no-op when not distributed)."""
     if _active():
         dist.barrier()
+
+
+def main_first(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0, then -- after a barrier -- on the other ranks.
+
+    For steps that create files the other ranks then read (a run directory's config, a
+    label subset): rank 0 writes, the others find the files complete.
+    """
+    if is_main_process():
+        out = fn()
+        barrier()
+        return out
+    barrier()
+    return fn()
 
 
 def seed_for_rank(seed: int, rank: int) -> int:
@@ -209,7 +254,9 @@ def seed_for_rank(seed: int, rank: int) -> int:
         ConfigError: on a negative seed or rank.
     """
     if seed < 0 or rank < 0:
-        raise ConfigError(f"seed_for_rank: seed and rank must be >= 0, got seed={seed}, rank={rank}")
+        raise ConfigError(
+            f"seed_for_rank: seed and rank must be >= 0, got seed={seed}, rank={rank}"
+        )
     state = np.random.SeedSequence([int(seed), int(rank)]).generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
 
@@ -226,7 +273,9 @@ def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
         ConfigError: on n < 0 or an invalid rank / world size.
     """
     if n < 0 or world_size < 1 or not 0 <= rank < world_size:
-        raise ConfigError(f"shard_range: need n >= 0 and 0 <= rank < world_size, got {n}, {rank}, {world_size}")
+        raise ConfigError(
+            f"shard_range: need n >= 0 and 0 <= rank < world_size, got {n}, {rank}, {world_size}"
+        )
     base, extra = divmod(n, world_size)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)

@@ -64,7 +64,10 @@ def ddp_step(
     if info.distributed:
         ids = [info.device.index] if info.device.type == "cuda" else None
         module = DistributedDataParallel(
-            module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=find_unused_parameters
+            module,
+            device_ids=ids,
+            broadcast_buffers=False,
+            find_unused_parameters=find_unused_parameters,
         )
 
     def step(*args: Any, **kwargs: Any) -> LossOutput:

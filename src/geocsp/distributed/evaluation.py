@@ -67,7 +67,9 @@ def evaluate_scores_reduced(
 
     dev = torch.device(device) if device is not None else torch.device("cpu")
     accs = {key: MetricAccumulator(DEFAULT_KS, n_bins, device=dev) for key in BLOCKS}
-    for img, loc, lab, has in iter_chunks(img_probs, loc_probs, labels, has_location, batch_size, dev):
+    for img, loc, lab, has in iter_chunks(
+        img_probs, loc_probs, labels, has_location, batch_size, dev
+    ):
         accs["image"].update(img, lab)
         accs["location"].update(loc[has], lab[has])
         accs["fused"].update(fused_log_scores(img, loc, has, beta), lab, log_space=True)

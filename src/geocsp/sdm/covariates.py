@@ -97,7 +97,8 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
 
             xs, ys = (np.asarray(v) for v in transform("EPSG:4326", src.crs, xs.tolist(), ys.tolist()))
         inv = ~src.transform
-        cols, rows = inv * (xs, ys)
+        cols = inv.a * xs + inv.b * ys + inv.c
+        rows = inv.d * xs + inv.e * ys + inv.f
         rows = np.floor(np.asarray(rows)).astype(np.int64)
         cols = np.floor(np.asarray(cols)).astype(np.int64)
         inside = (rows >= 0) & (rows < src.height) & (cols >= 0) & (cols < src.width)

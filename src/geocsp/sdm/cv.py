@@ -155,4 +155,4 @@ def evaluate_pa(y: np.ndarray, scores: np.ndarray, species: list[str]) -> dict:
     """AUC/AP per species on PA sites, with their means (species with no presence or no
     absence at the sites get NaN and are left out of the means)."""
     per = per_species_scores(y, scores, species)
-    return {**summarize(per), "per_species": per, "n_sites": int(len(y))}
+    return {**summarize(per), "per_species": per, "n_sites": len(y)}

@@ -67,4 +67,4 @@ def _parse_one(v: object) -> float:
     ts = pd.Timestamp(text)
     if pd.isna(ts):
         raise ValueError(v)
-    return float(ts.dayofyear)
+    return float(ts.day_of_year)

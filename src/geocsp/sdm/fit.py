@@ -40,7 +40,7 @@ class FitOptions:
         device: ``cpu``, ``cuda``, ``cuda:0``... or ``auto``.
     """
 
-    loss: str = "an_full"
+    loss: str = "full"
     epochs: int = 30
     min_steps: int = 300
     lr: float = 1e-3
@@ -66,7 +66,7 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"--device: unknown device {name!r}") from None
 
 
-def load_init_encoder(path: str | Path):  # noqa: ANN201 - LocationEncoder
+def load_init_encoder(path: str | Path):
     """A pre-trained LocationEncoder from an encoder dir or a pre-train run (``RUN/encoder``).
 
     Raises:
@@ -148,7 +148,7 @@ def _tensors(p: Points, std: Standardizer, device: torch.device) -> tuple[torch.
     )
 
 
-def _train(model: SDM, loss_fn, pres_t, bg_t, labels: np.ndarray, opt: FitOptions, device: torch.device) -> None:  # noqa: ANN001
+def _train(model: SDM, loss_fn, pres_t, bg_t, labels: np.ndarray, opt: FitOptions, device: torch.device) -> None:
     """The Adam loop; background rows and their dates are drawn per step."""
     y = torch.as_tensor(labels, device=device)
     n, m = len(labels), bg_t[0].shape[0]

@@ -33,7 +33,7 @@ MODEL_DIR = "model"
 INPUTS = ("position", "covariates", "both")
 DEFAULT_POSITION: dict[str, Any] = {
     "encoder": "sphereC+",
-    "encoder_args": {"num_scales": 16, "r_min_deg": 1.0},
+    "encoder_args": {"num_scales": 8, "r_min_deg": 1.0},
     "network": "fcnet",
     "network_args": {"num_res_blocks": 2, "dropout": 0.0},
     "dim": 64,

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from geocsp.config import from_dict, load_yaml
 from geocsp.data import GeoDataset, Split
+from geocsp.distributed import evaluate_scores_reduced, rank_and_world, shard_rows
 from geocsp.errors import CheckpointError, ConfigError, DatasetError, MissingFileError
 from geocsp.evaluation import evaluate_scores
 from geocsp.io import atomic_path
@@ -123,6 +124,9 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
         raise DatasetError(f"split '{split.name}': no labelled rows to evaluate")
     key = resolve_probs_key(split, cfg.probs_key, ratio)
     rows = np.flatnonzero(split.labels >= 0)
+    sharded = cfg.beta != "tune" and rank_and_world()[1] > 1  # torchrun: each rank scores a shard
+    if sharded:
+        rows = shard_rows(rows)
     img = split.probs(key)[rows]
     if img.shape[1] != num_classes:
         raise DatasetError(f"split '{split.name}': probabilities '{key}' have {img.shape[1]} classes, the prior {num_classes}")
@@ -133,7 +137,8 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     beta = cfg.beta
     if beta == "tune":
         beta = tune_beta(img, loc, labels, has, batch_size=cfg.batch_size, device=device)
-    metrics = evaluate_scores(img, loc, labels, has, beta=float(beta), batch_size=cfg.batch_size, device=device)
+    scorer = evaluate_scores_reduced if sharded else evaluate_scores  # reduced: metrics summed over ranks
+    metrics = scorer(img, loc, labels, has, beta=float(beta), batch_size=cfg.batch_size, device=device)
     return {**metrics, "split": split.name, "probs_key": key, "beta": float(beta)}
 
 
@@ -293,7 +298,7 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
     q = prior.num_classes
     loc = location_probs(prior.logits, prior, lonlat, has, q, batch_size, dev)
     scores, classes = _top_k(loc, img, has, min(top_k, q), beta, batch_size)
-    names = np.asarray(prior.classes + [""], dtype=object)
+    names = np.asarray([*prior.classes, ""], dtype=object)
     df = table.copy()
     for k in range(scores.shape[1]):
         df[f"class_{k + 1}"] = names[classes[:, k]]
@@ -318,7 +323,7 @@ def _top_k(loc: np.ndarray, img: np.ndarray | None, has: np.ndarray, k: int, bet
         s = lp if img is None else fuse(torch.as_tensor(img[sl]), lp, h, beta)
         valid = h if img is None else torch.ones_like(h)
         val, idx = torch.topk(torch.nan_to_num(s, nan=-math.inf), k, dim=1)
-        rows = torch.flatnonzero(valid).numpy() + start
+        rows = np.flatnonzero(valid.numpy()) + start
         scores[rows], classes[rows] = val[valid].numpy(), idx[valid].numpy()
     return scores, classes
 

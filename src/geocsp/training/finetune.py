@@ -24,6 +24,7 @@ from geocsp.config import to_dict
 from geocsp.data import GeoDataset
 from geocsp.data.location_samplers import create_location_sampler
 from geocsp.data.splits import load_or_make_subset
+from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoder
 from geocsp.objectives import create_finetune_loss
@@ -40,7 +41,7 @@ from geocsp.training.loop import (
     train_epochs,
 )
 from geocsp.training.pretrain import _last_record
-from geocsp.training.rundir import RunDir, dist_env
+from geocsp.training.rundir import RunDir
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
@@ -56,21 +57,27 @@ def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict
 
 
 def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: Any,
-              compile_: bool) -> Callable[[Tensor, torch.Generator], Any]:
-    """Per-batch loss: one encoder pass over [x; background] (dropout on), logits via T."""
+              compile_: bool, info: DistInfo | None = None) -> Callable[[Tensor, torch.Generator], Any]:
+    """Per-batch loss: one encoder pass over [x; background] (dropout on), logits via T
+    (under DDP when ``info`` is distributed)."""
     encode = maybe_compile(model["encoder"], compile_)
     head = model["head"]
     needs_bg = bool(getattr(loss, "needs_background", False))
+
+    def compute(_m: nn.Module, x: Tensor, y: Tensor, bg: Tensor | None) -> Any:
+        if bg is None:
+            return loss(head(encode(x)), y, None)
+        logits = head(encode(torch.cat([x, bg], 0)))
+        return loss(logits[: x.shape[0]], y, logits[x.shape[0]:])
+
+    run_loss = ddp_step(model, compute, info or DistInfo())
 
     def step(idx: Tensor, gen: torch.Generator) -> Any:
         dev_idx = idx.to(rows.device, non_blocking=True)
         x = rows.lonlat.index_select(0, dev_idx)
         y = rows.labels.index_select(0, dev_idx)
-        if not needs_bg:
-            return loss(head(encode(x)), y, None)
-        bg = sampler.sample(x.shape[0], gen, device=rows.device)
-        logits = head(encode(torch.cat([x, bg], 0)))
-        return loss(logits[: x.shape[0]], y, logits[x.shape[0]:])
+        bg = sampler.sample(x.shape[0], gen, device=rows.device) if needs_bg else None
+        return run_loss(x, y, bg)
 
     return step
 
@@ -103,16 +110,17 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     """
     if init is not None:
         config = dataclasses.replace(config, init=str(init))
-    rank, world = dist_env()
+    info = init_distributed(config.device)  # torchrun: join the job (no-op otherwise)
+    rank, world = info.rank, info.world_size
     ds = as_dataset(data)
-    device = resolve_device(config.device)
+    device = info.device if info.distributed else resolve_device(config.device)
     rows = TrainRows([ds.split("train")], device, need_features=False, need_labels=True)
     model = build_finetune_model(config, len(ds.classes)).to(device)
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
-    run.prepare(to_dict(config), overwrite=overwrite)  # only once everything is known to build
-    rows = rows.subset(load_or_make_subset(run.path, rows.labels_np, config.ratio, config.seed))
+    main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
+    rows = rows.subset(main_first(lambda: load_or_make_subset(run.path, rows.labels_np, config.ratio, config.seed)))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
@@ -120,14 +128,16 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     spec = LoopSpec(
         stage="finetune", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
         seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
-        epoch_indices=order.epoch_indices, step=make_step(model, rows, loss, sampler, config.compile),
+        epoch_indices=order.epoch_indices, step=make_step(model, rows, loss, sampler, config.compile, info),
         batch_size=config.data.batch_size, device=device, precision=config.precision,
         set_mode=_mode_setter(model, config.freeze_encoder), evaluate=val,
         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
         keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
     )
     history = train_epochs(spec)
-    return _finish(run, model, ds, config, val, history)
+    metrics = _finish(run, model, ds, config, val, history)
+    barrier()  # rank 0's outputs are complete before any rank returns
+    return metrics
 
 
 def _mode_setter(model: nn.ModuleDict, frozen: bool) -> Callable[[], None]:

@@ -18,9 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geocsp.distributed import sum_over_ranks
 from geocsp.errors import ConfigError
-from geocsp.training.rundir import Checkpoint, RunDir, flatten_optimizer_state, unflatten_optimizer_state
-
+from geocsp.training.rundir import (
+    Checkpoint,
+    RunDir,
+    flatten_optimizer_state,
+    unflatten_optimizer_state,
+)
 
 TIMING_KEYS = ("seconds", "samples_per_s")
 """Log-record keys that vary between identical runs (kept out of metrics.json)."""
@@ -28,7 +33,7 @@ TIMING_KEYS = ("seconds", "samples_per_s")
 
 def result_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The deterministic training fields of an epoch log record (epoch, lr, loss, terms)."""
-    return {k: v for k, v in record.items() if k not in TIMING_KEYS + ("stage", "val", "samples")}
+    return {k: v for k, v in record.items() if k not in (*TIMING_KEYS, "stage", "val", "samples")}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -181,10 +186,12 @@ def run_epoch(spec: LoopSpec, epoch: int) -> dict[str, Any]:
                 sums[key] = sums.get(key, 0.0) + value.detach().float() * n
             bar.update(int(n))
     seconds = time.perf_counter() - t0
-    count = max(int(order.shape[0]), 1)
+    totals = sum_over_ranks({**sums, "samples": int(order.shape[0])})  # torchrun: all ranks' rows
+    samples = int(totals.pop("samples"))
+    count = max(samples, 1)
     record: dict[str, Any] = {"stage": spec.stage, "epoch": epoch + 1, "lr": lr}
-    record.update({k: float(v) / count for k, v in sums.items()})
-    record.update(samples=int(order.shape[0]), seconds=seconds, samples_per_s=order.shape[0] / max(seconds, 1e-9))
+    record.update({k: float(v) / count for k, v in totals.items()})
+    record.update(samples=samples, seconds=seconds, samples_per_s=samples / max(seconds, 1e-9))
     return record
 
 

@@ -82,4 +82,4 @@ def resolve_config(cls: type[C], *, stage: str | None = None, preset: str | None
             file_data = file_data[stage]
         data = deep_merge(data, file_data)
     data = apply_overrides(data, list(overrides))
-    return from_dict(cls, data, where=stage or "")
+    return from_dict(cls, data)

@@ -18,6 +18,14 @@ from torch import Tensor, nn
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
 from geocsp.data.location_samplers import create_location_sampler
+from geocsp.distributed import (
+    DistInfo,
+    barrier,
+    ddp_step,
+    init_distributed,
+    main_first,
+    make_dist_context,
+)
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoder
 from geocsp.objectives import PretrainBatch, create_objective
@@ -31,7 +39,7 @@ from geocsp.training.loop import (
     seed_all,
     train_epochs,
 )
-from geocsp.training.rundir import RunDir, dist_env
+from geocsp.training.rundir import RunDir
 
 ENCODER_DIR = "encoder"
 
@@ -66,13 +74,21 @@ def pretrain_rows(cfg: PretrainConfig, ds: GeoDataset, device: torch.device) -> 
     return TrainRows([ds.split(n) for n in names], device, need_features=True, need_labels=balanced)
 
 
-def make_step(model: nn.ModuleDict, rows: TrainRows, sampler: Any,
-              compile_: bool) -> Callable[[Tensor, torch.Generator], Any]:
-    """The per-batch loss closure: gather pairs, draw C negatives per row, run the objective."""
+def make_step(model: nn.ModuleDict, rows: TrainRows, sampler: Any, compile_: bool,
+              info: DistInfo | None = None) -> Callable[[Tensor, torch.Generator], Any]:
+    """The per-batch loss closure: gather pairs, draw C negatives per row, run the objective.
+
+    With a distributed ``info`` the step runs under DDP and the objective's in-batch terms
+    use all ranks' rows as columns (docs/distributed.md).
+    """
     encode_loc = maybe_compile(model["encoder"], compile_)
     encode_img = maybe_compile(model["projection"], compile_)
     objective = model["objective"]
     c = int(objective.num_negatives)
+    info = info or DistInfo()
+    dist = make_dist_context(info)
+    run_loss = ddp_step(model, lambda _m, batch: objective(batch, encode_loc, encode_img, dist), info,
+                        find_unused_parameters=not objective.uses_image_projection)
 
     def step(idx: Tensor, gen: torch.Generator) -> Any:
         dev_idx = idx.to(rows.device, non_blocking=True)
@@ -81,7 +97,7 @@ def make_step(model: nn.ModuleDict, rows: TrainRows, sampler: Any,
         if c > 0:
             neg = sampler.sample(idx.shape[0] * c, gen, device=rows.device).reshape(-1, c, 2)
         batch = PretrainBatch(lonlat=lonlat, feats=rows.features(idx), neg_lonlat=neg)
-        return objective(batch, encode_loc, encode_img)
+        return run_loss(batch)
 
     return step
 
@@ -129,14 +145,15 @@ def pretrain(config: PretrainConfig, data: GeoDataset | str | Path, run_dir: str
             run dir's saved one.
         DatasetError: when the dataset has no usable pairs.
     """
-    rank, world = dist_env()
+    info = init_distributed(config.device)  # torchrun: join the job (no-op otherwise)
+    rank, world = info.rank, info.world_size
     ds = as_dataset(data)
-    device = resolve_device(config.device)
+    device = info.device if info.distributed else resolve_device(config.device)
     rows = pretrain_rows(config, ds, device)
     model = build_pretrain_model(config, rows.feature_dim).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
-    run.prepare(to_dict(config), overwrite=overwrite)  # only once everything is known to build
+    main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
@@ -146,14 +163,16 @@ def pretrain(config: PretrainConfig, data: GeoDataset | str | Path, run_dir: str
     spec = LoopSpec(
         stage="pretrain", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
         seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
-        epoch_indices=order.epoch_indices, step=make_step(model, rows, sampler, config.compile),
+        epoch_indices=order.epoch_indices, step=make_step(model, rows, sampler, config.compile, info),
         batch_size=config.data.batch_size, device=device, precision=config.precision,
         evaluate=_val_loss(model, val, sampler, config, device), eval_every=config.eval_every,
         checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
         quiet=config.quiet, rank=rank,
     )
     history = train_epochs(spec)
-    return _finish(run, model, config, rows.feature_dim, history)
+    metrics = _finish(run, model, config, rows.feature_dim, history)
+    barrier()  # rank 0's outputs are complete before any rank returns
+    return metrics
 
 
 def _finish(run: RunDir, model: nn.ModuleDict, cfg: PretrainConfig, feature_dim: int,

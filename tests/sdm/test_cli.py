@@ -1,0 +1,110 @@
+"""The CLI: sdm fit / predict and map, incl. bad input (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from geocsp.cli.main import cli
+
+FAST = ["--epochs", "1", "--seed", "0", "--device", "cpu", "--encoder", "wrap"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def fitted_run(synth_tables, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    r = run("sdm", "fit", synth_tables["records"], "--species-col", "species", "--covariates", "warmth",
+            "--background", synth_tables["bg"], "--date-col", "date", "--cv-folds", "2", "--block-deg", "5",
+            "--pa", synth_tables["records"], *FAST, "--out", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_fit_writes_run_and_metrics(fitted_run) -> None:
+    m = json.loads((fitted_run / "metrics.json").read_text())
+    assert set(m["cv"]) == {"model", "kde", "logistic", "folds"}
+    assert m["cv"]["model"]["n_species"] == 2 and 0 <= m["cv"]["kde"]["mean_auc"] <= 1
+    assert m["pa"]["n_sites"] == 300 and "corner" in m["pa"]["per_species"]
+    assert (fitted_run / "model" / "model.safetensors").is_file()
+    assert len(pd.read_csv(fitted_run / "presences.csv")) == 300
+
+
+def test_predict_long_wide_and_missing_covariate(fitted_run, tmp_path) -> None:
+    sites = pd.DataFrame({"id": ["a", "b"], "lon": [10.0, 1.0], "lat": [10.0, 19.0], "warmth": [0.0, -12.0],
+                          "date": ["06-15", ""]})
+    sites.to_csv(tmp_path / "s.csv", sep=";", index=False)
+    r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--site-col", "id", "--date-col", "date",
+            "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0, r.output
+    long = pd.read_csv(tmp_path / "p.csv")
+    assert list(long.columns) == ["site_id", "species", "score"] and len(long) == 4
+    assert long["score"].between(0, 1).all()
+    r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--wide", "--out", tmp_path / "w.csv")
+    wide = pd.read_csv(tmp_path / "w.csv")
+    assert list(wide.columns) == ["site_id", "corner", "disc"]
+    sites.drop(columns="warmth").to_csv(tmp_path / "nocov.csv", index=False)
+    r = run("sdm", "predict", fitted_run, tmp_path / "nocov.csv", "--out", tmp_path / "x.csv")
+    assert r.exit_code == 2 and "missing covariate column 'warmth'" in r.output
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_map_refuses_table_covariates(fitted_run, tmp_path) -> None:
+    r = run("map", fitted_run, "--species", "disc", "--out", tmp_path / "m.png")
+    assert r.exit_code == 2 and "table covariates" in r.output
+
+
+def test_position_map_and_richness(synth_tables, tmp_path) -> None:
+    out = tmp_path / "pos"
+    r = run("sdm", "fit", synth_tables["records"], "--species-col", "species", "--background-sample", "300",
+            "--background-sampler", "sphere", "--region", "0,0,20,20", *FAST, "--out", out)
+    assert r.exit_code == 0, r.output
+    for extra in (["--species", "disc"], ["--richness", "--threshold", "0.5"]):
+        r = run("map", out, *extra, "--res", "1", "--no-land-mask", "--out", tmp_path / "m.png")
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / "m.png").stat().st_size > 1000
+    r = run("map", out, "--species", "nope", "--no-land-mask", "--out", tmp_path / "n.png")
+    assert r.exit_code == 2 and "--species 'nope'" in r.output
+
+
+def _bad(tmp_path, df: pd.DataFrame, *extra: str) -> str:
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    out = tmp_path / "badrun"
+    r = run("sdm", "fit", tmp_path / "bad.csv", "--species-col", "species", "--background-sample", "50",
+            "--background-sampler", "sphere", "--region", "0,0,20,20", *FAST, *extra, "--out", out)
+    assert r.exit_code == 2, r.output
+    assert not out.exists() and not list(tmp_path.glob(".badrun*"))
+    return r.output
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        (lambda d: d.assign(date=["nope"] + list(d.date[1:])), ["--date-col", "date"], "cannot parse date 'nope'"),
+        (lambda d: d.rename(columns={"lon": "x"}), [], "column 'lon'"),
+        (lambda d: d.assign(lon=d.lat, lat=d.lon + 100), [], "swapped"),
+        (lambda d: d.assign(lon=d.lon + 50), [], "all 300 rows dropped (outside"),
+        (lambda d: d.assign(species=[f"s{i}" for i in range(len(d))]), [], "every species has fewer than 2"),
+        (lambda d: d, ["--inputs", "covariates"], "needs covariates"),
+    ],
+)
+def test_bad_input_exit_2(synth_tables, tmp_path, change, extra, message) -> None:
+    assert message in _bad(tmp_path, change(synth_tables["rec"].copy()), *extra)
+
+
+def test_nan_coordinates_and_outside_dropped_by_rule(synth_tables, tmp_path) -> None:
+    df = synth_tables["rec"].copy()
+    df.loc[0, "lon"] = np.nan
+    df.loc[1, "lon"] = 50.0
+    df.to_csv(tmp_path / "r.csv", index=False)
+    r = run("sdm", "fit", tmp_path / "r.csv", "--species-col", "species", "--background-sample", "50",
+            "--background-sampler", "sphere", "--region", "0,0,20,20", *FAST, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert "dropped 1 of 300 rows (empty or NaN" in r.output and "dropped 1 of 299 rows (outside" in r.output

@@ -1,0 +1,91 @@
+"""Fitting, predicting, CV and save/load on the synthetic disc problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geocsp.errors import CheckpointError, ConfigError, DatasetError
+from geocsp.sdm import FitOptions, FittedSDM, InputSpec, SDMConfig, fit_sdm, points_from_table
+from geocsp.sdm.cv import kde_scorer, logistic_scorer, spatial_block_cv
+from geocsp.sdm.records import drop_rare_species
+
+from .conftest import SMALL
+
+OPTS = FitOptions(epochs=1, min_steps=300, batch_size=128, lr=1e-2, seed=0, device="cpu")
+
+
+def _data(synth_tables, date: bool = False):
+    spec = InputSpec(covariate_cols=("warmth",), date_col="date" if date else None)
+    pres = points_from_table(synth_tables["rec"], spec, "rec", "species")
+    bg = points_from_table(synth_tables["bgdf"], InputSpec(covariate_cols=("warmth",)), "bg")
+    return pres, bg
+
+
+def test_cv_model_beats_random_on_held_out_blocks(synth_tables) -> None:
+    pres, bg = _data(synth_tables)
+    cfg = SDMConfig(inputs="position", position=SMALL)
+
+    def model(tp, tb, test, species):
+        return fit_sdm(tp, tb, cfg, OPTS, species=species).predict(test.lonlat, test.covariates, test.doy)
+
+    res = spatial_block_cv(pres, bg, {"model": model, "kde": kde_scorer, "logistic": logistic_scorer},
+                           k=3, block_deg=3.0, seed=0)
+    assert res["model"]["n_species_scored"] == 2
+    assert res["model"]["per_species"]["disc"]["auc"] > 0.7
+    assert res["model"]["mean_auc"] > 0.7
+    assert res["kde"]["mean_auc"] > 0.7
+    assert res["logistic"]["per_species"]["disc"]["auc"] > 0.8  # warmth peaks at the disc
+    assert sum(res["folds"]["test_presences"]) == len(pres)
+
+
+def test_fit_is_seeded_and_save_load_identical(synth_tables, tmp_path) -> None:
+    pres, bg = _data(synth_tables, date=True)
+    cfg = SDMConfig(inputs="both", position=SMALL, use_time=True, num_covariates=1)
+    opts = FitOptions(epochs=1, min_steps=10, seed=3, device="cpu")
+    a = fit_sdm(pres, bg, cfg, opts, covariate_names=["warmth"])
+    b = fit_sdm(pres, bg, cfg, opts, covariate_names=["warmth"])
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+    a.save(tmp_path)
+    c = FittedSDM.load(tmp_path)
+    args = (pres.lonlat[:20], pres.covariates[:20], pres.doy[:20])
+    assert np.array_equal(a.predict(*args), c.predict(*args))
+    assert c.species == ["corner", "disc"] and c.standardizer == a.standardizer
+    assert c.model.config.use_time
+    # time matters: a different day changes the score
+    assert not np.allclose(c.predict(args[0], args[1], np.full(20, 10.0)), c.predict(args[0], args[1], np.full(20, 190.0)))
+
+
+def test_rules_and_errors(synth_tables, tmp_path) -> None:
+    pres, bg = _data(synth_tables)
+    one = pres.take(np.r_[np.flatnonzero(pres.species == "disc"), np.flatnonzero(pres.species == "corner")[:1]])
+    kept = drop_rare_species(one, 2, "rec")
+    assert set(kept.species) == {"disc"} and "1 species with < 2 records" in kept.notes[-1]
+    with pytest.raises(DatasetError, match="every species has fewer than 500"):
+        drop_rare_species(pres, 500, "rec")
+    with pytest.raises(ConfigError, match="an_slds needs at least two species"):
+        fit_sdm(kept, bg, SDMConfig(inputs="position", position=SMALL), FitOptions(loss="an_slds"))
+    with pytest.raises(ConfigError, match="--inputs covariates needs covariates"):
+        SDMConfig(inputs="covariates")
+    with pytest.raises(ConfigError, match="--loss must be one of"):
+        FitOptions(loss="bogus")
+    with pytest.raises(CheckpointError):
+        FittedSDM.load(tmp_path / "nothing")
+
+
+def test_init_from_pretrained_encoder(synth_tables, tmp_path) -> None:
+    from geocsp.nets import LocationEncoder, LocationEncoderConfig
+
+    enc = LocationEncoder(LocationEncoderConfig(encoder="wrap", network="fcnet", dim=16,
+                                                network_args={"num_res_blocks": 1, "dropout": 0.0}))
+    enc.save_pretrained(tmp_path / "enc")
+    pres, bg = _data(synth_tables)
+    opts = FitOptions(epochs=1, min_steps=1, lr=1e-9, device="cpu")
+    m = fit_sdm(pres, bg, SDMConfig(inputs="position"), opts, init_dir=tmp_path / "enc")
+    ll = torch.as_tensor(pres.lonlat[:5], dtype=torch.float32)
+    assert torch.allclose(m.model.position(ll), enc(ll), atol=1e-5)  # started from the encoder
+    with pytest.raises(ConfigError, match="needs a position tower"):
+        fit_sdm(pres, bg, SDMConfig(inputs="covariates", num_covariates=1), opts,
+                covariate_names=["warmth"], init_dir=tmp_path / "enc")
