@@ -105,6 +105,25 @@ def import_table_cmd(
 COMMANDS = [data]
 
 
+@data.command("split")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
+@click.option("--from", "source_split", default="train", show_default=True, help="Split to divide.")
+@click.option("--val-frac", default=0.2, show_default=True, help="Fraction of rows held out as val.")
+@click.option("--method", type=click.Choice(["random", "spatial"]), default="random", show_default=True,
+              help="random rows, or whole lon/lat blocks (geographic generalisation).")
+@click.option("--block-deg", default=10.0, show_default=True, help="Block size for --method spatial.")
+@click.option("--seed", default=0, show_default=True)
+def split_cmd(src: Path, out: Path, source_split: str, val_frac: float, method: str,
+              block_deg: float, seed: int) -> None:
+    """Copy dataset SRC to OUT with a held-out `val` split carved from one split."""
+    from geocsp.data.resplit import split_dataset
+
+    path = split_dataset(src, out, source_split=source_split, val_frac=val_frac, method=method,
+                         block_deg=block_deg, seed=seed)
+    click.echo(f"wrote {path}")
+
+
 def _register_optional(module: str, attr: str) -> None:
     """Add a subcommand defined in another module, when that module exists."""
     if importlib.util.find_spec(module) is None:

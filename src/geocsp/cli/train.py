@@ -96,8 +96,10 @@ def finetune_cmd(data: str, out: str, preset: str | None, config_file: str | Non
 
 def _echo_metrics(metrics: dict[str, Any]) -> None:
     for key in ("image", "location", "fused"):
-        if key in metrics:
-            m = metrics[key]
+        m = metrics.get(key)
+        if m is None and key in metrics:
+            click.echo(f"{key:9s} n/a (the split has no image-classifier probabilities)")
+        elif m is not None:
             click.echo(f"{key:9s} top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  mrr {m['mrr']:.4f}  n {m['n']}")
 
 

@@ -150,7 +150,13 @@ def to_dense_rows(x: Any, start: int, stop: int, device: torch.device) -> Tensor
     part = x[start:stop]
     if hasattr(part, "toarray"):
         part = part.toarray()
-    t = torch.as_tensor(np.asarray(part)) if not isinstance(part, Tensor) else part
+    if not isinstance(part, Tensor):
+        arr = np.asarray(part)
+        if not arr.flags.writeable:  # memmaps / broadcast views: copy this chunk only
+            arr = np.array(arr)
+        t = torch.from_numpy(arr)
+    else:
+        t = part
     if t.dtype not in (torch.float32, torch.float64):
         t = t.float()
     return t.to(device)

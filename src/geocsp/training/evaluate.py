@@ -117,17 +117,24 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     Returns:
         ``{"image", "location", "fused"}`` metric dicts plus ``split``, ``probs_key``, ``beta``.
 
+    A split without image-classifier probabilities is evaluated on location alone:
+    ``image`` and ``fused`` are then None and ``probs_key`` is None.
+
     Raises:
-        DatasetError: when the split has no labels or no image probabilities.
+        DatasetError: when the split has no labels, or a named probability set is missing.
     """
     if split.labels is None or not (split.labels >= 0).any():
         raise DatasetError(f"split '{split.name}': no labelled rows to evaluate")
-    key = resolve_probs_key(split, cfg.probs_key, ratio)
+    location_only = not split.prob_keys and cfg.probs_key == "auto"
+    key = None if location_only else resolve_probs_key(split, cfg.probs_key, ratio)
     rows = np.flatnonzero(split.labels >= 0)
     sharded = cfg.beta != "tune" and rank_and_world()[1] > 1  # torchrun: each rank scores a shard
     if sharded:
         rows = shard_rows(rows)
-    img = split.probs(key)[rows]
+    if location_only:  # uniform P(y|I): fused == location; reported as location only
+        img = np.broadcast_to(np.float32(1.0 / num_classes), (len(rows), num_classes))
+    else:
+        img = split.probs(key)[rows]
     if img.shape[1] != num_classes:
         raise DatasetError(f"split '{split.name}': probabilities '{key}' have {img.shape[1]} classes, the prior {num_classes}")
     device = resolve_device(cfg.device)
@@ -135,10 +142,14 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     loc = location_probs(logits_fn, module, lonlat, has, num_classes, cfg.batch_size, device)
     labels = split.labels[rows]
     beta = cfg.beta
-    if beta == "tune":
+    if location_only:
+        beta = 1.0
+    elif beta == "tune":
         beta = tune_beta(img, loc, labels, has, batch_size=cfg.batch_size, device=device)
     scorer = evaluate_scores_reduced if sharded else evaluate_scores  # reduced: metrics summed over ranks
     metrics = scorer(img, loc, labels, has, beta=float(beta), batch_size=cfg.batch_size, device=device)
+    if location_only:
+        metrics = {**metrics, "image": None, "fused": None}
     return {**metrics, "split": split.name, "probs_key": key, "beta": float(beta)}
 
 

@@ -154,7 +154,7 @@ def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> Call
     if "val" not in ds:
         return None
     split = ds.split("val")
-    if split.labels is None or not split.prob_keys or not (split.labels >= 0).any():
+    if split.labels is None or not (split.labels >= 0).any():
         return None
     ecfg = EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device)
 

@@ -160,6 +160,29 @@ def save(spec: LoopSpec, epoch: int) -> None:
     spec.run.save_checkpoint(Checkpoint(epoch, model, tensors, {"optim": data}), spec.keep_checkpoints)
 
 
+def train_step(optimizer: torch.optim.Optimizer, step: Callable[[Tensor, torch.Generator], Any],
+               idx: Tensor, gen: torch.Generator, device: torch.device, precision: str = "fp32") -> Any:
+    """One optimisation step: zero grads, loss under autocast, backward, update.
+
+    Args:
+        optimizer: optimizer over the trained parameters.
+        step: (batch row positions (B,) int64 CPU tensor, generator) -> LossOutput.
+        idx: (B,) int64 row positions of the batch.
+        gen: generator for random locations.
+        device: the training device (autocast type).
+        precision: ``fp32`` or ``bf16``.
+
+    Returns:
+        The step's LossOutput (computed before the update).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, precision):
+        out = step(idx, gen)
+    out.total.backward()
+    optimizer.step()
+    return out
+
+
 def run_epoch(spec: LoopSpec, epoch: int) -> dict[str, Any]:
     """Train one epoch (0-based ``epoch``) and return its log record."""
     s = epoch_seed(spec.seed, epoch, spec.rank)
@@ -176,11 +199,7 @@ def run_epoch(spec: LoopSpec, epoch: int) -> dict[str, Any]:
     desc = f"{spec.stage} {epoch + 1}/{spec.epochs}"
     with progress(int(order.shape[0]), desc, spec.quiet or spec.rank != 0) as bar:
         for idx in iter_batches(order, spec.batch_size):
-            spec.optimizer.zero_grad(set_to_none=True)
-            with autocast(spec.device, spec.precision):
-                out = spec.step(idx, gen)
-            out.total.backward()
-            spec.optimizer.step()
+            out = train_step(spec.optimizer, spec.step, idx, gen, spec.device, spec.precision)
             n = float(idx.shape[0])
             for key, value in {"loss": out.total, **out.terms}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().float() * n

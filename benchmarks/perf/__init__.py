@@ -1,0 +1,1 @@
+"""Helpers of the performance benchmark (benchmarks/run.py): FLOP counts, timing, memory."""
