@@ -242,3 +242,23 @@ def test_cli_bad_preset_is_one_line_exit_2(tmp_path) -> None:
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "unknown GeoWorld preset 'huge'" in lines[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_full_batch_head_reaches_the_penalised_optimum() -> None:
+    from geocsp.data.geoworld_classifier import ClassifierSettings, train_linear_classifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 30)
+    x = (rng.standard_normal((4, 5))[y] + rng.standard_normal((120, 5))).astype(np.float32)
+    s = ClassifierSettings(lbfgs_iters=500, weight_decay=0.05)
+    w, b = train_linear_classifier(x, np.arange(120), y, 4, s, seed=0)
+    w, b = w.double().numpy(), b.double().numpy()
+    # independent float64 gradient of mean CE + λ/2 ||W||² (features centred, bias unpenalised)
+    xc = x.astype(np.float64) - x.mean(0)
+    bc = b + x.mean(0).astype(np.float64) @ w
+    z = xc @ w + bc
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    g = p - np.eye(4)[y]
+    assert np.abs(xc.T @ g / 120 + 0.05 * w).max() < 1e-4 and np.abs(g.mean(0)).max() < 1e-4
+    assert (z.argmax(1) == y).mean() > 0.8

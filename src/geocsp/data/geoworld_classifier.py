@@ -71,6 +71,29 @@ def _class_mean_init(feats: np.ndarray, rows: np.ndarray, labels: np.ndarray, q:
     return torch.tensor(means.T / var, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
 
 
+def _fit_lbfgs(x: np.ndarray, y: np.ndarray, q: int, settings: ClassifierSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Full-batch float64 L-BFGS (scipy) on mean CE + λ/2 ‖W‖², from zero; x centred (n, D)."""
+    from scipy.optimize import minimize
+
+    n, d = x.shape
+    onehot = np.zeros((n, q))
+    onehot[np.arange(n), y] = 1.0
+
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[: d * q].reshape(d, q), theta[d * q :]
+        z = x @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss = -(log_p * onehot).sum() / n + 0.5 * settings.weight_decay * (w * w).sum()
+        g = (np.exp(log_p) - onehot) / n
+        grad_w = x.T @ g + settings.weight_decay * w
+        return loss, np.concatenate([grad_w.ravel(), g.sum(axis=0)])
+
+    res = minimize(fun, np.zeros(d * q + q), jac=True, method="L-BFGS-B",
+                   options={"maxiter": settings.lbfgs_iters, "maxcor": 20})
+    return res.x[: d * q].reshape(d, q), res.x[d * q :]
+
+
 def _rows_tensor(feats: np.ndarray, rows: np.ndarray, center: np.ndarray, device: str) -> Any:
     import torch
 
@@ -89,8 +112,8 @@ def train_linear_classifier(
     """Train a softmax-regression head on ``feats[rows]`` (L2-penalised cross-entropy).
 
     Features are centred on the subset mean. Subsets of at most ``full_batch_rows`` rows
-    start from zero and are fitted with full-batch L-BFGS (a convex problem, so the result
-    is the penalised optimum); larger ones start from the nearest-class-mean solution and
+    start from zero and are fitted with full-batch float64 L-BFGS (scipy; a convex problem,
+    so the result is the penalised optimum); larger ones start from the nearest-class-mean solution and
     take ``epochs`` passes of minibatch Adam, gathering each minibatch from ``feats``.
 
     Args:
@@ -99,7 +122,7 @@ def train_linear_classifier(
         labels: (N,) int64 class indices (only ``labels[rows]`` is used).
         num_classes: Q.
         settings: optimisation settings.
-        seed: seeds the torch Generator that draws the minibatches.
+        seed: seeds the torch Generator that draws the minibatches (minibatch path).
         device: torch device to train on.
 
     Returns:
@@ -114,24 +137,10 @@ def train_linear_classifier(
     y_all = torch.from_numpy(labels)
     n = len(rows)
 
-    def loss_fn(x: Any, y: Any) -> Any:
-        pen = 0.5 * settings.weight_decay * (w * w).sum()
-        return torch.nn.functional.cross_entropy(x @ w + b, y) + pen
-
     if n <= settings.full_batch_rows:
-        w = torch.zeros(feats.shape[1], num_classes, device=device, requires_grad=True)
-        b = torch.zeros(num_classes, device=device, requires_grad=True)
-        x, y = _rows_tensor(feats, rows, center, device), y_all[rows].to(device)
-        opt = torch.optim.LBFGS([w, b], max_iter=settings.lbfgs_iters, history_size=20,
-                                line_search_fn="strong_wolfe")
-
-        def closure() -> Any:
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(x, y)
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        w_np, b_np = _fit_lbfgs(np.asarray(feats[rows], np.float64) - center, labels[rows],
+                                num_classes, settings)
+        w, b = torch.from_numpy(w_np.astype(np.float32)), torch.from_numpy(b_np.astype(np.float32))
     else:
         w0, b0 = _class_mean_init(feats, rows, labels, num_classes, center)
         w, b = w0.to(device).requires_grad_(True), b0.to(device).requires_grad_(True)
@@ -141,7 +150,9 @@ def train_linear_classifier(
             perm = rows[torch.randperm(n, generator=gen).numpy()]
             for s in range(0, n - settings.batch_size + 1, settings.batch_size):
                 r = np.sort(perm[s : s + settings.batch_size])
-                loss = loss_fn(_rows_tensor(feats, r, center, device), y_all[r].to(device))
+                x = _rows_tensor(feats, r, center, device)
+                loss = torch.nn.functional.cross_entropy(x @ w + b, y_all[r].to(device))
+                loss = loss + 0.5 * settings.weight_decay * (w * w).sum()
                 adam.zero_grad(set_to_none=True)
                 loss.backward()
                 adam.step()
