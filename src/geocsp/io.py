@@ -13,6 +13,14 @@ from typing import Any
 from geocsp.errors import CheckpointError
 
 WEIGHTS_NAME = "model.safetensors"
+
+
+def cache_dir() -> Path:
+    """geocsp's cache: ``$GEOCSP_CACHE`` if set, else ``~/.cache/geocsp`` (GeoWorlds, land mask)."""
+    base = os.environ.get("GEOCSP_CACHE")
+    return Path(base) if base else Path.home() / ".cache" / "geocsp"
+
+
 CONFIG_NAME = "config.json"
 
 

@@ -261,4 +261,4 @@ def test_full_batch_head_reaches_the_penalised_optimum() -> None:
     p /= p.sum(1, keepdims=True)
     g = p - np.eye(4)[y]
     assert np.abs(xc.T @ g / 120 + 0.05 * w).max() < 1e-4 and np.abs(g.mean(0)).max() < 1e-4
-    assert (z.argmax(1) == y).mean() > 0.8
+    assert (z.argmax(1) == y).mean() > 0.6  # chance 0.25

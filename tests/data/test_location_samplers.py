@@ -14,7 +14,7 @@ from geocsp.data.location_samplers import (
     create_location_sampler,
     list_location_samplers,
 )
-from geocsp.errors import ConfigError, MissingFileError
+from geocsp.errors import ConfigError
 
 N = 20_000
 
@@ -118,107 +118,42 @@ def test_rejection_gives_up_on_an_empty_region() -> None:
         s.sample(1, gen())
 
 
-# --------------------------------------------------------------------------- land, synthetic mask
+# --------------------------------------------------------------------------- land
 
-PIX = 0.5  # synthetic mask pixel, degrees
-
-
-@pytest.fixture(scope="module")
-def mask_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 0.5° ocean mask in the global_land_mask layout: land is lon [0, 30), lat (0, 30],
-    plus a 2-of-4-pixel cell at 1° resolution and a lone land pixel."""
-    rows, cols = int(180 / PIX), int(360 / PIX)
-    ocean = np.ones((rows, cols), dtype=bool)
-    ocean[120:180, 360:420] = False  # lat 30..0, lon 0..30
-    ocean[20, 100:102] = False  # half of the 1° cell at rows 20-21, cols 100-101
-    ocean[40, 200] = False  # a single pixel
-    path = tmp_path_factory.mktemp("mask") / "mask.npz"
-    np.savez_compressed(
-        path, mask=ocean, lat=90.0 - PIX * np.arange(rows), lon=-180.0 + PIX * np.arange(cols)
-    )
-    return str(path)
+KNOWN = torch.tensor([[11.88, 43.46], [2.35, 48.86], [20.0, 20.0], [-30.0, 0.0], [-150.0, -30.0], [170.0, 45.0]])
+KNOWN_LAND = [True, True, True, False, False, False]  # Arezzo, Paris, Sahara; Atlantic, Pacific x2
 
 
-def np_is_land(path: str, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """global_land_mask's lookup rule, re-implemented on the synthetic file."""
-    z = np.load(path)
-    m, la, lo = z["mask"], z["lat"], z["lon"]
-    i = ((np.clip(lat, la.min(), la.max()) - la[0]) / (la[1] - la[0])).astype(int)
-    j = ((np.clip(lon, lo.min(), lo.max()) - lo[0]) / (lo[1] - lo[0])).astype(int)
-    return ~m[i, j]
-
-
-def test_land_sampler_on_synthetic_mask(mask_file: str) -> None:
-    s = create_location_sampler("land", mask_file=mask_file, resolution_deg=PIX)
-    x = s.sample(4000, gen()).double().numpy()
-    assert np_is_land(mask_file, x[:, 0], x[:, 1]).all()
-    big = (x[:, 0] < 30) & (x[:, 0] >= 0) & (x[:, 1] > 0) & (x[:, 1] <= 30)
-    assert big.mean() > 0.99
-    # area-uniform inside the block: P(lat < 15 | block) = sin 15° / sin 30°
-    p = math.sin(math.radians(15)) / math.sin(math.radians(30))
-    frac = float((x[big, 1] < 15).mean())
-    assert within_3_sigma(frac, p, p * (1 - p), int(big.sum()))
-    assert torch.equal(s.sample(50, gen(9)), s.sample(50, gen(9)))
-
-
-def test_land_cell_rule(mask_file: str) -> None:
-    half = torch.tensor([[-129.5, 79.5]])  # centre of the half-land 1° cell
-    lone = torch.tensor([[-79.75, 69.75]])  # the lone pixel
-    strict = create_location_sampler("land", mask_file=mask_file, resolution_deg=1.0)
-    major = create_location_sampler(
-        "land", mask_file=mask_file, resolution_deg=1.0, min_land_fraction=0.5
-    )
-    fine = create_location_sampler("land", mask_file=mask_file, resolution_deg=PIX)
-    assert not strict.is_land(half) and major.is_land(half)  # type: ignore[attr-defined]
-    assert not major.is_land(lone) and fine.is_land(lone)  # type: ignore[attr-defined]
-
-
-def test_land_errors(mask_file: str, tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"multiple of the 0.5 deg mask pixel"):
-        create_location_sampler("land", mask_file=mask_file, resolution_deg=0.7)
-    with pytest.raises(ConfigError, match="contains no land"):
-        create_location_sampler(
-            "land", mask_file=mask_file, resolution_deg=PIX, bbox=(-150, -40, -140, -30)
-        )
-    with pytest.raises(MissingFileError, match="land mask file not found"):
-        create_location_sampler("land", mask_file=str(tmp_path / "none.npz"))
-
-
-def test_land_bbox_on_synthetic_mask(mask_file: str) -> None:
-    s = create_location_sampler(
-        "land", mask_file=mask_file, resolution_deg=PIX, bbox=(10, 5, 20, 10)
-    )
-    x = s.sample(500, gen()).double().numpy()
-    assert ((x[:, 0] >= 10) & (x[:, 0] <= 20) & (x[:, 1] >= 5) & (x[:, 1] <= 10)).all()
-
-
-# --------------------------------------------------------------------------- land, real package (slow)
-
-
-@pytest.mark.slow
-def test_land_samples_are_on_land(land: LandSampler, globe) -> None:
-    x = land.sample(5000, gen(3)).double().numpy()
-    assert globe.is_land(x[:, 1], x[:, 0]).all()
+def test_land_sampler_known_points_and_samples(land: LandSampler) -> None:
+    assert land.is_land(KNOWN).tolist() == KNOWN_LAND
+    x = land.sample(3000, gen(3))
+    assert land.is_land(x).all()
     assert torch.equal(land.sample(100, gen(3)), land.sample(100, gen(3)))
     # sphere-uniform proposals, so both hemispheres and Antarctica appear
     assert (x[:, 1] < -60).any() and (x[:, 1] > 45).any()
 
 
+def test_land_bbox(land: LandSampler) -> None:
+    s = create_location_sampler("land", bbox=(-10, 35, 30, 60))
+    x = s.sample(1000, gen()).double().numpy()
+    assert ((x[:, 0] >= -10) & (x[:, 0] <= 30) & (x[:, 1] >= 35) & (x[:, 1] <= 60)).all()
+    assert land.is_land(torch.from_numpy(x)).all()
+    # area-uniform inside the box up to land: P(lat < 47.5) is near sin-weighted half
+    assert 0.3 < float((x[:, 1] < 47.5).mean()) < 0.7
+
+
+def test_land_bbox_without_land_fails_clearly() -> None:
+    s = create_location_sampler("land", bbox=(-150, -40, -140, -30))  # open Pacific
+    with pytest.raises(ConfigError, match="almost\\) no area"):
+        s.sample(10, gen())
+
+
 @pytest.mark.slow
-def test_land_grid_agrees_with_package(land: LandSampler, globe) -> None:
+def test_land_is_bit_exact_with_package(land: LandSampler, globe) -> None:
     pts = create_location_sampler("sphere").sample(20_000, gen(4))
     mine = land.is_land(pts).numpy()
     ref = globe.is_land(pts[:, 1].double().numpy(), pts[:, 0].double().numpy())
-    assert not (mine & ~ref).any()  # strict cells: never land where the package says ocean
-    assert (mine == ref).mean() > 0.97  # only coastal cells differ
-
-
-@pytest.mark.slow
-def test_land_bbox(globe) -> None:
-    s = create_location_sampler("land", bbox=(-10, 35, 30, 60), min_land_fraction=0.5)
-    x = s.sample(1000, gen()).double().numpy()
-    assert ((x[:, 0] >= -10) & (x[:, 0] <= 30) & (x[:, 1] >= 35) & (x[:, 1] <= 60)).all()
-    assert globe.is_land(x[:, 1], x[:, 0]).mean() > 0.97
+    np.testing.assert_array_equal(mine, ref)
 
 
 @pytest.mark.parametrize(
@@ -228,8 +163,7 @@ def test_land_bbox(globe) -> None:
         ("box", {"bbox": (-190, 0, 10, 10)}, "longitudes must lie in"),
         ("sphere", {"bbox": (0, 10, 10, 10)}, "min_lat < max_lat"),
         ("sphere", {"bbox": (5, 0, 5, 10)}, "zero longitude width"),
-        ("land", {"resolution_deg": 0.0}, "resolution_deg must be > 0"),
-        ("land", {"min_land_fraction": 0.0}, r"min_land_fraction must be in \(0, 1\]"),
+        ("land", {"bbox": (0, 0, 10)}, "land.bbox must be"),
         ("box", {"bbx": (0, 0, 1, 1)}, "unknown config key 'box.bbx'"),
     ],
 )

@@ -97,8 +97,7 @@ def test_grid_extent_matches_predict_grid_layout() -> None:
     assert grid_extent(lats, lons) == pytest.approx((-90.0, -30.0, -35.0, 15.0))
 
 
-@pytest.mark.slow
-def test_land_cells() -> None:  # slow: global_land_mask loads a 1 GB mask on import
+def test_land_cells() -> None:
     m = land_cells((180, 360), GLOBE)
     assert 0.25 < m.mean() < 0.35  # about 29 % of the surface is land
     assert m[45, 200] and not m[90, 150]  # (20.5E, 44.5N) land; (29.5W, 0.5S) Atlantic

@@ -38,7 +38,6 @@ from geocsp.coords import EARTH_RADIUS_KM, xyz_to_lonlat
 from geocsp.data.geoworld_classifier import ClassifierSettings, classifier_probs
 from geocsp.data.geoworld_ranges import (
     TRUTH_FILE,
-    cache_base,
     draw_range_points,
     draw_truth,
     load_truth,
@@ -46,7 +45,7 @@ from geocsp.data.geoworld_ranges import (
     true_range_density,
 )
 from geocsp.errors import ConfigError, DatasetError
-from geocsp.io import atomic_path
+from geocsp.io import atomic_path, cache_dir
 
 __all__ = [
     "WORLD_PRESETS",
@@ -331,7 +330,7 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
 
 def cache_root() -> Path:
     """``$GEOCSP_CACHE/geoworld`` if set, else ``~/.cache/geocsp/geoworld``."""
-    return cache_base() / "geoworld"
+    return cache_dir() / "geoworld"
 
 
 def _identity(preset: str, seed: int, cfg: GeoWorldConfig) -> dict[str, Any]:

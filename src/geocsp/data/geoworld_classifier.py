@@ -72,22 +72,25 @@ def _class_mean_init(feats: np.ndarray, rows: np.ndarray, labels: np.ndarray, q:
 
 
 def _fit_lbfgs(x: np.ndarray, y: np.ndarray, q: int, settings: ClassifierSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Full-batch float64 L-BFGS (scipy) on mean CE + λ/2 ‖W‖², from zero; x centred (n, D)."""
+    """Full-batch L-BFGS (scipy) on mean CE + λ/2 ‖W‖², from zero; x centred (n, D)."""
     from scipy.optimize import minimize
 
     n, d = x.shape
-    onehot = np.zeros((n, q))
+    onehot = np.zeros((n, q), np.float32)
     onehot[np.arange(n), y] = 1.0
+
+    x32 = x.astype(np.float32)  # float32 products, float64 parameters and sums
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[: d * q].reshape(d, q), theta[d * q :]
-        z = x @ w + b
+        z = x32 @ w.astype(np.float32) + b.astype(np.float32)
         z -= z.max(axis=1, keepdims=True)
         log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        loss = -(log_p * onehot).sum() / n + 0.5 * settings.weight_decay * (w * w).sum()
-        g = (np.exp(log_p) - onehot) / n
-        grad_w = x.T @ g + settings.weight_decay * w
-        return loss, np.concatenate([grad_w.ravel(), g.sum(axis=0)])
+        loss = -float(log_p[np.arange(n), y].astype(np.float64).sum()) / n
+        loss += 0.5 * settings.weight_decay * float((w * w).sum())
+        g = (np.exp(log_p) - onehot) / np.float32(n)
+        grad_w = (x32.T @ g).astype(np.float64) + settings.weight_decay * w
+        return loss, np.concatenate([grad_w.ravel(), g.sum(axis=0, dtype=np.float64)])
 
     res = minimize(fun, np.zeros(d * q + q), jac=True, method="L-BFGS-B",
                    options={"maxiter": settings.lbfgs_iters, "maxcor": 20})
@@ -112,7 +115,7 @@ def train_linear_classifier(
     """Train a softmax-regression head on ``feats[rows]`` (L2-penalised cross-entropy).
 
     Features are centred on the subset mean. Subsets of at most ``full_batch_rows`` rows
-    start from zero and are fitted with full-batch float64 L-BFGS (scipy; a convex problem,
+    start from zero and are fitted with full-batch L-BFGS (scipy; a convex problem,
     so the result is the penalised optimum); larger ones start from the nearest-class-mean solution and
     take ``epochs`` passes of minibatch Adam, gathering each minibatch from ``feats``.
 

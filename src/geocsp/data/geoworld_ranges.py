@@ -15,20 +15,18 @@ stores everything needed to evaluate it: ``centers_lonlat`` (Q, K, 2), ``weights
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from geocsp.coords import EARTH_RADIUS_KM, lonlat_to_xyz, validate_lonlat, xyz_to_lonlat
-from geocsp.errors import ConfigError, MissingDependencyError, MissingFileError
-from geocsp.io import atomic_path
+from geocsp.errors import ConfigError, MissingFileError
+from geocsp.landmask import is_land_xyz
 
 TRUTH_FILE = "truth.npz"
 _CHUNK_ROWS = 32768
 _MAX_REJECTION_ROUNDS = 10_000
-_LAND: dict[str, np.ndarray] = {}
 # --------------------------------------------------------------------------- sphere
 
 
@@ -75,48 +73,9 @@ def vmf_log_density(x: np.ndarray, mu: np.ndarray, kappa: np.ndarray) -> np.ndar
     return log_c + kappa * (np.tensordot(x, mu, axes=([1], [-1])) - 1.0)
 
 
-def cache_base() -> Path:
-    """``$GEOCSP_CACHE`` if set, else ``~/.cache/geocsp``."""
-    base = os.environ.get("GEOCSP_CACHE")
-    return Path(base) if base else Path.home() / ".cache" / "geocsp"
-
-
-def _land_grid() -> tuple[np.ndarray, np.ndarray]:
-    """(bits (21600, 5400) uint8 memmap, meta [lat0, dlat, lat_min, lat_max, lon0, dlon, lon_min, lon_max]).
-
-    The ``global_land_mask`` grid (1/120°) is bit-packed once into the cache (117 MB) so
-    later processes memory-map it instead of decompressing the 933 MB mask (~4 s).
-    """
-    if "bits" not in _LAND:
-        d = cache_base() / "land_mask"
-        bits_file, meta_file = d / "globe_land_bits.npy", d / "globe_land_meta.npy"
-        if not (bits_file.is_file() and meta_file.is_file()):
-            try:
-                from global_land_mask import globe
-            except ImportError:  # pragma: no cover - a declared dependency
-                raise MissingDependencyError("GeoWorld needs global-land-mask: pip install global-land-mask") from None
-            lat, lon = globe._lat, globe._lon
-            meta = np.array([lat[0], lat[1] - lat[0], lat.min(), lat.max(),
-                             lon[0], lon[1] - lon[0], lon.min(), lon.max()])
-            d.mkdir(parents=True, exist_ok=True)
-            for path, arr in ((meta_file, meta), (bits_file, np.packbits(~globe._mask, axis=1))):
-                with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, arr)
-        _LAND["bits"] = np.load(bits_file, mmap_mode="r")
-        _LAND["meta"] = np.load(meta_file)
-    return _LAND["bits"], _LAND["meta"]
-
-
 def is_land(xyz: np.ndarray) -> np.ndarray:
-    """(N,) bool, True where the (N, 3) unit vectors fall on land.
-
-    Bit-exact with ``global_land_mask.globe.is_land`` (same grid, same index rounding).
-    """
-    bits, (lat0, dlat, lat_lo, lat_hi, lon0, dlon, lon_lo, lon_hi) = _land_grid()
-    ll = xyz_to_lonlat(xyz)
-    i = ((np.clip(ll[:, 1], lat_lo, lat_hi) - lat0) / dlat).astype(np.int64)
-    j = ((np.clip(ll[:, 0], lon_lo, lon_hi) - lon0) / dlon).astype(np.int64)
-    return ((bits[i, j >> 3] >> (7 - (j & 7))) & 1).astype(bool)
+    """(N,) bool, True where the (N, 3) unit vectors fall on land (:mod:`geocsp.landmask`)."""
+    return is_land_xyz(xyz)
 
 
 def _kappa(range_km: np.ndarray | float) -> np.ndarray:

@@ -11,20 +11,17 @@ reproduces the draw on any device.
 
 from __future__ import annotations
 
-import functools
 import math
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from geocsp._registry import Registry
 from geocsp.config import from_dict
-from geocsp.errors import ConfigError, MissingDependencyError, MissingFileError
+from geocsp.errors import ConfigError
+from geocsp.landmask import is_land_tensor
 
 LOCATION_SAMPLERS: Registry[Any] = Registry("location sampler")
 """Registry of location samplers: ``sphere`` (default), ``land``, ``box``, ``sphericalold``."""
@@ -254,148 +251,30 @@ class LandSamplerConfig:
 
     Args:
         bbox: (min_lon, min_lat, max_lon, max_lat) degrees; the whole world by default.
-        resolution_deg: cell size of the cached land grid; a multiple of the mask pixel
-            (1/120° for ``global_land_mask``) dividing 180° (0.05, 0.1, 0.25, 0.5, 1, ...).
-        min_land_fraction: a cell counts as land when at least this fraction of its mask
-            pixels is land. 1.0 (default) guarantees every sample is on land per the mask
-            but drops coastal cells (~3 % of land at 0.1°); 0.5 is a majority rule, closer
-            to area-uniform.
-        mask_file: an ``.npz`` in the ``global_land_mask`` layout (``mask`` (R, C) bool,
-            True = ocean, row 0 at 90°N; ``lat`` (R,); ``lon`` (C,) from -180°); None uses
-            the ``global_land_mask`` package's GLOBE 1 km mask (lakes count as land).
     """
 
     bbox: BBox = WORLD
-    resolution_deg: float = 0.1
-    min_land_fraction: float = 1.0
-    mask_file: str | None = None
 
     def __post_init__(self) -> None:
         check_bbox(self.bbox, "land")
-        if not self.resolution_deg > 0:
-            raise ConfigError(f"land.resolution_deg must be > 0, got {self.resolution_deg}")
-        if not 0.0 < self.min_land_fraction <= 1.0:
-            raise ConfigError(
-                f"land.min_land_fraction must be in (0, 1], got {self.min_land_fraction}"
-            )
-
-
-def _default_mask_file() -> str:
-    try:
-        import global_land_mask
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise MissingDependencyError(
-            "the 'land' location sampler needs global-land-mask; pip install global-land-mask"
-        ) from None
-    return str(Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz")
-
-
-@functools.lru_cache(maxsize=4)
-def _mask_axes(path: str) -> tuple[float, float, float, float, float, float]:
-    """(lat0, dlat, lat_min, lon0, dlon, lon_max) of the mask's pixel grid."""
-    if not Path(path).is_file():
-        raise MissingFileError(f"{path}: land mask file not found")
-    with np.load(path) as z:
-        lat, lon = z["lat"], z["lon"]
-    return (
-        float(lat[0]),
-        float(lat[1] - lat[0]),
-        float(lat.min()),
-        float(lon[0]),
-        float(lon[1] - lon[0]),
-        float(lon.max()),
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def land_counts(path: str, factor: int) -> torch.Tensor:
-    """Land-pixel counts per ``factor x factor`` block of an ocean-mask ``.npz``.
-
-    Streams the compressed (R, C) mask block-row by block-row, so the ~1 GB
-    ``global_land_mask`` array is never held in memory, and caches the result.
-
-    Args:
-        path: mask file (see :class:`LandSamplerConfig`).
-        factor: block size in pixels; divides R and C.
-
-    Returns:
-        (R / factor, C / factor) int32 counts; row 0 is the northernmost band, column 0
-        starts at -180°.
-    """
-    with zipfile.ZipFile(path) as zf, zf.open("mask.npy") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        (rows, cols), _, _ = read_header(f)
-        out = np.empty((rows // factor, cols // factor), dtype=np.int32)
-        for i in range(out.shape[0]):
-            block = np.frombuffer(f.read(factor * cols), dtype=np.uint8).reshape(factor, cols)
-            ocean = block.sum(axis=0, dtype=np.int32).reshape(cols // factor, factor).sum(axis=1)
-            out[i] = factor * factor - ocean
-    return torch.from_numpy(out)
-
-
-def _pixel_index(path: str, lonlat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, col) int64 mask-pixel indices of (m, 2) degrees, computed as global_land_mask does."""
-    lat0, dlat, lat_min, lon0, dlon, lon_max = _mask_axes(path)
-    x = lonlat.to(torch.float64)
-    lat = x[:, 1].clamp(lat_min, lat0)
-    lon = x[:, 0].clamp(lon0, lon_max)
-    return ((lat - lat0) / dlat).to(torch.int64), ((lon - lon0) / dlon).to(torch.int64)
 
 
 @LOCATION_SAMPLERS.register("land", config=LandSamplerConfig)
 class LandSampler(LocationSampler):
-    """Uniform on land: sphere-uniform proposals in ``bbox`` kept where the land grid says land.
+    """Uniform on land: sphere-uniform proposals in ``bbox`` kept where the land mask says land.
 
-    The grid is derived once per process from the ``global_land_mask`` package (GLOBE 1 km
-    mask) or ``config.mask_file`` and held as a torch bool tensor; lookup is vectorised.
-
-    Raises:
-        ConfigError: when the resolution does not fit the mask's pixels or ``bbox``
-            contains no land cell.
-        MissingFileError: when ``config.mask_file`` does not exist.
+    The mask is :mod:`geocsp.landmask` (GLOBE 1 km via ``global-land-mask``; lakes count
+    as land), so every sample is on land exactly as ``global_land_mask.globe.is_land``
+    says. A box with no land fails after :data:`MAX_ROUNDS` rejection rounds with a
+    ConfigError.
     """
 
     rejects = True
     expected_acceptance = 0.3
 
-    def __init__(self, config: LandSamplerConfig, mask_fn: MaskFn | None = None) -> None:
-        super().__init__(config, mask_fn)
-        self.path = config.mask_file or _default_mask_file()
-        pixel = abs(_mask_axes(self.path)[1])
-        self.factor = max(1, round(config.resolution_deg / pixel))
-        if (
-            abs(self.factor * pixel - config.resolution_deg) > 1e-6
-            or round(180 / pixel) % self.factor
-        ):
-            raise ConfigError(
-                f"land.resolution_deg must be a multiple of the {pixel:.6g} deg mask pixel "
-                f"dividing 180, got {config.resolution_deg}"
-            )
-        need = math.ceil(config.min_land_fraction * self.factor**2 - 1e-9)
-        self.grid = land_counts(self.path, self.factor) >= max(need, 1)
-        if not self._bbox_has_land():
-            raise ConfigError(
-                f"land.bbox {config.bbox} contains no land at {config.resolution_deg} deg"
-            )
-
-    def _bbox_has_land(self) -> bool:
-        b = self.config.bbox
-        corners = torch.tensor([[b[0], b[1]], [b[2], b[3]]], dtype=torch.float64)
-        (r0, r1), (c0, c1) = ((t // self.factor).tolist() for t in _pixel_index(self.path, corners))
-        rows = self.grid[min(r0, r1) : max(r0, r1) + 1]
-        if c0 <= c1:
-            return bool(rows[:, c0 : c1 + 1].any())
-        return bool(rows[:, c0:].any() or rows[:, : c1 + 1].any())
-
     def is_land(self, lonlat: torch.Tensor) -> torch.Tensor:
-        """(m,) bool: whether each (m, 2) (lon, lat) degree point lies in a land cell."""
-        row, col = _pixel_index(self.path, lonlat.cpu())
-        return self.grid[row // self.factor, col // self.factor].to(lonlat.device)
+        """(m,) bool: whether each (m, 2) (lon, lat) degree point lies on land."""
+        return is_land_tensor(lonlat)
 
     def propose(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n, 2) area-uniform (lon, lat) degrees inside ``config.bbox``."""

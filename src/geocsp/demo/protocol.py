@@ -302,3 +302,64 @@ def default_jobs(device: str) -> tuple[int, int]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = max(1, min(cores, 8))
     return n, max(1, cores // n)
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores available, CPU model and torch version (for the results' provenance)."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        model = names[0] if names else model
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cores": cores, "cpu": model, "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | Path | None = None,
+              progress: Callable[[str], None] | None = None, figures: bool = True) -> dict[str, Any]:
+    """Run one of the paper's tables on GeoWorld and write results (+ figures) to ``out``.
+
+    Args:
+        settings: what to run.
+        table: 1, 2 or 3 (:data:`TABLES`).
+        out: output directory: ``results.json|csv|md``, ``*.png``; runs in ``out/runs``.
+        runs: directory of the training runs (default ``out/runs``); tables sharing it
+            reuse identical runs.
+        progress: called with one line per finished run.
+        figures: also write the PNG figures.
+
+    Returns:
+        ``{"rows", "records", "paths", "world", "seconds"}``.
+
+    Raises:
+        ConfigError: on an unknown table or preset.
+    """
+    from geocsp.data.geoworld import make_world
+    from geocsp.demo.report import aggregate, write_results
+
+    if table not in TABLES:
+        raise ConfigError(f"table must be one of {sorted(TABLES)}, got {table!r}")
+    t0 = time.perf_counter()
+    out = Path(out)
+    runs_dir = Path(runs) if runs is not None else out / "runs"
+    world = make_world(settings.world, seed=settings.world_seed)
+    methods = TABLES[table]
+    jobs = plan_jobs(settings, methods, str(world), runs_dir.resolve())
+    results = execute(jobs, str(world), settings.jobs, settings.threads, progress)
+    records = collect_records(jobs, results, methods)
+    rows = aggregate(records)
+    meta = {"table": table, "title": TABLE_TITLES[table], "settings": to_dict(settings), "world": str(world),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_info(),
+            "seconds_runs": round(time.perf_counter() - t0, 1), "records": records}
+    paths = dict(write_results(out, rows, title=TABLE_TITLES[table], gain=TABLE_GAIN[table], meta=meta))
+    if figures:
+        from geocsp.demo.figures import make_figures
+
+        paths.update(make_figures(out, Path(world), jobs, rows, settings, table))
+    return {"rows": rows, "records": records, "paths": paths, "world": world,
+            "seconds": time.perf_counter() - t0}

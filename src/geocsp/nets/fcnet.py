@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from geocsp.errors import ConfigError
-from geocsp.nets.base import NETWORKS, check_probability
+from geocsp.nets.base import NETWORKS, Dropout, check_probability
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ResLayer(nn.Module):
         super().__init__()
         self.w1 = nn.Linear(width, width)
         self.w2 = nn.Linear(width, width)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (B, width) to (B, width)."""

@@ -10,6 +10,7 @@ from torch import nn
 from geocsp.errors import ConfigError
 from geocsp.nets.base import (
     NETWORKS,
+    Dropout,
     check_activation,
     check_positive,
     check_probability,
@@ -75,7 +76,7 @@ class FFNLayer(nn.Module):
         self.linear = nn.Linear(in_dim, out_dim)
         nn.init.xavier_uniform_(self.linear.weight)
         self.act = make_activation(activation) if activation is not None else nn.Identity()
-        self.dropout = nn.Dropout(dropout) if activation is not None else nn.Identity()
+        self.dropout = Dropout(dropout) if activation is not None else nn.Identity()
         self.skip = bool(skip and in_dim == out_dim)
         self.norm = nn.LayerNorm(out_dim) if layernorm else nn.Identity()
 

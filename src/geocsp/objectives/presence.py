@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from geocsp.errors import ConfigError
 from geocsp.objectives.base import (
+    EPS,
     FINETUNE_LOSSES,
     LossOutput,
     check_nonnegative,
@@ -59,6 +60,46 @@ def negative_term(z: Tensor, negatives: str) -> Tensor:
         return neg_log(torch.sigmoid(-z))
     p, q = torch.sigmoid(z), torch.sigmoid(-z)
     return -(p * neg_log(p) + q * neg_log(q))
+
+
+def _neglog_sigmoid_grad(z: Tensor, sign: float) -> Tensor:
+    """d/dz of neglog(σ(sign·z)) = −sign·σ(z)σ(−z) / (σ(sign·z) + ε), float32, new tensor."""
+    p = torch.sigmoid(z)
+    q = torch.sub(1.0, p)
+    den = (p if sign > 0 else q).add(EPS)
+    return p.mul_(q).div_(den).mul_(-sign)
+
+
+class _HardNegativeSum(torch.autograd.Function):
+    """Σ neglog(1 − σ(z)) over all entries, with the label entries (i, y_i) replaced by
+    w·neglog(σ(z_iy)) when ``labels`` is given — the ``full`` loss numerator.
+
+    One fused pass each way: the autograd graph of the plain expression keeps ~5 (B, Q)
+    temporaries and fills two more zero (B, Q) gradients for the label gather. Computed in
+    float32 (also under bf16 autocast); the gradient is returned in the input dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, labels: Tensor | None, w: float) -> Tensor:  # type: ignore[override]
+        zf = z.float()
+        ctx.save_for_backward(z, labels)
+        ctx.w = w
+        total = torch.neg(zf).sigmoid_().add_(EPS).log_().sum().neg()
+        if labels is None:
+            return total
+        zy = zf.gather(1, labels[:, None]).squeeze(1)
+        return total + (w * neg_log(torch.sigmoid(zy)) - neg_log(torch.sigmoid(-zy))).sum()
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        z, labels = ctx.saved_tensors
+        zf = z.float()
+        grad = _neglog_sigmoid_grad(zf, -1.0)
+        if labels is not None:
+            zy = zf.gather(1, labels[:, None])
+            corr = ctx.w * _neglog_sigmoid_grad(zy, 1.0) - _neglog_sigmoid_grad(zy, -1.0)
+            grad.scatter_add_(1, labels[:, None], corr)
+        return grad.mul_(g).to(z.dtype), None, None
 
 
 def _check_background(name: str, logits: Tensor, bg_logits: Tensor | None) -> Tensor:
@@ -152,6 +193,11 @@ class FullLoss(FinetuneLoss):
         c = self.config
         bg = _check_background(type(self).__name__, logits, bg_logits)
         w = float(logits.shape[1]) if c.pos_weight is None else c.pos_weight
+        if c.negatives == "hard":  # fused: same value, fewer (B, Q) temporaries
+            presence = _HardNegativeSum.apply(logits, labels.long(), w) / logits.numel()
+            background = _HardNegativeSum.apply(bg, None, 0.0) / bg.numel()
+            terms = {"presence": presence, "background": background}
+            return LossOutput(presence + c.bg_weight * background, terms)
         neg = negative_term(logits, c.negatives)
         ar = torch.arange(logits.shape[0], device=logits.device)
         # replace the positive entries without an (B, Q) scatter copy: sum, then correct

@@ -67,8 +67,9 @@ def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: A
     def compute(_m: nn.Module, x: Tensor, y: Tensor, bg: Tensor | None) -> Any:
         if bg is None:
             return loss(head(encode(x)), y, None)
-        logits = head(encode(torch.cat([x, bg], 0)))
-        return loss(logits[: x.shape[0]], y, logits[x.shape[0]:])
+        emb = encode(torch.cat([x, bg], 0))  # one pass: dropout masks per row
+        b = x.shape[0]  # the head runs per half: slicing (2B, Q) logits would fill zero grads
+        return loss(head(emb[:b]), y, head(emb[b:]))
 
     run_loss = ddp_step(model, compute, info or DistInfo())
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from geocsp.errors import ConfigError
 from geocsp.io import atomic_path
+from geocsp.landmask import land_cells
 from geocsp.viz.coastlines import draw_outlines
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ def plot_species_map(
         points: (N, 2) lon/lat degrees of presence records to overlay, or None.
         title: axes title.
         cbar_label: colour-bar label.
-        land_mask: True hides ocean cells (:func:`land_cells`, ``global_land_mask`` at the
+        land_mask: True hides ocean cells (:func:`geocsp.landmask.land_cells`, ``global_land_mask`` at the
             cell centres; its first use loads a 1 km global mask, several seconds and
             about 1 GB of memory); an (H, W) bool array (True = land) is used as given.
         borders: draw country borders as well as coastlines.
@@ -257,18 +258,6 @@ def plot_species_map(
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.85, label=cbar_label, pad=0.01)
     return fig
-
-
-def land_cells(shape: tuple[int, ...], extent: Sequence[float]) -> np.ndarray:
-    """(H, W) bool, True where the centre of a grid cell is on land (global_land_mask)."""
-    from global_land_mask import globe
-
-    h, w = shape[:2]
-    x0, x1, y0, y1 = extent
-    lons = np.clip(x0 + (x1 - x0) * (np.arange(w) + 0.5) / w, -180.0, 180.0)
-    lats = np.clip(y1 - (y1 - y0) * (np.arange(h) + 0.5) / h, -90.0, 90.0)
-    lon2, lat2 = np.meshgrid(lons, lats)
-    return np.asarray(globe.is_land(lat2, lon2), dtype=bool)
 
 
 def plot_bar_table(
