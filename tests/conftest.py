@@ -39,3 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
+
+
+# test-only torchvision stub used by the timm tests: not a test module
+collect_ignore_glob = ["features/_stubs/*"]
