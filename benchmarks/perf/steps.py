@@ -60,7 +60,10 @@ def configs(device: str, precision: str, compile_: bool, batch: int) -> tuple[An
 
 def _stepper(model: torch.nn.Module, step: Callable[..., Any], n_rows: int, batch: int,
              device: torch.device, precision: str, lr: float) -> Callable[[], Any]:
-    from geocsp.training.loop import train_step
+    try:
+        from geocsp.training.loop import train_step
+    except ImportError:  # a geocsp from before the loop exposed its step (A/B runs)
+        train_step = _train_step
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -73,6 +76,18 @@ def _stepper(model: torch.nn.Module, step: Callable[..., Any], n_rows: int, batc
         return train_step(opt, step, idx, gen, device, precision)
 
     return run
+
+
+def _train_step(opt: Any, step: Callable[..., Any], idx: torch.Tensor, gen: torch.Generator,
+                device: torch.device, precision: str) -> Any:
+    from geocsp.training.loop import autocast
+
+    opt.zero_grad(set_to_none=True)
+    with autocast(device, precision):
+        out = step(idx, gen)
+    out.total.backward()
+    opt.step()
+    return out
 
 
 def pretrain_stepper(split: FakeSplit, batch: int, device: torch.device, precision: str,

@@ -103,3 +103,12 @@ def test_choose_class_rule() -> None:
     # middle third of counts: 52..60 -> classes 2, 3, 4, 7, 8; 4 fails the weight test;
     # median range 1000 km -> class 3 (900) vs 8 (1100): |log| distance 0.105 vs 0.095 -> 8
     assert choose_class(counts, range_km, weights) == 8
+
+
+def test_identical_runs_are_shared_between_tables(tmp_path: Path) -> None:
+    s = DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,))
+    t1 = {j.run_dir for j in plan_jobs(s, TABLES[1], "w", tmp_path)}
+    t3 = plan_jobs(s, TABLES[3], "w", tmp_path)
+    same_dim = [j for j in t3 if j.method == "CSP-MC-BLD d=64" or j.method == "Sup. Only (grid)"]
+    assert len(same_dim) == 3 and {j.run_dir for j in same_dim} <= t1  # quick preset: d = 64
+    assert not {j.run_dir for j in t3 if "d=128" in j.method} & t1

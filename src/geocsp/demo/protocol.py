@@ -165,8 +165,10 @@ class Job:
 def plan_jobs(settings: DemoSettings, methods: Sequence[Method], data: str, runs: Path) -> list[Job]:
     """Every pre-training and fine-tuning run the table needs, pre-training first.
 
-    Runs are named ``<method>-s<seed>-<config hash>``; identical configs (e.g. the same
-    Sup. Only run in two tables sharing ``runs``) map to the same directory.
+    Runs are named by what they are plus a hash of the resolved config
+    (``pretrain/<objective>-d<dim>-s<seed>-<hash>``, ``finetune/<from-...|sup-...>-r<λ>-s<seed>-<hash>``),
+    so identical runs of two tables sharing ``runs`` (e.g. Sup. Only (grid), or Table 3's
+    d = 128 row and Table 1's CSP-MC-BLD) map to the same directory.
     """
     from geocsp.training import FinetuneConfig, PretrainConfig, resolve_config
 
@@ -182,7 +184,8 @@ def plan_jobs(settings: DemoSettings, methods: Sequence[Method], data: str, runs
                 cfg = to_dict(resolve_config(PretrainConfig, stage="pretrain", **src,
                                              overrides=[*m.pretrain, *common, f"seed={seed}"]))
                 key = _hash({k: v for k, v in cfg.items() if k not in ("device", "quiet")})
-                init = str(runs / "pretrain" / f"{_slug(m.name)}-s{seed}-{key}")
+                name = f"{cfg['objective']['name']}-d{cfg['model']['dim']}"
+                init = str(runs / "pretrain" / f"{name}-s{seed}-{key}")
                 pre_jobs[init] = Job("pretrain", m.name, seed, None, cfg, init)
             for ratio in settings.ratios:
                 cfg = to_dict(resolve_config(FinetuneConfig, stage="finetune", **src,
@@ -190,7 +193,8 @@ def plan_jobs(settings: DemoSettings, methods: Sequence[Method], data: str, runs
                 if init is not None:
                     cfg["init"] = init
                 key = _hash({k: v for k, v in cfg.items() if k not in ("device", "quiet")})
-                run = str(runs / "finetune" / f"{_slug(m.name)}-r{ratio:.3f}-s{seed}-{key}")
+                base = f"from-{name}" if init else f"sup-{cfg['model']['encoder']}-d{cfg['model']['dim']}"
+                run = str(runs / "finetune" / f"{_slug(base)}-r{ratio:.3f}-s{seed}-{key}")
                 ft_jobs.append(Job("finetune", m.name, seed, ratio, cfg, run, init, (init,) if init else ()))
     return [*pre_jobs.values(), *ft_jobs]
 

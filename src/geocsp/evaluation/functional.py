@@ -70,10 +70,15 @@ def true_class_rank(scores: Tensor, labels: Tensor) -> Tensor:
     labels = labels.to(device=scores.device, dtype=torch.long)
     check_scores_labels(scores, labels)
     true = scores.gather(1, labels[:, None])
-    higher = (scores > true).sum(dim=1)
-    idx = torch.arange(scores.shape[1], device=scores.device)
-    tied_before = ((scores == true) & (idx[None, :] < labels[:, None])).sum(dim=1)
-    return (1 + higher + tied_before).to(torch.int64)
+    i32 = torch.int32  # counting bools into int32 is ~2x faster than the default int64
+    rank = 1 + (scores > true).sum(dim=1, dtype=i32)
+    eq = scores == true
+    tied = eq.sum(dim=1, dtype=i32) > 1  # break ties by index only in rows that have them
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        idx = torch.arange(scores.shape[1], device=scores.device)
+        rank[rows] += (eq[rows] & (idx[None, :] < labels[rows, None])).sum(dim=1, dtype=i32)
+    return rank.to(torch.int64)
 
 
 def topk_hits(ranks: Tensor, ks: tuple[int, ...] = DEFAULT_KS) -> Tensor:
@@ -146,8 +151,8 @@ def row_nll(scores: Tensor, labels: Tensor, eps: float = EPS, log_space: bool = 
     [0.2877, 27.631]
     """
     labels = labels.to(device=scores.device, dtype=torch.long)[:, None]
-    if log_space:
-        logp = torch.log_softmax(scores, dim=1).gather(1, labels).squeeze(1)
+    if log_space:  # log-softmax of the true class only: s_y - logsumexp(s)
+        logp = (scores.gather(1, labels) - torch.logsumexp(scores, dim=1, keepdim=True)).squeeze(1)
         return (-logp).clamp(max=-math.log(eps))
     total = scores.sum(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
     p = (scores.gather(1, labels) / total).squeeze(1)
@@ -188,12 +193,10 @@ def top1_confidence(scores: Tensor, log_space: bool = False) -> tuple[Tensor, Te
     >>> conf.tolist(), pred.tolist()
     ([0.75, 0.5], [1, 0])
     """
+    top, pred = scores.max(dim=1)  # normalising is monotone: no (N, Q) probability matrix
     if log_space:
-        p = torch.softmax(scores, dim=1)
-    else:
-        p = scores / scores.sum(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
-    conf, pred = p.max(dim=1)
-    return conf, pred
+        return torch.exp(top - torch.logsumexp(scores, dim=1)), pred
+    return top / scores.sum(dim=1).clamp(min=torch.finfo(scores.dtype).tiny), pred
 
 
 def calibration_bins(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:

@@ -233,7 +233,7 @@ def evaluate_scores(
         DatasetError: on mismatched shapes or out-of-range labels.
         ConfigError: on a negative or non-finite ``beta`` or ``batch_size < 1``.
     """
-    from geocsp.prior.fusion import fused_log_scores
+    from geocsp.prior.fusion import fused_log_scores, fused_product64
 
     dev = torch.device(device) if device is not None else torch.device("cpu")
     accs = {
@@ -244,6 +244,10 @@ def evaluate_scores(
         img_probs, loc_probs, labels, has_location, batch_size, dev
     ):
         accs["image"].update(img, lab)
-        accs["location"].update(loc[has], lab[has])
-        accs["fused"].update(fused_log_scores(img, loc, has, beta), lab, log_space=True)
+        every = bool(has.all())
+        accs["location"].update(loc if every else loc[has], lab if every else lab[has])
+        if beta == 1.0:  # exact float64 products: no logs over (B, Q)
+            accs["fused"].update(fused_product64(img, loc, has), lab)
+        else:
+            accs["fused"].update(fused_log_scores(img, loc, has, beta), lab, log_space=True)
     return {key: acc.compute() for key, acc in accs.items()}

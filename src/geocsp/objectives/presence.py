@@ -62,8 +62,13 @@ def negative_term(z: Tensor, negatives: str) -> Tensor:
     return -(p * neg_log(p) + q * neg_log(q))
 
 
+def _wide(z: Tensor) -> Tensor:
+    """float32 for half/bfloat16 logits (autocast), the input itself for float32/float64."""
+    return z if z.dtype in (torch.float32, torch.float64) else z.float()
+
+
 def _neglog_sigmoid_grad(z: Tensor, sign: float) -> Tensor:
-    """d/dz of neglog(σ(sign·z)) = −sign·σ(z)σ(−z) / (σ(sign·z) + ε), float32, new tensor."""
+    """d/dz of neglog(σ(sign·z)) = −sign·σ(z)σ(−z) / (σ(sign·z) + ε), as a new tensor."""
     p = torch.sigmoid(z)
     q = torch.sub(1.0, p)
     den = (p if sign > 0 else q).add(EPS)
@@ -76,12 +81,13 @@ class _HardNegativeSum(torch.autograd.Function):
 
     One fused pass each way: the autograd graph of the plain expression keeps ~5 (B, Q)
     temporaries and fills two more zero (B, Q) gradients for the label gather. Computed in
-    float32 (also under bf16 autocast); the gradient is returned in the input dtype.
+    float32 for bf16/fp16 logits (autocast), else in the logits' dtype; the gradient is
+    returned in the input dtype.
     """
 
     @staticmethod
     def forward(ctx, z: Tensor, labels: Tensor | None, w: float) -> Tensor:  # type: ignore[override]
-        zf = z.float()
+        zf = _wide(z)
         ctx.save_for_backward(z, labels)
         ctx.w = w
         total = torch.neg(zf).sigmoid_().add_(EPS).log_().sum().neg()
@@ -93,7 +99,7 @@ class _HardNegativeSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         z, labels = ctx.saved_tensors
-        zf = z.float()
+        zf = _wide(z)
         grad = _neglog_sigmoid_grad(zf, -1.0)
         if labels is not None:
             zy = zf.gather(1, labels[:, None])

@@ -57,6 +57,29 @@ def fused_log_scores(
     )
 
 
+def fused_product64(img_probs: Tensor, loc_probs: Tensor, has_location: Tensor) -> Tensor:
+    """The β = 1 fused score ``P(y|I) · P(y|x)`` in float64, with few (N, Q) passes.
+
+    A product of two float32 numbers is exact in float64 (48 < 53 mantissa bits) and at
+    least ~1e-90, far above float64 underflow, so its ranks and row-normalised values are
+    those of the log-space score without computing any logarithm. Rows without a location
+    get P(y|I).
+
+    Args:
+        img_probs: (N, Q) image probabilities (float32 or float64 for exactness).
+        loc_probs: (N, Q) location probabilities (ignored where ``has_location`` is False).
+        has_location: (N,) bool.
+
+    Returns:
+        (N, Q) float64 fused scores.
+    """
+    has = has_location.to(device=img_probs.device, dtype=torch.bool)
+    loc = loc_probs.to(device=img_probs.device, dtype=torch.float64, copy=True)  # never in place
+    if not bool(has.all()):
+        loc[~has] = 1.0
+    return loc.mul_(img_probs)
+
+
 def fuse(img_probs: Tensor, loc_probs: Tensor, has_location: Tensor, beta: float = 1.0) -> Tensor:
     """Fused class scores ``P(y|I) · P(y|x)^β`` (unnormalised).
 

@@ -134,7 +134,7 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     if location_only:  # uniform P(y|I): fused == location; reported as location only
         img = np.broadcast_to(np.float32(1.0 / num_classes), (len(rows), num_classes))
     else:
-        img = split.probs(key)[rows]
+        img = split.probs(key, dense=False)[rows]  # sparse / memmap rows: densified per chunk later
     if img.shape[1] != num_classes:
         raise DatasetError(f"split '{split.name}': probabilities '{key}' have {img.shape[1]} classes, the prior {num_classes}")
     device = resolve_device(cfg.device)
