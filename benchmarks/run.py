@@ -112,7 +112,7 @@ def item_protocol(a: argparse.Namespace) -> list[dict[str, Any]]:
     full = _extrapolate(r, 30, 200)
     row = {"item": "4 protocol", "world": str(world), "world_gen_s": gen_s, **r,
            "extrapolated_wall_s_30_200": full,
-           "peak_rss_gb": r["peak_rss_bytes"] / GB,
+           "peak_rss_gb": r["peak_rss_bytes"] / GB, "peak_anon_gb": r["peak_anon_bytes"] / GB,
            "rss_budget_gb": (1.3 * r["feature_bytes"] + 2 * GB) / GB}
     return [row]
 
@@ -139,10 +139,13 @@ def print_table(rows: list[dict[str, Any]], env: dict[str, Any]) -> None:
     for r in rows:
         if r["item"].startswith("4"):
             gpu = f", device peak {r['cuda_peak_bytes'] / GB:.2f} GB" if r.get("cuda_peak_bytes") else ""
-            print(f"4 protocol: {r['pre_epochs']} pre + {r['ft_epochs']} ft epochs in {r['wall_s']:.1f} s "
+            print(f"4 protocol ({Path(r['world']).name}): {r['pre_epochs']} pre + {r['ft_epochs']} ft epochs "
+                  f"in {r['wall_s']:.1f} s "
                   f"(load {r['load_s']:.1f} s, world generation {r['world_gen_s']:.1f} s); "
-                  f"extrapolated to 30 + 200 epochs: {r['extrapolated_wall_s_30_200']:.0f} s; "
-                  f"peak RSS {r['peak_rss_gb']:.2f} GB (budget {r['rss_budget_gb']:.2f} GB){gpu}; "
+                  f"{'' if (r['pre_epochs'], r['ft_epochs']) == (30, 200) else 'EXTRAPOLATED '}"
+                  f"30 + 200 epochs: {r['extrapolated_wall_s_30_200']:.0f} s; "
+                  f"peak RSS {r['peak_rss_gb']:.2f} GiB, of it private (anon) {r['peak_anon_gb']:.2f} GiB "
+                  f"(budget 1.3 x features + 2 GiB = {r['rss_budget_gb']:.2f} GiB){gpu}; "
                   f"fused top-1 {r['fused_top1']}")
 
 
@@ -156,8 +159,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder and W")
     ap.add_argument("--world", default=None, help="an existing inat-scale world directory")
-    ap.add_argument("--pre-epochs", type=int, default=30)
-    ap.add_argument("--ft-epochs", type=int, default=200)
+    ap.add_argument("--pre-epochs", type=int, default=None,
+                    help="item 4 pre-training epochs (default 30 on CUDA; 3 on CPU, extrapolated to 30)")
+    ap.add_argument("--ft-epochs", type=int, default=None,
+                    help="item 4 fine-tuning epochs (default 200 on CUDA; 20 on CPU, extrapolated to 200)")
     ap.add_argument("--run-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "geocsp-bench-run"))
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
@@ -165,6 +170,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     a.precision = a.precision or ("bf16" if a.device.startswith("cuda") else "fp32")
     a.repeats = a.repeats or (3 if a.quick else 5)
+    cuda = a.device.startswith("cuda")
+    a.pre_epochs = a.pre_epochs if a.pre_epochs is not None else (30 if cuda else 3)
+    a.ft_epochs = a.ft_epochs if a.ft_epochs is not None else (200 if cuda else 20)
     return a
 
 

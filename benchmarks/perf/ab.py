@@ -29,7 +29,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perf import steps  # noqa: E402
+from perf import steps
 
 
 def load_old(src: Path, rel: str, name: str, renames: dict[str, str] | None = None) -> Any:
@@ -55,7 +55,7 @@ def interleave(a: Callable[[], Any], b: Callable[[], Any], blocks: int, calls: i
             for _ in range(calls):
                 f()
             acc.append((time.perf_counter() - t0) / calls)
-    ratios = [x / y for x, y in zip(ta, tb)]
+    ratios = [x / y for x, y in zip(ta, tb, strict=True)]
     return {"before_s": statistics.median(ta), "after_s": statistics.median(tb),
             "speedup": statistics.median(ratios), "speedup_min": min(ratios), "speedup_max": max(ratios)}
 

@@ -10,6 +10,7 @@ memory-bound operations to the step time, which is the point of the ratio.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,11 @@ def mlp(rows: int, widths: list[int], *, train: bool, input_grad: bool = False) 
         input_grad: whether the chain's input needs a gradient (False for a position
             encoding or frozen image features, so the first layer skips that product).
     """
-    fwd = sum(matmul(rows, a, b) for a, b in zip(widths[:-1], widths[1:]))
+    fwd = sum(matmul(rows, a, b) for a, b in pairwise(widths))
     if not train:
         return Flops(fwd)
     bwd = 0.0
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(pairwise(widths)):
         bwd += matmul(rows, a, b)  # weight gradient
         if i > 0 or input_grad:
             bwd += matmul(rows, a, b)  # input gradient

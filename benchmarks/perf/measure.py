@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,47 @@ def rss_bytes() -> int:
         return _proc_status_kib("VmRSS") * 1024
     except OSError:
         return 0
+
+
+def rss_split_bytes() -> dict[str, int]:
+    """Current ``RssAnon`` (private memory) and ``RssFile`` (mapped file pages) in bytes.
+
+    A memory-mapped feature matrix shows up in ``RssFile`` once its pages are read; it is
+    page cache the kernel may reclaim, not a second copy of the matrix.
+    """
+    try:
+        return {"anon": _proc_status_kib("RssAnon") * 1024, "file": _proc_status_kib("RssFile") * 1024}
+    except OSError:
+        return {"anon": 0, "file": 0}
+
+
+class PeakSampler:
+    """Samples ``RssAnon`` / ``RssFile`` every ``interval`` s in a thread; keeps the maxima.
+
+    ``VmHWM`` has no anonymous-only counterpart, so the peak of private memory is sampled
+    (a peak shorter than ``interval`` can be missed).
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = {"anon": 0, "file": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = rss_split_bytes()
+            for k, v in now.items():
+                self.peak[k] = max(self.peak[k], v)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def cuda_peak_bytes(device: torch.device) -> int | None:

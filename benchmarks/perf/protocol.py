@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perf.measure import cuda_peak_bytes, peak_rss_bytes, rss_bytes  # noqa: E402
+from perf.measure import PeakSampler, cuda_peak_bytes, peak_rss_bytes, rss_bytes
 
 
 def _epoch_seconds(run: Path) -> list[float]:
@@ -52,13 +52,14 @@ def main(argv: list[str] | None = None) -> dict:
     ft = resolve_config(FinetuneConfig, stage="finetune", preset="paper-inat2018",
                         overrides=[*sets, f"data.epochs={a.ft_epochs}", f"ratio={a.ratio}"])
     t = {"start": time.perf_counter()}
-    ds = load_dataset(a.data)
-    t["loaded"] = time.perf_counter()
-    rss_loaded = rss_bytes()
-    pretrain(pre, ds, out / "pre")
-    t["pretrained"] = time.perf_counter()
-    metrics = finetune(ft, ds, out / "ft", init=out / "pre")
-    t["finetuned"] = time.perf_counter()
+    with PeakSampler() as peaks:
+        ds = load_dataset(a.data)
+        t["loaded"] = time.perf_counter()
+        rss_loaded = rss_bytes()
+        pretrain(pre, ds, out / "pre")
+        t["pretrained"] = time.perf_counter()
+        metrics = finetune(ft, ds, out / "ft", init=out / "pre")
+        t["finetuned"] = time.perf_counter()
     pre_ep, ft_ep = _epoch_seconds(out / "pre"), _epoch_seconds(out / "ft")
     feats = ds.split("train").features
     result = {
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         "finetune_s": t["finetuned"] - t["pretrained"], "finetune_epoch_s": ft_ep,
         "wall_s": t["finetuned"] - t["start"],
         "peak_rss_bytes": peak_rss_bytes(), "rss_after_load_bytes": rss_loaded,
+        "peak_anon_bytes": peaks.peak["anon"], "peak_file_bytes": peaks.peak["file"],
         "cuda_peak_bytes": cuda_peak_bytes(torch.device(a.device)),
         "feature_bytes": int(feats.nbytes) if feats is not None else 0,
         "fused_top1": metrics.get("fused", {}).get("top1"),

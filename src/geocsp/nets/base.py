@@ -45,7 +45,7 @@ def dropout_keep_mask(shape: torch.Size, p: float, device: torch.device) -> tupl
     """
     n = int(torch.Size(shape).numel())
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
-    threshold = int(round(p * 2**DROPOUT_BITS))
+    threshold = round(p * 2**DROPOUT_BITS)
     bits = words.view(torch.int16)[:n] & (2**DROPOUT_BITS - 1)  # [0, 2^63): top bit of word is 0
     return (bits >= threshold).view(shape), threshold / 2**DROPOUT_BITS
 
