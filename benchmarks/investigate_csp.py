@@ -6,7 +6,7 @@
 Runs on GeoWorld ``default`` **seed 1** (never the reported seed-0 world), with the
 ``geoworld-demo`` preset as the base budget, every variant in the same run so all are
 comparable, and reports fused top-1 on ``val`` as a ratio to Sup. Only (grid) of the same
-ratio (mean over training seeds of the per-seed ratio). Variant groups (issue 5):
+ratio (mean ± sample std over training seeds of the per-seed ratio). Variant groups (issue 5):
 
 (a) τ0 = 1 (paper) vs 20 (scripts, the preset); (b) negatives ``sphere`` (preset) vs
 ``sphericalold`` vs ``land``; (c) pre-training epochs ×4 and pre-training lr ×0.2 / ×5;
@@ -30,8 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geocsp.demo.protocol import (BASELINE, DemoSettings, Method, collect_records, execute,
-                                  machine_info, plan_jobs)
+from geocsp.demo.protocol import (
+    BASELINE,
+    DemoSettings,
+    Method,
+    collect_records,
+    execute,
+    machine_info,
+    plan_jobs,
+)
 
 HERE = Path(__file__).resolve().parent
 WORLD, WORLD_SEED, PRESET = "default", 1, "geoworld-demo"
@@ -81,12 +88,16 @@ def summarize(records: list[dict[str, Any]], ratios: list[float]) -> list[dict[s
             seeds = sorted(s for (name, rr, s) in top if name == m.name and rr == q)
             vals = [top[(m.name, q, s)] for s in seeds]
 
-            def rel(ref: str, seeds: list[int] = seeds, vals: list[float] = vals, q: float = q) -> float:
-                return statistics.fmean(v / top[(ref, q, s)] for v, s in zip(vals, seeds, strict=True))
+            def rel(ref: str, seeds: list[int] = seeds, vals: list[float] = vals,
+                    q: float = q) -> tuple[float, float]:
+                r = [v / top[(ref, q, s)] for v, s in zip(vals, seeds, strict=True)]
+                return statistics.fmean(r), statistics.stdev(r) if len(r) > 1 else 0.0
 
+            g, g_sd = rel(BASELINE)
+            mt, mt_sd = rel(matched) if matched else (None, None)
             out.append({"group": group, "method": m.name, "ratio": q, "seeds": seeds, "top1": vals,
-                        "top1_mean": statistics.fmean(vals), "vs_grid": rel(BASELINE),
-                        "vs_matched": rel(matched) if matched else None, "matched": matched})
+                        "top1_mean": statistics.fmean(vals), "vs_grid": g, "vs_grid_sd": g_sd,
+                        "vs_matched": mt, "vs_matched_sd": mt_sd, "matched": matched})
     return out
 
 
@@ -100,8 +111,9 @@ def format_rows(rows: list[dict[str, Any]], ratios: list[float]) -> str:
         for q in ratios:
             r = by[(m.name, q)]
             cells.append(f"{100 * r['top1_mean']:.2f} ({' '.join(f'{100 * v:.2f}' for v in r['top1'])})")
-            cells.append(f"{100 * (r['vs_grid'] - 1):+.1f} %")
-            cells.append("" if r["vs_matched"] is None else f"{100 * (r['vs_matched'] - 1):+.1f} %")
+            cells.append(f"{100 * (r['vs_grid'] - 1):+.1f} ± {100 * r['vs_grid_sd']:.1f} %")
+            cells.append("" if r["vs_matched"] is None
+                         else f"{100 * (r['vs_matched'] - 1):+.1f} ± {100 * r['vs_matched_sd']:.1f} %")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -142,3 +142,15 @@ def test_errors():
 def test_registry_names():
     assert {"full", "an_full", "an_ssdl", "an_slds", "ce"} <= set(FINETUNE_LOSSES.names())
     assert FINETUNE_LOSSES.canonical("full_loss") == "full"
+
+
+def test_full_loss_zero_background_weight_needs_no_background() -> None:
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 5), torch.randint(0, 5, (6,))
+    off = create_finetune_loss("full", bg_weight=0.0)
+    on = create_finetune_loss("full")
+    assert not off.needs_background and on.needs_background
+    out = off(logits, labels, None)  # no background pass needed at all
+    assert set(out.terms) == {"presence"}
+    ref = on(logits, labels, torch.randn(6, 5))
+    torch.testing.assert_close(out.total, ref.terms["presence"])

@@ -87,7 +87,7 @@ def _bad(tmp_path, df: pd.DataFrame, *extra: str) -> str:
 @pytest.mark.parametrize(
     ("change", "extra", "message"),
     [
-        (lambda d: d.assign(date=["nope"] + list(d.date[1:])), ["--date-col", "date"], "cannot parse date 'nope'"),
+        (lambda d: d.assign(date=["nope", *list(d.date[1:])]), ["--date-col", "date"], "cannot parse date 'nope'"),
         (lambda d: d.rename(columns={"lon": "x"}), [], "column 'lon'"),
         (lambda d: d.assign(lon=d.lat, lat=d.lon + 100), [], "swapped"),
         (lambda d: d.assign(lon=d.lon + 50), [], "all 300 rows dropped (outside"),

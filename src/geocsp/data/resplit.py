@@ -26,7 +26,7 @@ def split_indices(lonlat: np.ndarray, val_frac: float, method: str, block_deg: f
     n = len(lonlat)
     if method == "random":
         perm = np.random.default_rng(seed).permutation(n)
-        k = max(1, int(round(val_frac * n)))
+        k = max(1, round(val_frac * n))
         return np.sort(perm[k:]), np.sort(perm[:k])
     if method == "spatial":
         train, val = spatial_block_split(lonlat, block_deg=block_deg, holdout_frac=val_frac, seed=seed)
@@ -69,6 +69,6 @@ def split_dataset(src: str | Path, out: str | Path, *, source_split: str = "trai
     return write_dataset(out, splits, list(ds.classes), prov)
 
 
-def _copy(s) -> SplitData:  # noqa: ANN001 - a geocsp.data.dataset.Split
+def _copy(s) -> SplitData:
     feats = None if s.features is None else np.asarray(s.features)
     return SplitData(s.table, feats, {k: s.probs(k) for k in s.prob_keys})

@@ -15,10 +15,7 @@ import torch
 import torch.distributed as dist
 
 from geocsp.distributed.context import all_reduce_sum, shard_range
-from geocsp.evaluation.functional import DEFAULT_KS
-from geocsp.evaluation.protocol import MetricAccumulator, iter_chunks
-
-BLOCKS = ("image", "location", "fused")
+from geocsp.evaluation.protocol import evaluate_scores
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -63,18 +60,5 @@ def evaluate_scores_reduced(
         DatasetError: on mismatched shapes or out-of-range labels.
         ConfigError: on ``batch_size < 1``.
     """
-    from geocsp.prior.fusion import fused_log_scores
-
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    accs = {key: MetricAccumulator(DEFAULT_KS, n_bins, device=dev) for key in BLOCKS}
-    for img, loc, lab, has in iter_chunks(
-        img_probs, loc_probs, labels, has_location, batch_size, dev
-    ):
-        accs["image"].update(img, lab)
-        accs["location"].update(loc[has], lab[has])
-        accs["fused"].update(fused_log_scores(img, loc, has, beta), lab, log_space=True)
-    states = all_reduce_sum(torch.stack([accs[key].state() for key in BLOCKS]))
-    return {
-        key: MetricAccumulator.from_state(states[i], DEFAULT_KS, n_bins).compute()
-        for i, key in enumerate(BLOCKS)
-    }
+    return evaluate_scores(img_probs, loc_probs, labels, has_location, beta=beta,
+                           batch_size=batch_size, device=device, n_bins=n_bins, reduce=all_reduce_sum)

@@ -9,7 +9,7 @@ all-reduced across ranks (sum) and turned back into metrics with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -208,6 +208,7 @@ def evaluate_scores(
     batch_size: int = 4096,
     device: torch.device | str | None = None,
     n_bins: int = 15,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, dict[str, float | int]]:
     """Image-only, location-only and fused metrics (spec §6).
 
@@ -222,6 +223,8 @@ def evaluate_scores(
         batch_size: rows per chunk.
         device: where to compute (default: CPU).
         n_bins: number of ECE bins.
+        reduce: optional sum over processes of the stacked (3, S) accumulator states (e.g.
+            an all-reduce): each rank passes its own rows and gets the metrics of all rows.
 
     Returns:
         ``{"image": m, "location": m, "fused": m}``; each ``m`` has ``top1, top3, top5,
@@ -250,4 +253,10 @@ def evaluate_scores(
             accs["fused"].update(fused_product64(img, loc, has), lab)
         else:
             accs["fused"].update(fused_log_scores(img, loc, has, beta), lab, log_space=True)
-    return {key: acc.compute() for key, acc in accs.items()}
+    if reduce is None:
+        return {key: acc.compute() for key, acc in accs.items()}
+    states = reduce(torch.stack([acc.state() for acc in accs.values()]))
+    return {
+        key: MetricAccumulator.from_state(states[i], DEFAULT_KS, n_bins).compute()
+        for i, key in enumerate(accs)
+    }

@@ -179,6 +179,9 @@ class FullLoss(FinetuneLoss):
     def __init__(self, config: FullConfig) -> None:
         super().__init__()
         self.config = config
+        # a zero-weight background term costs nothing: the trainer then draws no
+        # background locations and runs no encoder pass for them
+        self.needs_background = config.bg_weight > 0
 
     def forward(
         self, logits: Tensor, labels: Tensor, bg_logits: Tensor | None = None
@@ -188,29 +191,39 @@ class FullLoss(FinetuneLoss):
         Args:
             logits: (B, Q) class logits at the observed locations.
             labels: (B,) int64 class indices.
-            bg_logits: (B', Q) class logits at random background locations.
+            bg_logits: (B', Q) class logits at random background locations (ignored, and
+                may be None, when ``bg_weight`` is 0).
 
         Returns:
-            total = ``presence + bg_weight * background``, and those two unweighted terms.
+            total = ``presence + bg_weight * background``, and those two unweighted terms
+            (only ``presence`` when ``bg_weight`` is 0).
 
         Raises:
             ConfigError: if ``bg_logits`` is missing or has the wrong number of classes.
         """
         c = self.config
-        bg = _check_background(type(self).__name__, logits, bg_logits)
         w = float(logits.shape[1]) if c.pos_weight is None else c.pos_weight
+        if not self.needs_background:
+            presence = _HardNegativeSum.apply(logits, labels.long(), w) / logits.numel() \
+                if c.negatives == "hard" else self._soft_presence(logits, labels, w)
+            return LossOutput(presence, {"presence": presence})
+        bg = _check_background(type(self).__name__, logits, bg_logits)
         if c.negatives == "hard":  # fused: same value, fewer (B, Q) temporaries
             presence = _HardNegativeSum.apply(logits, labels.long(), w) / logits.numel()
             background = _HardNegativeSum.apply(bg, None, 0.0) / bg.numel()
             terms = {"presence": presence, "background": background}
             return LossOutput(presence + c.bg_weight * background, terms)
-        neg = negative_term(logits, c.negatives)
+        presence = self._soft_presence(logits, labels, w)
+        terms = {"presence": presence, "background": negative_term(bg, c.negatives).mean()}
+        return LossOutput(presence + c.bg_weight * terms["background"], terms)
+
+    def _soft_presence(self, logits: Tensor, labels: Tensor, w: float) -> Tensor:
+        """mean_{i,k} A for the non-fused negative terms."""
+        neg = negative_term(logits, self.config.negatives)
         ar = torch.arange(logits.shape[0], device=logits.device)
         # replace the positive entries without an (B, Q) scatter copy: sum, then correct
         pos = w * neg_log(torch.sigmoid(logits[ar, labels])) - neg[ar, labels]
-        presence = (neg.sum() + pos.sum()) / neg.numel()
-        terms = {"presence": presence, "background": negative_term(bg, c.negatives).mean()}
-        return LossOutput(presence + c.bg_weight * terms["background"], terms)
+        return (neg.sum() + pos.sum()) / neg.numel()
 
 
 @dataclass(frozen=True)
