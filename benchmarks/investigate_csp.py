@@ -50,8 +50,7 @@ def _rmin(deg: float) -> tuple[str, ...]:
     return (f"model.encoder_args.r_min_deg={deg}",)
 
 
-# (group, method, matched Sup. Only row or None = BASELINE)
-VARIANTS: list[tuple[str, Method, str | None]] = [
+VARIANTS: list[tuple[str, Method, str | None]] = [  # (group, row, matched Sup. Only row)
     ("base", Method("Img. Only", image_only=True), None),
     ("base", Method(BASELINE), None),
     ("base", Method("CSP (preset: τ0 20, sphere, 4 ep, lr 1e-3)", pretrain=CSP), None),
@@ -78,12 +77,22 @@ VARIANTS: list[tuple[str, Method, str | None]] = [
 ]
 
 
-def summarize(records: list[dict[str, Any]], ratios: list[float]) -> list[dict[str, Any]]:
+Variant = tuple[str, Method, str | None]
+
+
+def select(groups: str) -> list[Variant]:
+    """The variants of the comma-separated ``groups`` (+ ``base`` and the matched Sup. Only rows)."""
+    keep = {"base", *groups.split(",")}
+    needed = {v[2] for v in VARIANTS if v[0] in keep}
+    return [v for v in VARIANTS if v[0] in keep or v[1].name in needed]
+
+
+def summarize(records: list[dict[str, Any]], ratios: list[float], variants: list[Variant]) -> list[dict[str, Any]]:
     """Per (variant, ratio): mean top-1, per-seed top-1, mean per-seed ratio to Sup. Only
     (grid) and to the variant's matched Sup. Only row."""
     top = {(r["method"], r["ratio"], r["seed"]): r["top1"] for r in records}
     out = []
-    for group, m, matched in VARIANTS:
+    for group, m, matched in variants:
         for q in ratios:
             seeds = sorted(s for (name, rr, s) in top if name == m.name and rr == q)
             vals = [top[(m.name, q, s)] for s in seeds]
@@ -101,12 +110,12 @@ def summarize(records: list[dict[str, Any]], ratios: list[float]) -> list[dict[s
     return out
 
 
-def format_rows(rows: list[dict[str, Any]], ratios: list[float]) -> str:
+def format_rows(rows: list[dict[str, Any]], ratios: list[float], variants: list[Variant]) -> str:
     """The summary as a Markdown table: top-1 % (per seed) and gain vs Sup. Only (grid)."""
     head = "| grp | variant | " + " | ".join(f"λ={q:g}: top-1 % (seeds) | vs grid | vs matched" for q in ratios)
     lines = [head + " |", "|" + "---|" * (2 + 3 * len(ratios))]
     by = {(r["method"], r["ratio"]): r for r in rows}
-    for group, m, _ in VARIANTS:
+    for group, m, _ in variants:
         cells = [group, m.name]
         for q in ratios:
             r = by[(m.name, q)]
@@ -118,7 +127,17 @@ def format_rows(rows: list[dict[str, Any]], ratios: list[float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def pretrain_losses(jobs: list[Any], results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Final pre-training loss terms per variant and seed (chance for L_B and L_D: ln(batch))."""
+    pre: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        if j.kind == "finetune" and j.init is not None:
+            pre.setdefault(j.method, {})[str(j.seed)] = {k: v for k, v in results[j.init].items()
+                                                         if k in ("epoch", "loss", "L_B", "L_L", "L_D")}
+    return pre
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="geocsp-investigate", help="directory of the training runs")
     p.add_argument("--seeds", default="0,1,2,3")
@@ -128,46 +147,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--groups", default="base,a,b,c,d,e,f,g", help="variant groups to run")
     p.add_argument("--plan-only", action="store_true", help="list the runs and exit")
     p.add_argument("--json", default=str(HERE / "results" / "investigate_csp.json"))
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     from geocsp.data.geoworld import make_world
 
-    global VARIANTS
-    keep = {"base", *a.groups.split(",")}
-    needed = {v[2] for v in VARIANTS if v[0] in keep}
-    VARIANTS = [v for v in VARIANTS if v[0] in keep or v[1].name in needed]
-    ratios = [float(x) for x in a.ratios.split(",")]
+    a = _parse(argv)
+    variants, ratios = select(a.groups), [float(x) for x in a.ratios.split(",")]
     settings = DemoSettings(preset=PRESET, world=WORLD, world_seed=WORLD_SEED,
                             seeds=tuple(int(s) for s in a.seeds.split(",")), ratios=tuple(ratios),
                             jobs=a.jobs, threads=a.threads)
     t0 = time.perf_counter()
     world = make_world(WORLD, seed=WORLD_SEED)
-    methods = [m for _, m, _ in VARIANTS]
+    methods = [m for _, m, _ in variants]
     jobs = plan_jobs(settings, methods, str(world), (Path(a.out) / "runs").resolve())
     if a.plan_only:
         print("\n".join(f"{j.kind:8s} {j.method} λ={j.ratio} s{j.seed} {Path(j.run_dir).name}" for j in jobs))
         return 0
     results = execute(jobs, str(world), a.jobs, a.threads, lambda s: print(s, flush=True))
     records = collect_records(jobs, results, methods)
-    rows = summarize(records, ratios)
-    pre = {}  # final pre-training loss terms per variant and seed (chance for L_B: ln(batch))
-    for j in jobs:
-        if j.kind == "finetune" and j.init is not None:
-            pre.setdefault(j.method, {})[str(j.seed)] = {k: v for k, v in results[j.init].items()
-                                                         if k in ("epoch", "loss", "L_B", "L_L", "L_D")}
-    table = format_rows(rows, ratios)
+    rows = summarize(records, ratios, variants)
+    table = format_rows(rows, ratios, variants)
     print(f"\nGeoWorld {WORLD} seed {WORLD_SEED} (tuning world), preset {PRESET}, fused top-1 on val\n")
     print(table)
     secs = time.perf_counter() - t0
-    print(f"\n{len(jobs)} runs, {secs:.0f} s wall")
+    print(f"\n{len(jobs)} runs, {secs:.0f} s wall (finished runs are reused)")
     payload = {"world": WORLD, "world_seed": WORLD_SEED, "preset": PRESET, "settings": vars(a),
                "variants": [{"group": g, "method": m.name, "pretrain": m.pretrain, "finetune": m.finetune,
-                             "matched": r} for g, m, r in VARIANTS],
-               "rows": rows, "records": records, "pretrain_final": pre, "table_md": table, "seconds": round(secs, 1),
+                             "matched": r} for g, m, r in variants],
+               "rows": rows, "records": records, "pretrain_final": pretrain_losses(jobs, results),
+               "table_md": table, "seconds": round(secs, 1),
                "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_info()}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(payload, indent=1, default=str) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

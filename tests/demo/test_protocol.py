@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,18 @@ def test_bundled_presets_have_demo_sections() -> None:
         load_demo_section("no-such-preset")
 
 
+def _world(tmp_path: Path, seed: int = 0) -> str:
+    """A stand-in dataset directory: plan_jobs only reads its manifest."""
+    d = tmp_path / f"world{seed}"
+    d.mkdir(exist_ok=True)
+    (d / "manifest.json").write_text(json.dumps({"format": "geocsp-dataset", "seed": seed}))
+    return str(d)
+
+
 def test_plan_shares_pretraining_across_ratios(tmp_path: Path) -> None:
     s = DemoSettings(preset="geoworld-quick", seeds=(0, 1), ratios=(0.1, 1.0))
-    jobs = plan_jobs(s, TABLES[1], "world", tmp_path)
+    world = _world(tmp_path)
+    jobs = plan_jobs(s, TABLES[1], world, tmp_path)
     pre = [j for j in jobs if j.kind == "pretrain"]
     ft = [j for j in jobs if j.kind == "finetune"]
     assert len(pre) == 3 * 2  # MSE, NCE, MC x seeds, once each
@@ -65,14 +75,18 @@ def test_plan_shares_pretraining_across_ratios(tmp_path: Path) -> None:
     assert wrap.config["model"]["encoder"] == "wrap" and wrap.config["model"]["network"] == "fcnet"
     assert len({j.run_dir for j in jobs}) == len(jobs)
     # deterministic names: the same plan twice gives the same run directories
-    assert [j.run_dir for j in plan_jobs(s, TABLES[1], "world", tmp_path)] == [j.run_dir for j in jobs]
+    assert [j.run_dir for j in plan_jobs(s, TABLES[1], world, tmp_path)] == [j.run_dir for j in jobs]
+    # another world never reuses these runs
+    other = {j.run_dir for j in plan_jobs(s, TABLES[1], _world(tmp_path, 1), tmp_path)}
+    assert not other & {j.run_dir for j in jobs}
 
 
 def test_table3_dims_and_table2_objectives(tmp_path: Path) -> None:
     s = DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,))
-    pre3 = [j for j in plan_jobs(s, TABLES[3], "w", tmp_path) if j.kind == "pretrain"]
+    w = _world(tmp_path)
+    pre3 = [j for j in plan_jobs(s, TABLES[3], w, tmp_path) if j.kind == "pretrain"]
     assert [j.config["model"]["dim"] for j in pre3] == [64, 128, 256, 512, 1024]
-    pre2 = [j for j in plan_jobs(s, TABLES[2], "w", tmp_path) if j.kind == "pretrain"]
+    pre2 = [j for j in plan_jobs(s, TABLES[2], w, tmp_path) if j.kind == "pretrain"]
     assert [j.config["objective"]["name"] for j in pre2] == ["csp-mc-bld", "csp-mc-bd", "csp-mc-bl", "csp-mc-b"]
 
 
@@ -107,8 +121,9 @@ def test_choose_class_rule() -> None:
 
 def test_identical_runs_are_shared_between_tables(tmp_path: Path) -> None:
     s = DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,))
-    t1 = {j.run_dir for j in plan_jobs(s, TABLES[1], "w", tmp_path)}
-    t3 = plan_jobs(s, TABLES[3], "w", tmp_path)
+    w = _world(tmp_path)
+    t1 = {j.run_dir for j in plan_jobs(s, TABLES[1], w, tmp_path)}
+    t3 = plan_jobs(s, TABLES[3], w, tmp_path)
     same_dim = [j for j in t3 if j.method == "CSP-MC-BLD d=64" or j.method == "Sup. Only (grid)"]
     assert len(same_dim) == 3 and {j.run_dir for j in same_dim} <= t1  # quick preset: d = 64
     assert not {j.run_dir for j in t3 if "d=128" in j.method} & t1

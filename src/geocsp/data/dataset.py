@@ -1,4 +1,5 @@
-"""The geocsp dataset directory: write, load and validate (docs/design.md, "data/").
+"""The geocsp dataset directory: load and validate (docs/design.md, "data/"); writing is
+in :mod:`geocsp.data.writer` (re-exported here).
 
 A dataset directory holds one table per split (Parquet or CSV; ``lon``, ``lat`` in degrees,
 optional ``label`` class name, ``date``, ``image`` and any extra columns), optional row-aligned
@@ -11,13 +12,7 @@ Every problem is one :class:`~geocsp.errors.DatasetError` line ``file:row:column
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import shutil
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +27,29 @@ from geocsp.data._arrays import (
     err,
     table_lonlat,
 )
+from geocsp.data.writer import (
+    DEFAULT_PROBS,
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    SplitData,
+    write_dataset,
+)
 from geocsp.errors import DatasetError, MissingFileError
 
-FORMAT = "geocsp-dataset"
-VERSION = 1
-MANIFEST = "manifest.json"
-DEFAULT_PROBS = "default"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass
-class SplitData:
-    """One split to write: a table plus optional row-aligned arrays.
-
-    Args:
-        table: N rows with ``lon``, ``lat`` (degrees; NaN = missing), optional ``label``
-            (class name), ``date`` (ISO), ``image`` and extra columns.
-        features: (N, D) float image features, or None.
-        probs: probability sets by key (``"default"``, ``"ratio0.050"``...), each (N, Q)
-            dense array or scipy sparse matrix.
-    """
-
-    table: pd.DataFrame
-    features: np.ndarray | None = None
-    probs: dict[str, Any] = field(default_factory=dict)
+__all__ = [
+    "DEFAULT_PROBS",
+    "FORMAT",
+    "MANIFEST",
+    "VERSION",
+    "GeoDataset",
+    "Split",
+    "SplitData",
+    "load_dataset",
+    "load_split",
+    "read_manifest",
+    "write_dataset",
+]
 
 
 class Split:
@@ -163,155 +157,6 @@ class GeoDataset:
 
     def __repr__(self) -> str:
         return f"GeoDataset({str(self.root)!r}, classes={len(self.classes)}, splits={self.split_names})"
-
-
-def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise DatasetError(
-            f"invalid {what} name {name!r}; use letters, digits, '_', '.', '-' (no path separators)"
-        )
-    return name
-
-
-# ---------------------------------------------------------------- writing
-
-
-def _prepare_split(
-    name: str, sd: SplitData, classes: list[str]
-) -> tuple[pd.DataFrame, int | None]:
-    """Validate one split for writing; returns (normalised table, feature dim)."""
-    source = f"{name} table"
-    if not isinstance(sd, SplitData):
-        raise DatasetError(f"split '{name}': expected SplitData, got {type(sd).__name__}")
-    t = sd.table
-    if not isinstance(t, pd.DataFrame) or len(t) == 0:
-        raise err(source, "empty table; a split needs at least one row")
-    n = len(t)
-    t = t.reset_index(drop=True).copy()
-    t.columns = [str(c) for c in t.columns]
-    lonlat = table_lonlat(t, source)
-    t["lon"], t["lat"] = lonlat[:, 0], lonlat[:, 1]
-    if "label" in t.columns:
-        codes = encode_labels(t["label"], classes, source)
-        names = np.asarray(classes, dtype=object)[np.maximum(codes, 0)]
-        t["label"] = pd.Series(np.where(codes >= 0, names, None), dtype="string")
-    dim = None
-    if sd.features is not None:
-        dim = arrays.check_features(sd.features, n, f"{name} features")
-    for key, p in sd.probs.items():
-        _check_name(key, "probability key")
-        arrays.check_probs(p, n, len(classes), f"{name} probs '{key}'")
-    return t, dim
-
-
-def _check_target(out: Path) -> None:
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a directory; choose another output path")
-    if not any(out.iterdir()):
-        return
-    if _manifest_format(out / MANIFEST) != FORMAT:
-        raise DatasetError(
-            f"{out}: exists and is not a geocsp dataset; refusing to overwrite it "
-            "(choose another output directory or remove it)"
-        )
-
-
-def _manifest_format(path: Path) -> Any:
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(path.read_text())
-        return data.get("format") if isinstance(data, dict) else None
-    return None
-
-
-def write_dataset(
-    out_dir: str | Path,
-    splits: dict[str, SplitData],
-    classes: list[str],
-    provenance: dict[str, Any] | None = None,
-) -> Path:
-    """Validate ``splits`` and write them as a geocsp dataset directory, atomically.
-
-    Everything is validated before anything is written; the files go to a temporary
-    directory beside ``out_dir`` that is renamed into place, so a failure leaves no trace.
-    An existing geocsp dataset (or empty directory) at ``out_dir`` is replaced.
-
-    Args:
-        out_dir: target directory.
-        splits: split name -> :class:`SplitData`.
-        classes: class names in index order (probability columns follow this order).
-        provenance: free-form JSON-serialisable description of where the data came from.
-
-    Returns:
-        The dataset directory.
-
-    Raises:
-        DatasetError: on any invalid input (message names split, row and column), or when
-            ``out_dir`` exists and is not a geocsp dataset.
-        CoordinateError: on invalid coordinates.
-    """
-    out = Path(out_dir)
-    classes = check_classes(classes, "classes")
-    if not splits:
-        raise DatasetError("write_dataset: no splits given; pass at least one SplitData")
-    prepared = {_check_name(k, "split"): _prepare_split(k, sd, classes) for k, sd in splits.items()}
-    dims = {d for _, d in prepared.values() if d is not None}
-    if len(dims) > 1:
-        raise DatasetError(f"features of different splits have different dims {sorted(dims)}")
-    _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"
-    tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp
-    try:
-        entries = {
-            name: _write_split(tmp, name, table, splits[name]) for name, (table, _) in prepared.items()
-        }
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "classes": classes,
-            "feature_dim": dims.pop() if dims else None,
-            "splits": entries,
-            "provenance": dict(provenance or {}),
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def _write_split(root: Path, name: str, table: pd.DataFrame, sd: SplitData) -> dict[str, Any]:
-    table_file = f"{name}.parquet"
-    try:
-        table.to_parquet(root / table_file, index=False)
-    except (ValueError, TypeError, ImportError) as e:  # pyarrow type errors are ValueErrors
-        raise err(f"{name} table", f"cannot be written as Parquet ({type(e).__name__}: {e})") from None
-    feat_file = None
-    if sd.features is not None:
-        feat_file = f"{name}.features.npy"
-        arrays.save_npy(root / feat_file, sd.features, arrays.feature_dtype(sd.features))
-    probs = {}
-    for key, p in sd.probs.items():
-        stem = f"{name}.probs" if key == DEFAULT_PROBS else f"{name}.probs.{key}"
-        probs[key] = arrays.save_probs(root, stem, p)
-    return {"rows": len(table), "table": table_file, "features": feat_file, "probs": probs}
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.old"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- loading

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -170,17 +170,27 @@ class LocationSampler:
 
 
 @dataclass(frozen=True)
-class SphereSamplerConfig:
-    """Config of :class:`SphereSampler`.
+class BBoxConfig:
+    """The config of a sampler whose only hyper-parameter is its box.
 
     Args:
         bbox: (min_lon, min_lat, max_lon, max_lat) degrees; the whole world by default.
     """
 
+    where: ClassVar[str] = "sampler"
+    """The sampler name that errors start with."""
+
     bbox: BBox = WORLD
 
     def __post_init__(self) -> None:
-        check_bbox(self.bbox, "sphere")
+        check_bbox(self.bbox, self.where)
+
+
+@dataclass(frozen=True)
+class SphereSamplerConfig(BBoxConfig):
+    """Config of :class:`SphereSampler` (field as :class:`BBoxConfig`)."""
+
+    where: ClassVar[str] = "sphere"
 
 
 @LOCATION_SAMPLERS.register("sphere", aliases=("uniform_sphere",), config=SphereSamplerConfig)
@@ -193,17 +203,10 @@ class SphereSampler(LocationSampler):
 
 
 @dataclass(frozen=True)
-class BoxSamplerConfig:
-    """Config of :class:`BoxSampler`.
+class BoxSamplerConfig(BBoxConfig):
+    """Config of :class:`BoxSampler` (field as :class:`BBoxConfig`)."""
 
-    Args:
-        bbox: (min_lon, min_lat, max_lon, max_lat) degrees; the whole world by default.
-    """
-
-    bbox: BBox = WORLD
-
-    def __post_init__(self) -> None:
-        check_bbox(self.bbox, "box")
+    where: ClassVar[str] = "box"
 
 
 @LOCATION_SAMPLERS.register("box", aliases=("uniform",), config=BoxSamplerConfig)
@@ -246,17 +249,10 @@ class SphericalOldSampler(LocationSampler):
 
 
 @dataclass(frozen=True)
-class LandSamplerConfig:
-    """Config of :class:`LandSampler`.
+class LandSamplerConfig(BBoxConfig):
+    """Config of :class:`LandSampler` (field as :class:`BBoxConfig`)."""
 
-    Args:
-        bbox: (min_lon, min_lat, max_lon, max_lat) degrees; the whole world by default.
-    """
-
-    bbox: BBox = WORLD
-
-    def __post_init__(self) -> None:
-        check_bbox(self.bbox, "land")
+    where: ClassVar[str] = "land"
 
 
 @LOCATION_SAMPLERS.register("land", config=LandSamplerConfig)

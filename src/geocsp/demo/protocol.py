@@ -165,13 +165,18 @@ class Job:
 def plan_jobs(settings: DemoSettings, methods: Sequence[Method], data: str, runs: Path) -> list[Job]:
     """Every pre-training and fine-tuning run the table needs, pre-training first.
 
-    Runs are named by what they are plus a hash of the resolved config
-    (``pretrain/<objective>-d<dim>-s<seed>-<hash>``, ``finetune/<from-...|sup-...>-r<λ>-s<seed>-<hash>``),
-    so identical runs of two tables sharing ``runs`` (e.g. Sup. Only (grid), or Table 3's
-    d = 128 row and Table 1's CSP-MC-BLD) map to the same directory.
+    Runs are named by what they are plus a hash of the resolved config, the dataset's
+    manifest (so a ``runs`` folder shared between two worlds never mixes them) and the
+    geocsp version (``pretrain/<objective>-d<dim>-s<seed>-<hash>``,
+    ``finetune/<from-...|sup-...>-r<λ>-s<seed>-<hash>``), so identical runs of two tables
+    sharing ``runs`` (e.g. Sup. Only (grid), or Table 3's d = 128 row and Table 1's
+    CSP-MC-BLD) map to the same directory.
     """
+    from geocsp import __version__
     from geocsp.training import FinetuneConfig, PretrainConfig, resolve_config
 
+    world = {"manifest": _hash(json.loads((Path(data) / "manifest.json").read_text())),
+             "geocsp": __version__}
     src = _preset_kwargs(settings.preset)
     common = [f"device={settings.device}", "quiet=true"]
     pre_jobs, ft_jobs = {}, []
@@ -183,7 +188,7 @@ def plan_jobs(settings: DemoSettings, methods: Sequence[Method], data: str, runs
             if m.pretrain is not None:
                 cfg = to_dict(resolve_config(PretrainConfig, stage="pretrain", **src,
                                              overrides=[*m.pretrain, *common, f"seed={seed}"]))
-                key = _hash({k: v for k, v in cfg.items() if k not in ("device", "quiet")})
+                key = _hash({**world, **{k: v for k, v in cfg.items() if k not in ("device", "quiet")}})
                 name = f"{cfg['objective']['name']}-d{cfg['model']['dim']}"
                 init = str(runs / "pretrain" / f"{name}-s{seed}-{key}")
                 pre_jobs[init] = Job("pretrain", m.name, seed, None, cfg, init)
@@ -192,7 +197,7 @@ def plan_jobs(settings: DemoSettings, methods: Sequence[Method], data: str, runs
                                              overrides=[*m.finetune, *common, f"seed={seed}", f"ratio={ratio}"]))
                 if init is not None:
                     cfg["init"] = init
-                key = _hash({k: v for k, v in cfg.items() if k not in ("device", "quiet")})
+                key = _hash({**world, **{k: v for k, v in cfg.items() if k not in ("device", "quiet")}})
                 base = f"from-{name}" if init else f"sup-{cfg['model']['encoder']}-d{cfg['model']['dim']}"
                 run = str(runs / "finetune" / f"{_slug(base)}-r{ratio:.3f}-s{seed}-{key}")
                 ft_jobs.append(Job("finetune", m.name, seed, ratio, cfg, run, init, (init,) if init else ()))

@@ -62,45 +62,48 @@ def theory_encode(coords: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     return sincos(freqs[None, :, None] * proj[:, None, :])
 
 
+class _Space2Vec(MultiScaleEncoder):
+    """Common forward: optionally convert degrees to radians, then ``encode``."""
+
+    radians = False
+    """Convert the coordinates to radians before the frequencies multiply them."""
+
+    @staticmethod
+    def encode(coords: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """(B, 2) coordinates, (S,) frequencies -> (B, out_dim) features."""
+        raise NotImplementedError
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """(B, 2) degrees -> (B, out_dim) features (of radians if ``radians``)."""
+        coords = deg2rad_t(lonlat) if self.radians else lonlat
+        return self.encode(coords, as_input(self.freqs, lonlat))
+
+
 @ENCODERS.register("grid", aliases=("gridcell", "Space2Vec-grid"), config=FrequencyConfig)
-class Grid(MultiScaleEncoder):
+class Grid(_Space2Vec):
     """Space2Vec grid: multi-scale sin/cos of lon and lat in degrees; 4S dims."""
 
     features_per_scale = 4
-
-    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
-        """(B, 2) degrees -> (B, 4S) features."""
-        return grid_encode(lonlat, as_input(self.freqs, lonlat))
+    encode = staticmethod(grid_encode)
 
 
 @ENCODERS.register("grid_rad", aliases=("gridcellnorm",), config=FrequencyConfig)
-class GridRad(MultiScaleEncoder):
+class GridRad(Grid):
     """Space2Vec grid on radians (the intended, non-buggy gridcellnorm); 4S dims."""
 
-    features_per_scale = 4
-
-    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
-        """(B, 2) degrees -> (B, 4S) features of the coordinates in radians."""
-        return grid_encode(deg2rad_t(lonlat), as_input(self.freqs, lonlat))
+    radians = True
 
 
 @ENCODERS.register("theory", aliases=("Space2Vec-theory",), config=FrequencyConfig)
-class Theory(MultiScaleEncoder):
+class Theory(_Space2Vec):
     """Space2Vec theory: sin/cos of projections on three 120° directions, degrees; 6S dims."""
 
     features_per_scale = 6
-
-    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
-        """(B, 2) degrees -> (B, 6S) features."""
-        return theory_encode(lonlat, as_input(self.freqs, lonlat))
+    encode = staticmethod(theory_encode)
 
 
 @ENCODERS.register("theory_rad", aliases=("theorynorm",), config=FrequencyConfig)
-class TheoryRad(MultiScaleEncoder):
+class TheoryRad(Theory):
     """Space2Vec theory on coordinates converted to radians (reference theorynorm); 6S dims."""
 
-    features_per_scale = 6
-
-    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
-        """(B, 2) degrees -> (B, 6S) features of the coordinates in radians."""
-        return theory_encode(deg2rad_t(lonlat), as_input(self.freqs, lonlat))
+    radians = True

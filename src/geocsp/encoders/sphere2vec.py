@@ -33,6 +33,26 @@ class SphereTrig(NamedTuple):
     cos_lam_1: torch.Tensor
     cos_phi_1: torch.Tensor
 
+    def grid(self) -> tuple[torch.Tensor, ...]:
+        """The grid terms [sin φ_s, cos φ_s, sin λ_s, cos λ_s], each (B, S)."""
+        return self.sin_phi_s, self.cos_phi_s, self.sin_lam_s, self.cos_lam_s
+
+    def mixed_c(self) -> tuple[torch.Tensor, ...]:
+        """sphereC's terms [cos φ_s cos λ_s, cos φ_s sin λ_s], each (B, S)."""
+        return self.cos_phi_s * self.cos_lam_s, self.cos_phi_s * self.sin_lam_s
+
+    def mixed_m(self) -> tuple[torch.Tensor, ...]:
+        """sphereM's scale-mixing terms, each (B, S).
+
+        [cos φ_s cos λ_1, cos φ_1 cos λ_s, cos φ_s sin λ_1, cos φ_1 sin λ_s].
+        """
+        return (
+            self.cos_phi_s * self.cos_lam_1,
+            self.cos_phi_1 * self.cos_lam_s,
+            self.cos_phi_s * self.sin_lam_1,
+            self.cos_phi_1 * self.sin_lam_s,
+        )
+
 
 def sphere_trig(lonlat: torch.Tensor, freqs: torch.Tensor) -> SphereTrig:
     """Compute the multi-scale (λ_s, φ_s) and single-scale (λ_1, φ_1) trig terms.
@@ -88,7 +108,7 @@ class SphereC(_SphereEncoder):
     @staticmethod
     def features(t: SphereTrig) -> torch.Tensor:
         """(B, 3S) features."""
-        return stack_scales(t.sin_phi_s, t.cos_phi_s * t.cos_lam_s, t.cos_phi_s * t.sin_lam_s)
+        return stack_scales(t.sin_phi_s, *t.mixed_c())
 
 
 @ENCODERS.register("sphereC+", aliases=("spheregrid",), config=FrequencyConfig)
@@ -100,14 +120,7 @@ class SphereCPlus(_SphereEncoder):
     @staticmethod
     def features(t: SphereTrig) -> torch.Tensor:
         """(B, 6S) features [sin φ_s, cos φ_s, sin λ_s, cos λ_s, cos φ_s cos λ_s, cos φ_s sin λ_s]."""
-        return stack_scales(
-            t.sin_phi_s,
-            t.cos_phi_s,
-            t.sin_lam_s,
-            t.cos_lam_s,
-            t.cos_phi_s * t.cos_lam_s,
-            t.cos_phi_s * t.sin_lam_s,
-        )
+        return stack_scales(*t.grid(), *t.mixed_c())
 
 
 @ENCODERS.register("sphereM", aliases=("spheremixscale",), config=FrequencyConfig)
@@ -119,13 +132,7 @@ class SphereM(_SphereEncoder):
     @staticmethod
     def features(t: SphereTrig) -> torch.Tensor:
         """(B, 5S) features [sin φ_s, cos φ_s cos λ_1, cos φ_1 cos λ_s, cos φ_s sin λ_1, cos φ_1 sin λ_s]."""
-        return stack_scales(
-            t.sin_phi_s,
-            t.cos_phi_s * t.cos_lam_1,
-            t.cos_phi_1 * t.cos_lam_s,
-            t.cos_phi_s * t.sin_lam_1,
-            t.cos_phi_1 * t.sin_lam_s,
-        )
+        return stack_scales(t.sin_phi_s, *t.mixed_m())
 
 
 @ENCODERS.register("sphereM+", aliases=("spheregridmixscale",), config=FrequencyConfig)
@@ -136,17 +143,8 @@ class SphereMPlus(_SphereEncoder):
 
     @staticmethod
     def features(t: SphereTrig) -> torch.Tensor:
-        """(B, 8S) features."""
-        return stack_scales(
-            t.sin_phi_s,
-            t.cos_phi_s,
-            t.sin_lam_s,
-            t.cos_lam_s,
-            t.cos_phi_s * t.cos_lam_1,
-            t.cos_phi_1 * t.cos_lam_s,
-            t.cos_phi_s * t.sin_lam_1,
-            t.cos_phi_1 * t.sin_lam_s,
-        )
+        """(B, 8S) features: the grid terms, then sphereM's mixed terms."""
+        return stack_scales(*t.grid(), *t.mixed_m())
 
 
 @ENCODERS.register("dfs", aliases=("dft",), config=FrequencyConfig)
@@ -167,7 +165,7 @@ class DFS(_SphereEncoder):
     @staticmethod
     def features(t: SphereTrig) -> torch.Tensor:
         """(B, 4S² + 4S) features."""
-        singles = stack_scales(t.sin_phi_s, t.cos_phi_s, t.sin_lam_s, t.cos_lam_s)
+        singles = stack_scales(*t.grid())
         lam = torch.stack((t.sin_lam_s, t.cos_lam_s), dim=-1).flatten(1)
         phi = torch.stack((t.sin_phi_s, t.cos_phi_s), dim=-1).flatten(1)
         prods = (lam[:, :, None] * phi[:, None, :]).flatten(1)

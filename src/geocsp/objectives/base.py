@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 import torch
@@ -187,6 +187,96 @@ class PretrainObjective(nn.Module):
 
     num_negatives: int = 0
     uses_image_projection: bool = True
+
+
+@dataclass(frozen=True)
+class AuxTermsConfig:
+    """The auxiliary-term fields shared by CSP-MC-* and CSP-NCE-* (spec §4.3, §4.4).
+
+    Args:
+        neg_loc_weight: α1 / β1, weight of L_L (0 skips the negative-location pass).
+        simcse_weight: α2 / β2, weight of L_D (0 skips the second dropout pass).
+        num_negatives: C, random negative locations per sample.
+    """
+
+    neg_loc_weight: float = 1.0
+    simcse_weight: float = 1.0
+    num_negatives: int = 1
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        check_nonnegative(
+            name, neg_loc_weight=self.neg_loc_weight, simcse_weight=self.simcse_weight
+        )
+        check_negatives(name, self.neg_loc_weight, self.num_negatives)
+
+
+class AuxTermsObjective(PretrainObjective):
+    """Base of the objectives L = L_B + w1·L_L + w2·L_D over an :class:`AuxTermsConfig`.
+
+    A term whose weight is 0 is neither computed nor given its location pass.
+
+    Args:
+        config: the objective's config.
+        loc_dim: d (unused; these objectives have no parameters).
+        img_dim: D (unused).
+    """
+
+    config: AuxTermsConfig
+
+    def __init__(self, config: AuxTermsConfig, *, loc_dim: int, img_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_negatives = config.num_negatives if config.neg_loc_weight > 0 else 0
+
+    def embed(
+        self, batch: PretrainBatch, encode_loc: EncodeFn, encode_img: EncodeFn
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """All L2-normalised embeddings the terms need, one ``encode_loc`` call.
+
+        Returns:
+            u (B, d), v (B, d), u' (B, d) or None (no L_D), negatives (B, C, d) or None
+            (no L_L).
+
+        Raises:
+            ConfigError: if L_L is on and ``batch.neg_lonlat`` is missing or mis-shaped.
+        """
+        c = self.config
+        e, e2, en = encode_locations(
+            batch, encode_loc, second_pass=c.simcse_weight > 0, negatives=c.neg_loc_weight > 0
+        )
+        u = F.normalize(e, dim=-1)
+        v = F.normalize(encode_img(batch.feats), dim=-1)
+        u2 = None if e2 is None else F.normalize(e2, dim=-1)
+        n = None if en is None else F.normalize(en, dim=-1)
+        return u, v, u2, n
+
+    def output(self, terms: dict[str, Tensor]) -> LossOutput:
+        """``LossOutput`` with total = Σ terms, L_L and L_D scaled by their weights."""
+        weights = {"L_L": self.config.neg_loc_weight, "L_D": self.config.simcse_weight}
+        return LossOutput(weighted_total(terms, weights), terms)
+
+
+Ablation = tuple[str, tuple[str, ...], str, dict[str, Any]]
+"""(registered name, aliases, one-line description, changed config defaults)."""
+
+
+def register_ablations(objective: type, base: type, table: tuple[Ablation, ...]) -> None:
+    """Register ``objective`` once per row of ``table``, each with its own config class.
+
+    Each config is a frozen subclass of ``base`` that differs only in the defaults named
+    by the row (the paper's Table 2 ablations), documented by the row's description.
+    """
+    for name, aliases, doc, defaults in table:
+        fields = [(k, type(v), field(default=v)) for k, v in defaults.items()]
+        cfg = make_dataclass(
+            name.title().replace("-", "") + "Config",
+            fields,
+            bases=(base,),
+            frozen=True,
+            namespace={"__doc__": doc, "__module__": objective.__module__},
+        )
+        OBJECTIVES.register(name, aliases=aliases, config=cfg, description=doc)(objective)
 
 
 def inbatch_targets(rows: Tensor, dist: DistContext) -> Tensor:

@@ -19,85 +19,48 @@ from geocsp.errors import ConfigError
 from geocsp.objectives.base import (
     LOCAL,
     OBJECTIVES,
+    AuxTermsConfig,
+    AuxTermsObjective,
     DistContext,
     EncodeFn,
     LossOutput,
     PretrainBatch,
     PretrainObjective,
-    check_negatives,
-    check_nonnegative,
     check_positive,
-    encode_locations,
     inbatch_ce,
+    register_ablations,
     weighted_total,
 )
 from geocsp.objectives.queue import LocationQueue
 
 
 @dataclass(frozen=True)
-class MCConfig:
+class MCConfig(AuxTermsConfig):
     """Config of CSP-MC-BLD (spec §4.3). Defaults are the paper's (A.4).
 
     Args:
         tau_inbatch: τ0, divides the in-batch logits (paper 1; reference scripts 20).
         tau_negloc: τ1, divides the random-location logits.
         tau_simcse: τ2, divides the SimCSE logits.
-        neg_loc_weight: α1, weight of L_L (0 skips the negative-location pass).
-        simcse_weight: α2, weight of L_D (0 skips the second dropout pass).
-        num_negatives: C, random negative locations per sample.
         symmetric: also add the transposed (image -> locations) CE to L_B
             (reference ``contsoftmaxsym``; summed, not averaged).
+
+    The weights α1, α2 and C are the fields of :class:`AuxTermsConfig`.
     """
 
     tau_inbatch: float = 1.0
     tau_negloc: float = 1.0
     tau_simcse: float = 1.0
-    neg_loc_weight: float = 1.0
-    simcse_weight: float = 1.0
-    num_negatives: int = 1
     symmetric: bool = False
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
         check_positive(
-            name,
+            type(self).__name__,
             tau_inbatch=self.tau_inbatch,
             tau_negloc=self.tau_negloc,
             tau_simcse=self.tau_simcse,
         )
-        check_nonnegative(
-            name, neg_loc_weight=self.neg_loc_weight, simcse_weight=self.simcse_weight
-        )
-        check_negatives(name, self.neg_loc_weight, self.num_negatives)
-
-
-@dataclass(frozen=True)
-class MCBLConfig(MCConfig):
-    """CSP-MC-BL: no SimCSE term (α2 = 0)."""
-
-    simcse_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class MCBDConfig(MCConfig):
-    """CSP-MC-BD: no random-location term (α1 = 0)."""
-
-    neg_loc_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class MCBConfig(MCConfig):
-    """CSP-MC-B: in-batch term only (α1 = α2 = 0)."""
-
-    neg_loc_weight: float = 0.0
-    simcse_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class MCSymConfig(MCConfig):
-    """CSP-MC-BLD with the symmetric in-batch term (reference ``contsoftmaxsym``)."""
-
-    symmetric: bool = True
+        super().__post_init__()
 
 
 def negloc_ce(u: Tensor, v: Tensor, n: Tensor, tau: float) -> Tensor:
@@ -119,7 +82,7 @@ def negloc_ce(u: Tensor, v: Tensor, n: Tensor, tau: float) -> Tensor:
 
 
 @OBJECTIVES.register("csp-mc-bld", aliases=("contsoftmax",), config=MCConfig)
-class ContrastiveMC(PretrainObjective):
+class ContrastiveMC(AuxTermsObjective):
     """CSP-MC-BLD: L = L_B + α1·L_L + α2·L_D, softmax CE terms (spec §4.3).
 
     Cosine similarities of L2-normalised embeddings u = e(x)/‖e(x)‖, v = Wf/‖Wf‖; the
@@ -133,10 +96,7 @@ class ContrastiveMC(PretrainObjective):
         img_dim: D (unused).
     """
 
-    def __init__(self, config: MCConfig, *, loc_dim: int, img_dim: int) -> None:
-        super().__init__()
-        self.config = config
-        self.num_negatives = config.num_negatives if config.neg_loc_weight > 0 else 0
+    config: MCConfig
 
     def forward(
         self,
@@ -160,32 +120,32 @@ class ContrastiveMC(PretrainObjective):
             ConfigError: if α1 > 0 and ``batch.neg_lonlat`` is missing or mis-shaped.
         """
         c, dist = self.config, dist or LOCAL
-        use_l, use_d = c.neg_loc_weight > 0, c.simcse_weight > 0
-        e, e2, en = encode_locations(batch, encode_loc, second_pass=use_d, negatives=use_l)
-        u = F.normalize(e, dim=-1)
-        v = F.normalize(encode_img(batch.feats), dim=-1)
+        u, v, u2, n = self.embed(batch, encode_loc, encode_img)
         terms = {"L_B": inbatch_ce(u, dist.gather(v), 1.0 / c.tau_inbatch, dist)}
         if c.symmetric:
             terms["L_B_sym"] = inbatch_ce(v, dist.gather(u), 1.0 / c.tau_inbatch, dist)
-        if en is not None:
-            terms["L_L"] = negloc_ce(u, v, F.normalize(en, dim=-1), c.tau_negloc)
-        if e2 is not None:
-            u2 = F.normalize(e2, dim=-1)
+        if n is not None:
+            terms["L_L"] = negloc_ce(u, v, n, c.tau_negloc)
+        if u2 is not None:
             terms["L_D"] = inbatch_ce(u, dist.gather(u2), 1.0 / c.tau_simcse, dist)
-        weights = {"L_L": c.neg_loc_weight, "L_D": c.simcse_weight}
-        return LossOutput(weighted_total(terms, weights), terms)
+        return self.output(terms)
 
 
 # Table 2 ablations and the symmetric variant: same class, only the config defaults differ.
-for _name, _aliases, _cfg in (
-    ("csp-mc-bl", (), MCBLConfig),
-    ("csp-mc-bd", (), MCBDConfig),
-    ("csp-mc-b", (), MCBConfig),
-    ("csp-mc-bld-sym", ("contsoftmaxsym",), MCSymConfig),
-):
-    OBJECTIVES.register(_name, aliases=_aliases, config=_cfg, description=_cfg.__doc__)(
-        ContrastiveMC
-    )
+register_ablations(
+    ContrastiveMC,
+    MCConfig,
+    (
+        ("csp-mc-bl", (), "CSP-MC-BL: no SimCSE term (α2 = 0).", {"simcse_weight": 0.0}),
+        ("csp-mc-bd", (), "CSP-MC-BD: no random-location term (α1 = 0).",
+         {"neg_loc_weight": 0.0}),
+        ("csp-mc-b", (), "CSP-MC-B: in-batch term only (α1 = α2 = 0).",
+         {"neg_loc_weight": 0.0, "simcse_weight": 0.0}),
+        ("csp-mc-bld-sym", ("contsoftmaxsym",),
+         "CSP-MC-BLD with the symmetric in-batch term (reference ``contsoftmaxsym``).",
+         {"symmetric": True}),
+    ),
+)
 
 
 @dataclass(frozen=True)

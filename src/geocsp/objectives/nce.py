@@ -23,55 +23,21 @@ from torch import Tensor
 from geocsp.objectives.base import (
     LOCAL,
     OBJECTIVES,
+    AuxTermsConfig,
+    AuxTermsObjective,
     DistContext,
     EncodeFn,
     LossOutput,
     PretrainBatch,
-    PretrainObjective,
-    check_negatives,
-    check_nonnegative,
-    encode_locations,
     inbatch_targets,
     neg_log,
-    weighted_total,
+    register_ablations,
 )
 
 
 @dataclass(frozen=True)
-class NCEConfig:
-    """Config of CSP-NCE-BLD (spec §4.4).
-
-    Args:
-        neg_loc_weight: β1, weight of L_L (0 skips the negative-location pass).
-        simcse_weight: β2, weight of L_D (0 skips the second dropout pass).
-        num_negatives: C, random negative locations per sample.
-    """
-
-    neg_loc_weight: float = 1.0
-    simcse_weight: float = 1.0
-    num_negatives: int = 1
-
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        check_nonnegative(
-            name, neg_loc_weight=self.neg_loc_weight, simcse_weight=self.simcse_weight
-        )
-        check_negatives(name, self.neg_loc_weight, self.num_negatives)
-
-
-@dataclass(frozen=True)
-class NCEBLConfig(NCEConfig):
-    """CSP-NCE-BL (reference ``imgcontloss``): no SimCSE term (β2 = 0)."""
-
-    simcse_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class NCEBConfig(NCEConfig):
-    """CSP-NCE-B (reference ``imgcontlossnolocneg``): in-batch term only."""
-
-    neg_loc_weight: float = 0.0
-    simcse_weight: float = 0.0
+class NCEConfig(AuxTermsConfig):
+    """Config of CSP-NCE-BLD (spec §4.4): β1 = ``neg_loc_weight``, β2 = ``simcse_weight``."""
 
 
 def binary_inbatch(rows: Tensor, cols: Tensor, dist: DistContext) -> Tensor:
@@ -95,7 +61,7 @@ def binary_inbatch(rows: Tensor, cols: Tensor, dist: DistContext) -> Tensor:
 
 
 @OBJECTIVES.register("csp-nce-bld", aliases=("imgcontlosssimcse",), config=NCEConfig)
-class ContrastiveNCE(PretrainObjective):
+class ContrastiveNCE(AuxTermsObjective):
     """CSP-NCE-BLD: binary cross-entropy contrastive loss, L_B + β1·L_L + β2·L_D (spec §4.4).
 
     Terms with weight 0 are neither computed nor given their location pass. Under
@@ -106,11 +72,6 @@ class ContrastiveNCE(PretrainObjective):
         loc_dim: d (unused; the objective has no parameters).
         img_dim: D (unused).
     """
-
-    def __init__(self, config: NCEConfig, *, loc_dim: int, img_dim: int) -> None:
-        super().__init__()
-        self.config = config
-        self.num_negatives = config.num_negatives if config.neg_loc_weight > 0 else 0
 
     def forward(
         self,
@@ -127,25 +88,26 @@ class ContrastiveNCE(PretrainObjective):
         Raises:
             ConfigError: if β1 > 0 and ``batch.neg_lonlat`` is missing or mis-shaped.
         """
-        c, dist = self.config, dist or LOCAL
-        use_l, use_d = c.neg_loc_weight > 0, c.simcse_weight > 0
-        e, e2, en = encode_locations(batch, encode_loc, second_pass=use_d, negatives=use_l)
-        u = F.normalize(e, dim=-1)
-        v = F.normalize(encode_img(batch.feats), dim=-1)
+        dist = dist or LOCAL
+        u, v, u2, n = self.embed(batch, encode_loc, encode_img)
         terms = {"L_B": binary_inbatch(u, dist.gather(v), dist)}
-        if en is not None:
-            s_neg = torch.einsum("bcd,bd->bc", F.normalize(en, dim=-1), v)
+        if n is not None:
+            s_neg = torch.einsum("bcd,bd->bc", n, v)
             terms["L_L"] = neg_log(torch.sigmoid(-s_neg)).mean()
-        if e2 is not None:
-            terms["L_D"] = binary_inbatch(u, dist.gather(F.normalize(e2, dim=-1)), dist)
-        weights = {"L_L": c.neg_loc_weight, "L_D": c.simcse_weight}
-        return LossOutput(weighted_total(terms, weights), terms)
+        if u2 is not None:
+            terms["L_D"] = binary_inbatch(u, dist.gather(u2), dist)
+        return self.output(terms)
 
 
-for _name, _aliases, _cfg in (
-    ("csp-nce-bl", ("imgcontloss",), NCEBLConfig),
-    ("csp-nce-b", ("imgcontlossnolocneg",), NCEBConfig),
-):
-    OBJECTIVES.register(_name, aliases=_aliases, config=_cfg, description=_cfg.__doc__)(
-        ContrastiveNCE
-    )
+register_ablations(
+    ContrastiveNCE,
+    NCEConfig,
+    (
+        ("csp-nce-bl", ("imgcontloss",),
+         "CSP-NCE-BL (reference ``imgcontloss``): no SimCSE term (β2 = 0).",
+         {"simcse_weight": 0.0}),
+        ("csp-nce-b", ("imgcontlossnolocneg",),
+         "CSP-NCE-B (reference ``imgcontlossnolocneg``): in-batch term only.",
+         {"neg_loc_weight": 0.0, "simcse_weight": 0.0}),
+    ),
+)
