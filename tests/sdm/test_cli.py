@@ -72,6 +72,10 @@ def test_position_map_and_richness(synth_tables, tmp_path) -> None:
         assert (tmp_path / "m.png").stat().st_size > 1000
     r = run("map", out, "--species", "nope", "--no-land-mask", "--out", tmp_path / "n.png")
     assert r.exit_code == 2 and "--species 'nope'" in r.output
+    for res in ("0", "-1", "nan"):  # was a traceback (ZeroDivisionError / TypeError)
+        r = run("map", out, "--species", "disc", "--res", res, "--no-land-mask", "--out", tmp_path / "z.png")
+        assert r.exit_code == 2 and "--res must be a cell size > 0" in r.output, r.output
+        assert not (tmp_path / "z.png").exists()
 
 
 def _bad(tmp_path, df: pd.DataFrame, *extra: str) -> str:
@@ -93,6 +97,8 @@ def _bad(tmp_path, df: pd.DataFrame, *extra: str) -> str:
         (lambda d: d.assign(lon=d.lon + 50), [], "all 300 rows dropped (outside"),
         (lambda d: d.assign(species=[f"s{i}" for i in range(len(d))]), [], "every species has fewer than 2"),
         (lambda d: d, ["--inputs", "covariates"], "needs covariates"),
+        # was a traceback (ValueError from concatenating no parts)
+        (lambda d: d, ["--background-sample", "-5"], "--background-sample must be >= 1 points, got -5"),
     ],
 )
 def test_bad_input_exit_2(synth_tables, tmp_path, change, extra, message) -> None:

@@ -156,7 +156,7 @@ def _chunks(files: list[Path], root: Path, backbone: Backbone, cfg: ExtractConfi
                 continue
             arr, meta = _run_chunk(chunk, root, backbone, cfg, tick)
             with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, arr)
+                np.save(fh, arr, allow_pickle=False)
             atomic_write_json(meta_file, meta)  # written last: marks the chunk done
             results.append((arr, meta))
     finally:

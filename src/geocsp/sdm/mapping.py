@@ -71,10 +71,12 @@ def range_map(
 
     Raises:
         CheckpointError: ``run_dir`` is neither kind of run.
-        ConfigError: unknown species, table-covariate model, bad region.
+        ConfigError: unknown species, table-covariate model, bad region, ``res_deg <= 0``.
     """
     from geocsp.viz.maps import grid_extent
 
+    if not res_deg > 0:
+        raise ConfigError(f"--res must be a cell size > 0 degrees, got {res_deg!r}")
     p = Path(run_dir)
     doy = _doy(date)
     if (p / "model" / "config.json").is_file():

@@ -234,9 +234,12 @@ def sample_background(
         n background :class:`Points` (no dates, species None).
 
     Raises:
-        ConfigError: when fewer than n valid points are found in 20 rounds.
+        ConfigError: when n < 1, or fewer than n valid points are found in 20 rounds.
     """
     import torch
+
+    if n < 1:
+        raise ConfigError(f"--background-sample must be >= 1 points, got {n}")
 
     from geocsp.data.location_samplers import create_location_sampler
 
