@@ -20,7 +20,7 @@ demo: install
 	$(PYTHON) -m geocsp demo
 
 test: install-test
-	$(PYTHON) -m pytest -q -n 2 --dist loadfile --doctest-modules tests src/geocsp
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile --doctest-modules -m "slow or not slow" tests src/geocsp
 
 lint:
 	$(PYTHON) -m ruff check src tests benchmarks
