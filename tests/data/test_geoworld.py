@@ -126,6 +126,24 @@ def test_deterministic_for_a_seed() -> None:
     assert not np.array_equal(a["truth.centers_lonlat"], c["truth.centers_lonlat"])
 
 
+def test_classifier_probs_do_not_depend_on_the_thread_count() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with threadpool_limits(limits=2):
+            two = _arrays(generate_world(TINY, 5))
+        torch.set_num_threads(1)
+        with threadpool_limits(limits=1):
+            one = _arrays(generate_world(TINY, 5))
+    finally:
+        torch.set_num_threads(old)
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k], err_msg=k)
+
+
 def test_vmf_sampler_matches_closed_form_mean_cosine() -> None:
     rng = np.random.default_rng(0)
     mu = lonlat_to_xyz(np.array([[30.0, 40.0]]))

@@ -60,7 +60,7 @@ __all__ = [
     "world_report",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the same (config, seed) would produce different data."""
 _CHUNK_ROWS = 32768
 _SCRATCH_BYTES = 1 << 29  # train features above 512 MiB are generated into a memmap

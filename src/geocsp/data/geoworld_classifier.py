@@ -16,6 +16,8 @@ the training subset is never copied whole.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,14 +242,40 @@ def classifier_probs(
     from geocsp.data.splits import stratified_subset
 
     out: dict[str, Any] = {}
-    for i, ratio in enumerate(sorted(set(ratios) | {1.0})):
-        rows = stratified_subset(train_labels, ratio, seed)
-        w, b = train_linear_classifier(
-            train_feats, rows, train_labels, num_classes, settings, seed + i + 1, device
-        )
-        probs = predict_probs(val_feats, w, b, topk, device)
-        if ratio in ratios:
-            out[ratio_key(ratio)] = probs
-        if ratio == 1.0:
-            out["default"] = probs
+    with _single_threaded(device):
+        for i, ratio in enumerate(sorted(set(ratios) | {1.0})):
+            rows = stratified_subset(train_labels, ratio, seed)
+            w, b = train_linear_classifier(
+                train_feats, rows, train_labels, num_classes, settings, seed + i + 1, device
+            )
+            probs = predict_probs(val_feats, w, b, topk, device)
+            if ratio in ratios:
+                out[ratio_key(ratio)] = probs
+            if ratio == 1.0:
+                out["default"] = probs
     return out
+
+
+@contextlib.contextmanager
+def _single_threaded(device: str) -> Iterator[None]:
+    """One BLAS/torch thread while the classifiers train on a CPU.
+
+    L-BFGS amplifies the last-bit differences of multi-threaded reductions, so with
+    several threads the val probabilities of a (config, seed) would depend on the core
+    count; with one they are the same on every run of the same CPU type.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if not str(device).startswith("cpu"):
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
