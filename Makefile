@@ -13,8 +13,10 @@ install:
 
 install-test: install
 	$(PIP) install -q -e ".[test,onnx,lite0,raster]" scikit-learn
-	@# timm declares torchvision (and so a CUDA torch) as a dependency: install it alone.
-	$(PIP) install -q --no-deps "timm>=0.9"
+	@# timm and open_clip declare torchvision (and so a CUDA torch) as a dependency:
+	@# install them alone (their tests use a test-only torchvision stub).
+	$(PIP) install -q --no-deps "timm>=0.9" "open_clip_torch>=2.20"
+	$(PIP) install -q ftfy regex
 
 demo: install
 	$(PYTHON) -m geocsp demo

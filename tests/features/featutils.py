@@ -14,19 +14,34 @@ STUBS = Path(__file__).resolve().parent / "_stubs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def import_timm() -> Any:
-    """timm, with the test-only torchvision stub first on sys.path if torchvision is broken."""
+def _stub_torchvision_if_broken() -> None:
     try:
         import torchvision  # noqa: F401
     except Exception:
         for k in [k for k in sys.modules if k.startswith("torchvision")]:
             del sys.modules[k]
-        sys.path.insert(0, str(STUBS))
+        if str(STUBS) not in sys.path:
+            sys.path.insert(0, str(STUBS))
+
+
+def import_timm() -> Any:
+    """timm, with the test-only torchvision stub first on sys.path if torchvision is broken."""
+    _stub_torchvision_if_broken()
     try:
         import timm
     except Exception as e:  # absent, or a broken torchvision (RuntimeError)
         pytest.skip(f"timm unavailable: {type(e).__name__}: {e}")
     return timm
+
+
+def import_open_clip() -> Any:
+    """open_clip, with the same torchvision stub; skips when it (or ftfy/regex) is absent."""
+    _stub_torchvision_if_broken()
+    try:
+        import open_clip
+    except Exception as e:
+        pytest.skip(f"open_clip unavailable: {type(e).__name__}: {e}")
+    return open_clip
 
 
 def tiny_onnx(path: Path, dim: int = 16, seed: int = 0) -> Path:

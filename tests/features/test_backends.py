@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from featutils import FIXTURES, import_timm, tiny_onnx
+from featutils import FIXTURES, import_open_clip, import_timm, tiny_onnx
 
 from geocsp.errors import ConfigError, MissingDependencyError, MissingFileError
 from geocsp.features.backends import load_backbone
@@ -93,6 +93,30 @@ def test_timm_random_weights_roundtrip(tmp_path: Path) -> None:
         ref = model(torch.from_numpy(x)).numpy()
     assert ref.shape == (2, 512)
     np.testing.assert_allclose(bb.run(x), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_open_clip_local_dir_random_weights(tmp_path: Path) -> None:
+    """A tiny random open_clip model saved as a local-dir (config + safetensors) and
+    loaded through ``open_clip:local-dir:DIR``: same image embeddings, no hub."""
+    open_clip = import_open_clip()
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {"embed_dim": 32,
+           "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16, "head_width": 32},
+           "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**cfg).eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "open_clip_model.safetensors"))
+    bb = load_backbone(f"open_clip:local-dir:{tmp_path}", device="cpu")
+    x = _batch(2, 64)
+    with torch.no_grad():
+        ref = model.encode_image(torch.from_numpy(x)).numpy()
+    assert ref.shape == (2, 32)
+    np.testing.assert_allclose(bb.run(x), ref, rtol=1e-5, atol=1e-6)
+    assert bb.preprocess.size == 64
 
 
 def test_lite0_real_weights_match_reference() -> None:
