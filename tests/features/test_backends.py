@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from featutils import FIXTURES, import_open_clip, import_timm, tiny_onnx
 
-from geocsp.errors import ConfigError, MissingDependencyError, MissingFileError
+from geocsp.errors import CheckpointError, ConfigError, MissingDependencyError, MissingFileError
 from geocsp.features.backends import load_backbone
 from geocsp.features.preprocess import PreprocessConfig, load_and_preprocess
 
@@ -157,22 +157,21 @@ def test_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backbone: str
 
 
 def test_missing_dependency_names_pip_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.split(".")[0] in ("onnxruntime", "open_clip"):
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *args, **kwargs)
-
     (tmp_path / "m.onnx").write_bytes(b"x")
     (tmp_path / "m.pt").write_bytes(b"x")
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    # None in sys.modules makes every import of the package fail, installed or not
     for mod in ("onnxruntime", "open_clip"):
-        monkeypatch.delitem(__import__("sys").modules, mod, raising=False)
+        monkeypatch.setitem(sys.modules, mod, None)
     with pytest.raises(MissingDependencyError, match="pip install onnxruntime"):
         load_backbone("onnx", tmp_path / "m.onnx")
     with pytest.raises(MissingDependencyError, match="pip install open_clip_torch"):
         load_backbone("open_clip:ViT-B-32", tmp_path / "m.pt")
+
+
+def test_corrupt_weights_are_a_checkpoint_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.pt").write_bytes(b"not a torchscript archive")
+    with pytest.raises(CheckpointError, match=r"cannot load weights .*bad.pt"):
+        load_backbone("torchscript", tmp_path / "bad.pt", device="cpu")
 
 
 def test_no_network_for_any_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

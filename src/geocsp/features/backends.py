@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from geocsp._registry import Registry
-from geocsp.errors import ConfigError, MissingDependencyError, MissingFileError
+from geocsp.errors import (
+    CheckpointError,
+    ConfigError,
+    GeocspError,
+    MissingDependencyError,
+    MissingFileError,
+)
 from geocsp.features.preprocess import PreprocessConfig
 
 BACKENDS: Registry[Callable[..., Backbone]] = Registry("feature backend")
@@ -336,9 +342,19 @@ def load_backbone(backbone: str, weights: str | Path | None = None, *, device: s
         ConfigError: unknown backend, hub name, missing ``--weights``.
         MissingFileError: weights not found.
         MissingDependencyError: the backend's package is not installed.
+        CheckpointError: the weights exist but the backend cannot load them (corrupt file,
+            wrong format, weights of another architecture).
     """
     kind, _, name = str(backbone).partition(":")
     entry = BACKENDS.get(kind)
     if not name and entry.name in ("timm", "torchvision", "open_clip"):
         raise ConfigError(f"backbone '{backbone}': expected '{entry.name}:MODEL_NAME'")
-    return entry.obj(name, weights, resolve_device(device), preprocess, amp)
+    try:
+        return entry.obj(name, weights, resolve_device(device), preprocess, amp)
+    except GeocspError:
+        raise
+    except Exception as e:  # the backend library's own loading error: a user error here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(
+            f"backbone '{backbone}': cannot load weights {weights} ({type(e).__name__}: {first[:200]})"
+        ) from None
