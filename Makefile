@@ -22,10 +22,11 @@ demo: install
 	$(PYTHON) -m geocsp demo
 
 test: install-test
+	$(PYTHON) -m ruff check src tests benchmarks tools
 	$(PYTHON) -m pytest -q -n 2 --dist loadfile --doctest-modules -m "slow or not slow" tests src/geocsp
 
 lint:
-	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff check src tests benchmarks tools
 
 bench: install
 	$(PYTHON) benchmarks/run.py
