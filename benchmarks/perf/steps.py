@@ -59,14 +59,19 @@ def configs(device: str, precision: str, compile_: bool, batch: int) -> tuple[An
 
 
 def _stepper(model: torch.nn.Module, step: Callable[..., Any], n_rows: int, batch: int,
-             device: torch.device, precision: str, lr: float) -> Callable[[], Any]:
+             device: torch.device, precision: str, optim: Any) -> Callable[[], Any]:
     try:
         from geocsp.training.loop import train_step
     except ImportError:  # a geocsp from before the loop exposed its step (A/B runs)
         train_step = _train_step
+    try:
+        from geocsp.training.loop import make_optimizer
+    except ImportError:  # a geocsp from before make_optimizer (A/B runs)
+        def make_optimizer(params: Any, optim: Any, _device: torch.device) -> Any:
+            return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = make_optimizer(params, optim, device)
     gen = torch.Generator(device=device).manual_seed(0)
     perm = torch.Generator().manual_seed(1)
     model.train()
@@ -102,7 +107,7 @@ def pretrain_stepper(split: FakeSplit, batch: int, device: torch.device, precisi
     model = build_pretrain_model(cfg, rows.feature_dim).to(device)
     neg = create_location_sampler(cfg.data.negatives.name, **cfg.data.negatives.args)
     step = make_step(model, rows, neg, cfg.compile)
-    return _stepper(model, step, len(rows), batch, device, precision, cfg.optim.lr)
+    return _stepper(model, step, len(rows), batch, device, precision, cfg.optim)
 
 
 def finetune_stepper(split: FakeSplit, num_classes: int, batch: int, device: torch.device,
@@ -119,7 +124,7 @@ def finetune_stepper(split: FakeSplit, num_classes: int, batch: int, device: tor
     loss = create_finetune_loss(cfg.loss.name, **cfg.loss.args).to(device)
     neg = create_location_sampler(cfg.data.negatives.name, **cfg.data.negatives.args)
     step = make_step(model, rows, loss, neg, cfg.compile)
-    return _stepper(model, step, len(rows), batch, device, precision, cfg.optim.lr)
+    return _stepper(model, step, len(rows), batch, device, precision, cfg.optim)
 
 
 def evaluation_runner(rows: int, num_classes: int, device: torch.device, precision: str,

@@ -34,6 +34,7 @@ from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
 from geocsp.training.evaluate import PRIOR_DIR, evaluate_split, load_encoder
 from geocsp.training.loop import (
     LoopSpec,
+    make_optimizer,
     maybe_compile,
     resolve_device,
     result_fields,
@@ -123,7 +124,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
     rows = rows.subset(main_first(lambda: load_or_make_subset(run.path, rows.labels_np, config.ratio, config.seed)))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    optimizer = make_optimizer(params, config.optim, device)
     order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
     val = _val_eval(model, ds, config)
     spec = LoopSpec(

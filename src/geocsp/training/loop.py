@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from geocsp.distributed import sum_over_ranks
 from geocsp.errors import ConfigError
+from geocsp.training.config import OptimConfig
 from geocsp.training.rundir import (
     Checkpoint,
     RunDir,
@@ -85,6 +86,17 @@ def progress(total: int, desc: str, disable: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=disable, leave=False)
 
 
+def make_optimizer(params: list[nn.Parameter], optim: OptimConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam over ``params`` with ``optim.lr`` / ``optim.weight_decay`` (an ``OptimConfig``).
+
+    On CUDA the fused implementation (one kernel for all parameters instead of a few per
+    tensor) is used; elsewhere torch's default. Both follow the same update rule, and their
+    state dicts are interchangeable (a run may resume on another device).
+    """
+    fused = True if device.type == "cuda" else None
+    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
+
+
 def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Tensor]:
     """``torch.compile(module)`` when ``enabled``, else the module itself."""
     return torch.compile(module) if enabled else module  # type: ignore[return-value]
@@ -148,7 +160,13 @@ def resume(spec: LoopSpec) -> int:
     if ckpt is None:
         return 0
     spec.module.load_state_dict(ckpt.model)
-    spec.optimizer.load_state_dict(unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"]))
+    state = unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"])
+    # which kernel runs the update (fused / foreach) is this process's choice, not saved state:
+    # a CPU checkpoint resumed on CUDA keeps the fused Adam, and the reverse
+    impl = {k: spec.optimizer.defaults[k] for k in ("fused", "foreach") if k in spec.optimizer.defaults}
+    for group in state["param_groups"]:
+        group.update(impl)
+    spec.optimizer.load_state_dict(state)
     spec.run.truncate_log(ckpt.epoch)
     return ckpt.epoch
 

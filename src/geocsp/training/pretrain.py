@@ -33,6 +33,7 @@ from geocsp.training.config import PretrainConfig, ProjectionConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
 from geocsp.training.loop import (
     LoopSpec,
+    make_optimizer,
     maybe_compile,
     resolve_device,
     result_fields,
@@ -155,7 +156,7 @@ def pretrain(config: PretrainConfig, data: GeoDataset | str | Path, run_dir: str
     run = RunDir(run_dir, rank)
     main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    optimizer = make_optimizer(params, config.optim, device)
     order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
     val = None
     if config.eval_every and "val" in ds and ds.split("val").features is not None:
