@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -35,16 +36,34 @@ from perf import flops, measure, steps  # noqa: E402
 GB = 1024**3
 
 
+def _timed(fns: dict[str, Any], shape: tuple[int, int, int] | None, a: argparse.Namespace,
+           dev: torch.device, warmup: int) -> tuple[dict[str, list[float]], float]:
+    """Interleaved timings of ``fns`` (+ the reference product ``ref`` when ``shape``)."""
+    ref_flops = 0.0
+    if shape is not None:
+        ref, ref_flops = measure.matmul_call(*shape, dev, a.precision)
+        fns = {**fns, "ref": ref}
+    return measure.interleaved(fns, dev, warmup=warmup, repeats=a.repeats), ref_flops
+
+
+def _roofline(work: float, step_times: list[float], t: dict[str, list[float]], ref_flops: float,
+              shape: tuple[int, int, int]) -> dict[str, Any]:
+    """Per-round ratio (work / step time) / (reference FLOP/s of the same round): median, range."""
+    ratios = [work / ts / (ref_flops / tr) for ts, tr in zip(step_times, t["ref"], strict=True)]
+    return {"ref_shape": list(shape), "ref_gflop_per_s": ref_flops / statistics.median(t["ref"]) / 1e9,
+            "roofline": statistics.median(ratios), "roofline_min": min(ratios),
+            "roofline_max": max(ratios)}
+
+
 def _step_row(name: str, runner: Any, batch: int, work: flops.Flops, shape: tuple[int, int, int],
               a: argparse.Namespace, dev: torch.device, with_ratio: bool) -> dict[str, Any]:
-    t = measure.time_calls(runner, dev, warmup=a.warmup, repeats=a.repeats)
-    row = {"item": name, "batch": batch, "step_s": t["median"], "step_s_min": t["min"],
-           "step_s_max": t["max"], "spread": t["spread"], "samples_per_s": batch / t["median"],
-           "gflop_per_step": work.total / 1e9, "gflop_per_s": work.total / t["median"] / 1e9}
+    t, ref_flops = _timed({"step": runner}, shape if with_ratio else None, a, dev, a.warmup)
+    s = measure.summary(t["step"])
+    row = {"item": name, "batch": batch, "step_s": s["median"], "step_s_min": s["min"],
+           "step_s_max": s["max"], "spread": s["spread"], "samples_per_s": batch / s["median"],
+           "gflop_per_step": work.total / 1e9, "gflop_per_s": work.total / s["median"] / 1e9}
     if with_ratio:
-        ref = measure.matmul_rate(*shape, dev, a.precision)
-        row.update(ref_shape=list(shape), ref_gflop_per_s=ref / 1e9,
-                   roofline=work.total / t["median"] / ref)
+        row.update(_roofline(work.total, t["step"], t, ref_flops, shape))
     return row
 
 
@@ -76,19 +95,18 @@ def item_evaluate(a: argparse.Namespace, dev: torch.device, ratio: bool) -> list
     """Item 3: P(y|x) for the val rows, then image / location / fused top-k, MRR, NLL, ECE."""
     n = 4096 if a.quick else steps.INAT["val_rows"]
     loc, metrics = steps.evaluation_runner(n, steps.INAT["num_classes"], dev, a.precision)
-    t_loc = measure.time_calls(loc, dev, warmup=1, repeats=a.repeats)
-    t_met = measure.time_calls(metrics, dev, warmup=1, repeats=a.repeats)
-    total = t_loc["median"] + t_met["median"]
+    shape = flops.dominant_matmul("evaluate", flops.Shapes(), 4096)
+    t, ref_flops = _timed({"loc": loc, "metrics": metrics}, shape if ratio else None, a, dev, 1)
+    totals = [x + y for x, y in zip(t["loc"], t["metrics"], strict=True)]
+    total = statistics.median(totals)
     work = flops.evaluation(flops.Shapes(), n)
-    row = {"item": "3 evaluate", "batch": n, "step_s": total, "prior_s": t_loc["median"],
-           "metrics_s": t_met["median"], "spread": max(t_loc["spread"], t_met["spread"]),
+    row = {"item": "3 evaluate", "batch": n, "step_s": total, "prior_s": statistics.median(t["loc"]),
+           "metrics_s": statistics.median(t["metrics"]), "spread": measure.summary(totals)["spread"],
            "samples_per_s": n / total, "gflop_per_step": work.total / 1e9,
            "gflop_per_s": work.total / total / 1e9}
     if ratio:
-        shape = flops.dominant_matmul("evaluate", flops.Shapes(), 4096)
-        ref = measure.matmul_rate(*shape, dev, a.precision)
-        row.update(ref_shape=list(shape), ref_gflop_per_s=ref / 1e9,
-                   roofline=work.total / total / ref, roofline_prior_only=work.total / t_loc["median"] / ref)
+        row.update(_roofline(work.total, totals, t, ref_flops, shape))
+        row["roofline_prior_only"] = _roofline(work.total, t["loc"], t, ref_flops, shape)["roofline"]
     return [row]
 
 

@@ -18,42 +18,56 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(fn: Callable[[], Any], device: torch.device, *, warmup: int = 2, repeats: int = 5,
-               calls: int = 1) -> dict[str, float]:
-    """Seconds per call of ``fn``: ``warmup`` untimed calls, then ``repeats`` timings of
-    ``calls`` calls each.
+def interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, *, warmup: int = 2,
+                repeats: int = 5) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns``, timed in turn within each of ``repeats`` rounds.
 
-    Returns:
-        ``median``, ``min``, ``max`` seconds per call and ``spread`` = max / min.
+    On a shared machine the load changes from minute to minute; timing a step and its
+    reference product side by side, round by round, lets a ratio of the two be taken per
+    round, so a load change hits both sides of it alike. ``warmup`` untimed rounds first.
+    Functions run in the dict's order (a later one may use an earlier one's result).
     """
     for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
+        for fn in fns.values():
             fn()
-        sync(device)
-        times.append((time.perf_counter() - t0) / calls)
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """``median``, ``min``, ``max`` of ``times`` and ``spread`` = max / min."""
     lo, hi = min(times), max(times)
     return {"median": statistics.median(times), "min": lo, "max": hi, "spread": hi / max(lo, 1e-12)}
 
 
-def matmul_rate(m: int, k: int, n: int, device: torch.device, precision: str = "fp32",
-                repeats: int = 7) -> float:
-    """FLOP/s of a plain dense (m, k) @ (k, n) product in this process and precision.
+def matmul_call(m: int, k: int, n: int, device: torch.device,
+                precision: str = "fp32") -> tuple[Callable[[], Any], float]:
+    """A plain dense (m, k) @ (k, n) product into a preallocated output, and its FLOPs per call.
 
-    ``bf16`` multiplies bfloat16 operands (what autocast runs); the best of ``repeats``
-    medians-of-3 is returned, so a momentary load spike does not lower the reference.
+    ``bf16`` multiplies bfloat16 operands (what autocast runs). The output is written in
+    place (``out=``), so the reference times the product itself, not the allocation and
+    first touch of a fresh output (~15 % of a (2048, 256) @ (256, 8142) product on the
+    2-core CPU). On CUDA one call runs enough products (~2 GFLOP) to dwarf launch latency.
     """
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     g = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(m, k, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(k, n, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(m, n, device=device, dtype=dtype)
     calls = max(1, int(2e9 / (2.0 * m * k * n))) if device.type == "cuda" else 1
-    t = time_calls(lambda: a @ b, device, warmup=2, repeats=repeats, calls=calls)
-    return 2.0 * m * k * n / t["min"]
+
+    def run() -> None:
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+
+    return run, 2.0 * m * k * n * calls
 
 
 def _proc_status_kib(key: str) -> int:
