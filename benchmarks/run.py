@@ -46,11 +46,11 @@ def _timed(fns: dict[str, Any], shape: tuple[int, int, int] | None, a: argparse.
     return measure.interleaved(fns, dev, warmup=warmup, repeats=a.repeats), ref_flops
 
 
-def _roofline(work: float, step_times: list[float], t: dict[str, list[float]], ref_flops: float,
+def _roofline(work: float, step_times: list[float], ref_times: list[float], ref_flops: float,
               shape: tuple[int, int, int]) -> dict[str, Any]:
     """Per-round ratio (work / step time) / (reference FLOP/s of the same round): median, range."""
-    ratios = [work / ts / (ref_flops / tr) for ts, tr in zip(step_times, t["ref"], strict=True)]
-    return {"ref_shape": list(shape), "ref_gflop_per_s": ref_flops / statistics.median(t["ref"]) / 1e9,
+    ratios = [work / ts / (ref_flops / tr) for ts, tr in zip(step_times, ref_times, strict=True)]
+    return {"ref_shape": list(shape), "ref_gflop_per_s": ref_flops / statistics.median(ref_times) / 1e9,
             "roofline": statistics.median(ratios), "roofline_min": min(ratios),
             "roofline_max": max(ratios)}
 
@@ -63,7 +63,7 @@ def _step_row(name: str, runner: Any, batch: int, work: flops.Flops, shape: tupl
            "step_s_max": s["max"], "spread": s["spread"], "samples_per_s": batch / s["median"],
            "gflop_per_step": work.total / 1e9, "gflop_per_s": work.total / s["median"] / 1e9}
     if with_ratio:
-        row.update(_roofline(work.total, t["step"], t, ref_flops, shape))
+        row.update(_roofline(work.total, t["step"], t["ref"], ref_flops, shape))
     return row
 
 
@@ -105,8 +105,8 @@ def item_evaluate(a: argparse.Namespace, dev: torch.device, ratio: bool) -> list
            "samples_per_s": n / total, "gflop_per_step": work.total / 1e9,
            "gflop_per_s": work.total / total / 1e9}
     if ratio:
-        row.update(_roofline(work.total, totals, t, ref_flops, shape))
-        row["roofline_prior_only"] = _roofline(work.total, t["loc"], t, ref_flops, shape)["roofline"]
+        row.update(_roofline(work.total, totals, t["ref"], ref_flops, shape))
+        row["roofline_prior_only"] = _roofline(work.total, t["loc"], t["ref"], ref_flops, shape)["roofline"]
     return [row]
 
 
