@@ -32,6 +32,7 @@ def test_bf16_top1_within_half_a_point_of_fp32(dataset, tiny, tmp_path: Path) ->
         m = finetune(ft, dataset, tmp_path / f"ft-{prec}", init=tmp_path / f"pre-{prec}")
         top1[prec] = m["fused"]["top1"]
     assert top1["fp32"] > m["image"]["top1"] - 0.05  # the runs trained something sensible
+    assert top1["fp32"] != m["image"]["top1"]  # the prior changes decisions: the check is not vacuous
     assert abs(top1["bf16"] - top1["fp32"]) <= 0.005, top1
 
 
