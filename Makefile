@@ -23,10 +23,12 @@ demo: install
 
 test: install-test
 	$(PYTHON) -m ruff check src tests benchmarks tools
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q -n 2 --dist loadfile --doctest-modules -m "slow or not slow" tests src/geocsp
 
 lint:
 	$(PYTHON) -m ruff check src tests benchmarks tools
+	$(PYTHON) -m mypy
 
 bench: install
 	$(PYTHON) benchmarks/run.py

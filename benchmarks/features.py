@@ -37,7 +37,8 @@ def _backends(tmp: Path, device: str) -> dict:
     """name -> loader() for each backend that can run here (all from the Lite0 weights)."""
     import torch
 
-    from geocsp.features.backends import load_backbone, load_lite0_model
+    from geocsp.features.backends import load_backbone
+    from geocsp.features.lite0 import load_lite0_model
 
     model, _ = load_lite0_model()
     x = torch.zeros(2, 3, 224, 224)

@@ -30,15 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geocsp.demo.protocol import (
-    BASELINE,
-    DemoSettings,
-    Method,
-    collect_records,
-    execute,
-    machine_info,
-    plan_jobs,
-)
+from geocsp.demo.report import collect_records
+from geocsp.demo.tables import BASELINE, DemoSettings
+from geocsp.experiments.execute import execute
+from geocsp.experiments.plan import Method, plan_jobs
+from geocsp.experiments.provenance import machine_info
 
 HERE = Path(__file__).resolve().parent
 WORLD, WORLD_SEED, PRESET = "default", 1, "geoworld-demo"

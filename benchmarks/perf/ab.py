@@ -76,8 +76,9 @@ def ab_dropout(blocks: int) -> dict[str, float]:
 
 def _old_full_forward(self: Any, logits: torch.Tensor, labels: torch.Tensor, bg_logits: torch.Tensor) -> Any:
     """HEAD's FullLoss.forward (hard negatives), verbatim."""
-    from geocsp.objectives.base import LossOutput, neg_log
+    from geocsp.objectives.functional import neg_log
     from geocsp.objectives.presence import negative_term
+    from geocsp.objectives.types import LossOutput
 
     c = self.config
     w = float(logits.shape[1]) if c.pos_weight is None else c.pos_weight

@@ -85,7 +85,7 @@ def _stepper(model: torch.nn.Module, step: Callable[..., Any], n_rows: int, batc
 
 def _train_step(opt: Any, step: Callable[..., Any], idx: torch.Tensor, gen: torch.Generator,
                 device: torch.device, precision: str) -> Any:
-    from geocsp.training.loop import autocast
+    from geocsp.runtime import autocast
 
     opt.zero_grad(set_to_none=True)
     with autocast(device, precision):
@@ -98,7 +98,7 @@ def _train_step(opt: Any, step: Callable[..., Any], idx: torch.Tensor, gen: torc
 def pretrain_stepper(split: FakeSplit, batch: int, device: torch.device, precision: str,
                      compile_: bool) -> Callable[[], Any]:
     """One CSP-MC-BLD optimisation step at the paper-inat2018 settings per call."""
-    from geocsp.data.location_samplers import create_location_sampler
+    from geocsp.data.samplers import create_location_sampler
     from geocsp.training.data import TrainRows
     from geocsp.training.pretrain import build_pretrain_model, make_step
 
@@ -113,7 +113,7 @@ def pretrain_stepper(split: FakeSplit, batch: int, device: torch.device, precisi
 def finetune_stepper(split: FakeSplit, num_classes: int, batch: int, device: torch.device,
                      precision: str, compile_: bool) -> Callable[[], Any]:
     """One full-loss fine-tuning step (Q classes, background locations) per call."""
-    from geocsp.data.location_samplers import create_location_sampler
+    from geocsp.data.samplers import create_location_sampler
     from geocsp.objectives import create_finetune_loss
     from geocsp.training.data import TrainRows
     from geocsp.training.finetune import build_finetune_model, make_step
@@ -136,9 +136,9 @@ def evaluation_runner(rows: int, num_classes: int, device: torch.device, precisi
     no location.
     """
     from geocsp.evaluation import evaluate_scores
-    from geocsp.training.evaluate import location_probs
+    from geocsp.runtime import autocast
     from geocsp.training.finetune import build_finetune_model
-    from geocsp.training.loop import autocast
+    from geocsp.training.inference import location_probs
 
     _, cfg = configs(device.type, precision, False, batch)
     model = build_finetune_model(cfg, num_classes).to(device).eval()

@@ -41,6 +41,19 @@ class Entry(Generic[T]):
     config: type | None
     description: str
 
+    def config_type(self) -> type[Any]:
+        """The component's config dataclass.
+
+        Returns:
+            ``config``, narrowed to a class.
+
+        Raises:
+            ConfigError: when the component was registered without a config.
+        """
+        if self.config is None:
+            raise ConfigError(f"'{self.name}' has no config dataclass")
+        return self.config
+
 
 class Registry(Generic[T]):
     """A named family of components (encoders, networks, objectives, ...).
@@ -63,6 +76,15 @@ class Registry(Generic[T]):
         description: str | None = None,
     ) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name`` and ``aliases``.
+
+        Args:
+            name: canonical name.
+            aliases: other accepted names.
+            config: the component's config dataclass, or None.
+            description: one-line description; default the first docstring line of ``obj``.
+
+        Returns:
+            A decorator that registers its argument and returns it unchanged.
 
         Raises:
             ConfigError: if the name or an alias is already registered.
@@ -89,6 +111,12 @@ class Registry(Generic[T]):
     def canonical(self, name: str) -> str:
         """The canonical name for ``name`` (case-insensitive, aliases resolved).
 
+        Args:
+            name: a canonical name or alias, any case.
+
+        Returns:
+            The canonical name.
+
         Raises:
             ConfigError: if the name is unknown; the message suggests close matches.
         """
@@ -102,11 +130,25 @@ class Registry(Generic[T]):
         )
 
     def get(self, name: str) -> Entry[T]:
-        """The entry for ``name``. Raises ConfigError when unknown."""
+        """The entry for ``name``.
+
+        Args:
+            name: a canonical name or alias, any case.
+
+        Returns:
+            The registered :class:`Entry`.
+
+        Raises:
+            ConfigError: when the name is unknown.
+        """
         return self._entries[self.canonical(name)]
 
     def names(self) -> list[str]:
-        """Canonical names, in registration order."""
+        """Canonical names, in registration order.
+
+        Returns:
+            The canonical names.
+        """
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
@@ -119,5 +161,14 @@ class Registry(Generic[T]):
         return len(self._entries)
 
     def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the registered object with the given arguments."""
+        """Call the registered object with the given arguments.
+
+        Args:
+            name: a canonical name or alias, any case.
+            *args: positional arguments of the registered object.
+            **kwargs: keyword arguments of the registered object.
+
+        Returns:
+            Whatever the registered object returns.
+        """
         return self.get(name).obj(*args, **kwargs)  # type: ignore[operator]

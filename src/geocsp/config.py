@@ -7,6 +7,7 @@ CLI: dataclass defaults < preset < ``--config file.yaml`` < ``--set a.b=v`` / fl
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -21,7 +22,14 @@ C = TypeVar("C")
 
 
 def to_dict(cfg: Any) -> Any:
-    """Recursively convert a dataclass (or containers of them) to plain Python data."""
+    """Recursively convert a dataclass (or containers of them) to plain Python data.
+
+    Args:
+        cfg: a dataclass instance, list / tuple / dict of them, Path or plain value.
+
+    Returns:
+        JSON-compatible data: dicts, lists, strings, numbers, booleans, None.
+    """
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):
@@ -47,7 +55,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             except (ConfigError, TypeError, ValueError) as e:
                 errors.append(str(e))
         raise ConfigError(f"{where}: cannot interpret {value!r} as {tp}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
@@ -102,6 +110,14 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "") -> C:
     """Build dataclass ``cls`` from a mapping, refusing unknown keys.
 
+    Args:
+        cls: the dataclass to build.
+        data: field name -> value; values are coerced to the field types; None is empty.
+        where: dotted prefix of the keys, used in error messages.
+
+    Returns:
+        An instance of ``cls``.
+
     Raises:
         ConfigError: on an unknown key or a value of the wrong type.
     """
@@ -110,8 +126,6 @@ def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "") -> 
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
-        import difflib
-
         hint = difflib.get_close_matches(unknown[0], list(names), n=1)
         sugg = f"; did you mean '{hint[0]}'?" if hint else ""
         prefix = f"{where}." if where else ""
@@ -129,6 +143,15 @@ def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "") -> 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``a.b.c=value`` into (["a","b","c"], yaml-parsed value).
+
+    Args:
+        text: ``key.path=value``; the value is parsed as YAML.
+
+    Returns:
+        ``(keys, value)``.
+
+    Raises:
+        ConfigError: when ``text`` has no ``=``.
 
     >>> parse_override("train.lr=1e-3")
     (['train', 'lr'], 0.001)
@@ -149,7 +172,18 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Return a deep copy of ``data`` with ``key.path=value`` overrides applied."""
+    """Return a deep copy of ``data`` with ``key.path=value`` overrides applied.
+
+    Args:
+        data: nested config mapping (left unchanged).
+        overrides: ``key.path=value`` strings, applied in order.
+
+    Returns:
+        The overridden copy.
+
+    Raises:
+        ConfigError: on a malformed override or a key path through a non-mapping.
+    """
     out = json.loads(json.dumps(data))
     for text in overrides:
         keys, value = parse_override(text)
@@ -163,7 +197,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``top`` over ``base`` (new dict)."""
+    """Recursively merge ``top`` over ``base`` (new dict).
+
+    Args:
+        base: the lower-precedence mapping.
+        top: the higher-precedence mapping; nested mappings merge, other values replace.
+
+    Returns:
+        The merged mapping (neither input is modified).
+    """
     out = dict(base)
     for k, v in top.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
@@ -175,6 +217,12 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping from ``path``.
+
+    Args:
+        path: a YAML file.
+
+    Returns:
+        The top-level mapping (empty for an empty file).
 
     Raises:
         ConfigError: when the file is missing, unparsable, or not a mapping.
@@ -196,5 +244,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def dump_yaml(cfg: Any) -> str:
-    """Serialise a dataclass or dict to YAML text (key order preserved)."""
+    """Serialise a dataclass or dict to YAML text (key order preserved).
+
+    Args:
+        cfg: a dataclass instance or mapping.
+
+    Returns:
+        YAML text.
+    """
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)

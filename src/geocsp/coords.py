@@ -30,6 +30,12 @@ def _rows(idx: np.ndarray) -> str:
 def wrap_longitude(lon: np.ndarray) -> np.ndarray:
     """Wrap longitudes in degrees into [-180, 180).
 
+    Args:
+        lon: longitudes in degrees, any shape (array-like).
+
+    Returns:
+        float64 array of the same shape, in degrees in [-180, 180).
+
     >>> wrap_longitude(np.array([190.0, -190.0, 180.0, 540.0])).tolist()
     [-170.0, 170.0, -180.0, -180.0]
     """
@@ -118,13 +124,29 @@ def validate_lonlat(
 
 
 def check_not_swapped(lonlat: np.ndarray, *, source: str = "lonlat") -> None:
-    """Refuse a table whose latitude column is all outside [-90, 90] (already covered by
-    :func:`validate_lonlat`); kept as a separate name for readers that validate lazily."""
+    """Refuse a table whose latitude column lies outside [-90, 90].
+
+    Already covered by :func:`validate_lonlat`; kept as a separate name for readers that
+    validate lazily. Missing (NaN) rows are allowed.
+
+    Args:
+        lonlat: (N, 2) longitude, latitude in degrees.
+        source: name used in error messages (a file or column).
+
+    Raises:
+        CoordinateError: on out-of-range or swapped coordinates.
+    """
     validate_lonlat(lonlat, allow_missing=True, source=source)
 
 
 def to_radians(lonlat: np.ndarray) -> np.ndarray:
     """(N, 2) degrees -> (N, 2) radians.
+
+    Args:
+        lonlat: (N, 2) longitude, latitude in degrees.
+
+    Returns:
+        (N, 2) float64 longitude, latitude in radians.
 
     >>> to_radians(np.array([[180.0, 90.0]])).round(6).tolist()
     [[3.141593, 1.570796]]
@@ -137,6 +159,12 @@ def lonlat_to_xyz(lonlat: np.ndarray) -> np.ndarray:
 
     x = cos(lat)cos(lon), y = cos(lat)sin(lon), z = sin(lat).
 
+    Args:
+        lonlat: (..., 2) longitude, latitude in degrees.
+
+    Returns:
+        (..., 3) float64 unit vectors (x, y, z).
+
     >>> lonlat_to_xyz(np.array([[0.0, 0.0], [90.0, 0.0], [0.0, 90.0]])).round(6).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     """
@@ -147,7 +175,14 @@ def lonlat_to_xyz(lonlat: np.ndarray) -> np.ndarray:
 
 
 def xyz_to_lonlat(xyz: np.ndarray) -> np.ndarray:
-    """(N, 3) Cartesian (any norm > 0) -> (N, 2) degrees."""
+    """(N, 3) Cartesian (any norm > 0) -> (N, 2) degrees.
+
+    Args:
+        xyz: (..., 3) Cartesian vectors, any norm > 0.
+
+    Returns:
+        (..., 2) float64 longitude in (-180, 180], latitude in [-90, 90], degrees.
+    """
     xyz = np.asarray(xyz, dtype=np.float64)
     x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     lon = np.degrees(np.arctan2(y, x))
@@ -157,6 +192,14 @@ def xyz_to_lonlat(xyz: np.ndarray) -> np.ndarray:
 
 def great_circle_km(a: np.ndarray, b: np.ndarray, radius_km: float = EARTH_RADIUS_KM) -> np.ndarray:
     """Great-circle (haversine) distance in km between (..., 2) degree arrays a and b.
+
+    Args:
+        a: (..., 2) longitude, latitude in degrees.
+        b: (..., 2) longitude, latitude in degrees, broadcastable with ``a``.
+        radius_km: sphere radius in km (default the mean Earth radius).
+
+    Returns:
+        (...) float64 distances in km.
 
     >>> float(great_circle_km(np.array([0.0, 0.0]), np.array([180.0, 0.0])).round(1))
     20015.1
@@ -169,5 +212,12 @@ def great_circle_km(a: np.ndarray, b: np.ndarray, radius_km: float = EARTH_RADIU
 
 
 def deg2rad_t(x: torch.Tensor) -> torch.Tensor:
-    """Torch degrees -> radians (kept here so units change in one module)."""
+    """Torch degrees -> radians (kept here so units change in one module).
+
+    Args:
+        x: angles in degrees, any shape.
+
+    Returns:
+        The same angles in radians, same shape and dtype.
+    """
     return x * (np.pi / 180.0)

@@ -1,6 +1,9 @@
-"""Domain errors. Each message is one line naming the file/row/column, what was
-expected and, where possible, the fix. The CLI turns every :class:`GeocspError` into
-one stderr line and exit code 2, with no traceback."""
+"""Domain errors.
+
+Each message is one line naming the file/row/column, what was expected and, where
+possible, the fix. The CLI turns every :class:`GeocspError` into one stderr line and exit
+code 2, with no traceback.
+"""
 
 from __future__ import annotations
 

@@ -10,13 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from safetensors.torch import load_file, save_file
+
 from geocsp.errors import CheckpointError
 
 WEIGHTS_NAME = "model.safetensors"
 
 
 def cache_dir() -> Path:
-    """geocsp's cache: ``$GEOCSP_CACHE`` if set, else ``~/.cache/geocsp`` (GeoWorlds, land mask)."""
+    """The geocsp cache directory (GeoWorlds, land mask).
+
+    Returns:
+        ``$GEOCSP_CACHE`` if set, else ``~/.cache/geocsp``.
+    """
     base = os.environ.get("GEOCSP_CACHE")
     return Path(base) if base else Path.home() / ".cache" / "geocsp"
 
@@ -30,6 +37,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     Nothing is left at ``path`` if the block raises, so readers never see a
     half-written file.
+
+    Args:
+        path: the final file path; its parent directory is created.
+
+    Yields:
+        The temporary path to write (in the same directory as ``path``).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -49,19 +62,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to ``path`` atomically."""
+    """Write text to ``path`` atomically.
+
+    Args:
+        path: destination file.
+        text: the full file contents.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    """Write JSON (indented, sorted as given) to ``path`` atomically."""
+    """Write JSON (indented, sorted as given) to ``path`` atomically.
+
+    Args:
+        path: destination file.
+        data: JSON-serialisable data; NumPy scalars / arrays and Paths are converted.
+    """
     atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(o: Any) -> Any:
-    import numpy as np
-
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -72,9 +93,13 @@ def _json_default(o: Any) -> Any:
 
 
 def save_tensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
-    """Save a dict of torch tensors to a safetensors file atomically."""
-    from safetensors.torch import save_file
+    """Save a dict of torch tensors to a safetensors file atomically.
 
+    Args:
+        path: destination ``.safetensors`` file.
+        tensors: name -> tensor (detached, made contiguous and moved to CPU).
+        metadata: optional string -> string header metadata.
+    """
     clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(clean, str(tmp), metadata=metadata)
@@ -83,11 +108,15 @@ def save_tensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, 
 def load_tensors(path: str | Path) -> dict[str, Any]:
     """Load a safetensors file into CPU torch tensors.
 
+    Args:
+        path: a ``.safetensors`` file.
+
+    Returns:
+        name -> CPU tensor.
+
     Raises:
         CheckpointError: when the file is missing or not a valid safetensors file.
     """
-    from safetensors.torch import load_file
-
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint weights not found")
@@ -98,7 +127,16 @@ def load_tensors(path: str | Path) -> dict[str, Any]:
 
 
 def save_checkpoint_dir(directory: str | Path, tensors: dict[str, Any], config: dict[str, Any]) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` into ``directory`` (each atomically)."""
+    """Write ``model.safetensors`` + ``config.json`` into ``directory`` (each atomically).
+
+    Args:
+        directory: the checkpoint directory (created if missing).
+        tensors: name -> tensor, written to ``model.safetensors``.
+        config: JSON-serialisable metadata, written to ``config.json``.
+
+    Returns:
+        The directory, as a Path.
+    """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     save_tensors(d / WEIGHTS_NAME, tensors)
@@ -108,6 +146,12 @@ def save_checkpoint_dir(directory: str | Path, tensors: dict[str, Any], config: 
 
 def load_checkpoint_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read (tensors, config) from a checkpoint directory.
+
+    Args:
+        directory: a directory written by :func:`save_checkpoint_dir`.
+
+    Returns:
+        ``(tensors, config)``: name -> CPU tensor, and the parsed ``config.json``.
 
     Raises:
         CheckpointError: when the directory, weights or config are missing or corrupt.

@@ -58,6 +58,12 @@ def is_land(lonlat: np.ndarray) -> np.ndarray:
 
     Values outside [-180, 180] × [-90, 90] are clipped, as ``global_land_mask`` does.
 
+    Args:
+        lonlat: (N, 2) longitude, latitude in degrees.
+
+    Returns:
+        (N,) bool, True on land.
+
     >>> is_land(np.array([[11.88, 43.46], [-30.0, 0.0]])).tolist()
     [True, False]
     """
@@ -69,12 +75,26 @@ def is_land(lonlat: np.ndarray) -> np.ndarray:
 
 
 def is_land_xyz(xyz: np.ndarray) -> np.ndarray:
-    """(N,) bool land test of (N, 3) unit vectors."""
+    """(N,) bool land test of (N, 3) unit vectors.
+
+    Args:
+        xyz: (N, 3) unit vectors (any norm > 0).
+
+    Returns:
+        (N,) bool, True on land.
+    """
     return is_land(xyz_to_lonlat(xyz))
 
 
 def is_land_tensor(lonlat: torch.Tensor) -> torch.Tensor:
-    """(m,) bool land test of an (m, 2) degree tensor, on the tensor's device."""
+    """(m,) bool land test of an (m, 2) degree tensor, on the tensor's device.
+
+    Args:
+        lonlat: (m, 2) longitude, latitude in degrees.
+
+    Returns:
+        (m,) bool tensor on ``lonlat.device``.
+    """
     import torch
 
     mask = is_land(lonlat.detach().to("cpu", torch.float64).numpy())
@@ -87,6 +107,9 @@ def land_cells(shape: tuple[int, ...], extent: tuple[float, float, float, float]
     Args:
         shape: (H, W, ...) grid shape; row 0 is the northern edge.
         extent: (min_lon, max_lon, min_lat, max_lat) degrees (matplotlib's imshow order).
+
+    Returns:
+        (H, W) bool land mask of the cell centres.
     """
     h, w = shape[:2]
     x0, x1, y0, y1 = extent

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from geocsp.cli.main import cli
-from geocsp.demo.protocol import TABLES
+from geocsp.demo.tables import TABLES
 
 ROW_TYPES = {"method": str, "ratio": float, "top1_mean": float, "top1_std": float,
              "top3_mean": float, "mrr_mean": float, "seeds": list}

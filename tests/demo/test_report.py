@@ -1,4 +1,4 @@
-"""Tables, aggregation and relative-gain arithmetic on fake records (no training)."""
+"""Records, tables, aggregation and relative-gain arithmetic on fake results (no training)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from geocsp.demo.report import (
     aggregate,
+    collect_records,
     format_table,
     relative_gain,
     rows_csv,
@@ -18,6 +19,7 @@ from geocsp.demo.report import (
     write_results,
 )
 from geocsp.errors import ConfigError
+from geocsp.experiments.plan import Job, Method
 
 
 def _records() -> list[dict]:
@@ -113,3 +115,22 @@ def test_write_results_files(tmp_path) -> None:
     assert rows_csv(rows).splitlines()[0].startswith("method,ratio,top1_mean")
     assert paths["md"].read_text().startswith("# T\n")
     assert not list((tmp_path / "o").glob("*.tmp*"))  # nothing left from the atomic writes
+
+
+def _metrics(top1: float, key: str) -> dict:
+    blk = {"top1": top1, "top3": top1 + 0.1, "mrr": top1 + 0.05}
+    return {"fused": blk, "image": {"top1": 0.3, "top3": 0.4, "mrr": 0.35}, "probs_key": key}
+
+
+def test_collect_records_uses_the_ratio_classifier() -> None:
+    methods = (Method("Img. Only", image_only=True), Method("Sup"))
+    jobs = [Job("finetune", "Sup", s, q, {}, f"r{q}{s}") for q in (0.05, 1.0) for s in (0, 1)]
+    results = {j.run_dir: _metrics(0.5 + j.ratio, f"ratio{j.ratio:.3f}") for j in jobs}
+    recs = collect_records(jobs, results, methods)
+    assert [(r["method"], r["ratio"], r["seed"]) for r in recs] == [
+        ("Img. Only", 0.05, 0), ("Img. Only", 0.05, 1), ("Img. Only", 1.0, 0), ("Img. Only", 1.0, 1),
+        ("Sup", 0.05, 0), ("Sup", 0.05, 1), ("Sup", 1.0, 0), ("Sup", 1.0, 1)]
+    assert recs[0]["top1"] == 0.3 and recs[-1]["top1"] == 1.5
+    results[jobs[0].run_dir]["probs_key"] = "default"  # evaluated with the 100 % classifier
+    with pytest.raises(ConfigError, match=r"image probs 'default', expected 'ratio0.050'"):
+        collect_records(jobs, results, methods)

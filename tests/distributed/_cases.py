@@ -20,10 +20,10 @@ from geocsp.distributed import (
     seed_for_rank,
     shard_range,
 )
-from geocsp.evaluation.protocol import MetricAccumulator
+from geocsp.evaluation.metrics import MetricAccumulator
 from geocsp.nets import LocationEncoder, LocationEncoderConfig
 from geocsp.objectives import DistContext, LossOutput, PretrainBatch, create_objective
-from geocsp.objectives.base import LOCAL
+from geocsp.objectives.types import LOCAL
 
 B, D, DIM, C = 4, 5, 6, 3
 """Local batch per rank, image-feature dim, embedding dim d, negatives per sample."""

@@ -70,7 +70,7 @@ def test_local_only_columns_differ_from_global_batch(pool):
 def test_sharded_metrics_equal_single_process(pool, n):
     import torch
 
-    from geocsp.evaluation.protocol import MetricAccumulator
+    from geocsp.evaluation.metrics import MetricAccumulator
 
     rng = np.random.default_rng(n)
     scores = rng.dirichlet(np.ones(7), size=n)

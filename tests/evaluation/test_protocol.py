@@ -1,4 +1,4 @@
-"""evaluate_scores and MetricAccumulator against direct computations."""
+"""evaluate_scores against direct computations."""
 
 from __future__ import annotations
 
@@ -12,17 +12,10 @@ import torch
 
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation.functional import ece, mrr, nll, topk_accuracy, true_class_rank
-from geocsp.evaluation.protocol import METRIC_KEYS, MetricAccumulator, evaluate_scores
+from geocsp.evaluation.metrics import METRIC_KEYS
+from geocsp.evaluation.protocol import evaluate_scores
 
-
-def make_case(seed: int = 0, n: int = 257, q: int = 20):
-    rng = np.random.default_rng(seed)
-    img = rng.dirichlet(np.full(q, 0.3), size=n).astype(np.float32)
-    loc = rng.random((n, q)).astype(np.float32)
-    labels = rng.integers(0, q, n)
-    has = rng.random(n) < 0.8
-    loc[~has] = np.nan  # rows without a location may hold anything
-    return img, loc, labels, has
+from ._cases import make_case
 
 
 def direct(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -93,18 +86,6 @@ def test_log_space_ranks_survive_underflow() -> None:
     assert res["fused"]["nll"] < 1e-3
 
 
-def test_accumulator_state_sums_like_all_reduce() -> None:
-    img, _, labels, _ = make_case(4)
-    whole, a, b = MetricAccumulator(), MetricAccumulator(), MetricAccumulator()
-    whole.update(torch.tensor(img), torch.tensor(labels))
-    a.update(torch.tensor(img[:100]), torch.tensor(labels[:100]))
-    b.update(torch.tensor(img[100:]), torch.tensor(labels[100:]))
-    summed = MetricAccumulator.from_state(a.state() + b.state())  # what all_reduce(SUM) gives
-    assert summed.compute() == pytest.approx(whole.compute())
-    assert a.merge(b).compute() == pytest.approx(whole.compute())
-    assert whole.state().dtype == torch.float64 and whole.state().shape == (1 + 4 + 2 + 45,)
-
-
 def test_errors() -> None:
     img, loc, labels, has = make_case(5, n=10)
     with pytest.raises(DatasetError, match="loc_probs: expected 10 rows"):
@@ -120,7 +101,3 @@ def test_errors() -> None:
         evaluate_scores(img, loc, np.zeros(10, int), has, beta=-1.0)
     with pytest.raises(ConfigError, match="batch_size: expected >= 1"):
         evaluate_scores(img, loc, np.zeros(10, int), has, batch_size=0)
-    with pytest.raises(ConfigError, match="state: expected length 52"):
-        MetricAccumulator.from_state(torch.zeros(5, dtype=torch.float64))
-    with pytest.raises(ConfigError, match="n_bins: expected >= 1"):
-        MetricAccumulator(n_bins=0)

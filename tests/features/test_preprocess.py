@@ -103,3 +103,12 @@ def test_corrupt_and_truncated(tmp_path: Path) -> None:
 def test_config_validation(kw: dict, msg: str) -> None:
     with pytest.raises(ConfigError, match=msg):
         PreprocessConfig(**kw)
+
+
+def test_from_json() -> None:
+    cfg = PreprocessConfig.from_json('{"size": 64, "crop_pct": 1.0, "interpolation": "bilinear"}')
+    assert cfg == PreprocessConfig(size=64, crop_pct=1.0, interpolation="bilinear")
+    with pytest.raises(ConfigError, match="--preprocess: invalid JSON"):
+        PreprocessConfig.from_json("{size: 64")
+    with pytest.raises(ConfigError, match="sidecar"):
+        PreprocessConfig.from_json('{"sizes": 64}', where="sidecar")

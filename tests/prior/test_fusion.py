@@ -1,4 +1,4 @@
-"""fuse / tune_beta against float64 NumPy references."""
+"""fuse / fused_log_scores against float64 NumPy references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from geocsp.errors import ConfigError
-from geocsp.prior.fusion import fuse, fused_log_scores, tune_beta
+from geocsp.prior.fusion import fuse, fused_log_scores
 
 
 def case(seed: int = 0, n: int = 64, q: int = 9):
@@ -44,25 +44,9 @@ def test_beta_zero_with_zero_prior_is_image() -> None:
     torch.testing.assert_close(fuse(img, loc, torch.ones_like(has), 0.0), img)
 
 
-def test_tune_beta_picks_informative_prior() -> None:
-    rng = np.random.default_rng(0)
-    n, q = 400, 10
-    labels = rng.integers(0, q, n)
-    img = rng.dirichlet(np.ones(q), n)
-    loc = np.full((n, q), 0.3)
-    loc[np.arange(n), labels] = 0.6  # a weak, always-right prior: more beta is better
-    has = np.ones(n, bool)
-    assert tune_beta(img, loc, labels, has) == 2.0
-    flat = np.full((n, q), 0.5)  # uninformative prior: every beta ties, the first wins
-    assert tune_beta(img, flat, labels, has, grid=(0.5, 0.0, 1.0)) == 0.5
-    assert tune_beta(img, loc, labels, np.zeros(n, bool), grid=(1.0, 0.0)) == 1.0
-
-
 def test_errors() -> None:
     img, loc, has = case()
     with pytest.raises(ConfigError, match=r"beta: expected a finite value >= 0, got -0\.5"):
         fuse(img, loc, has, -0.5)
     with pytest.raises(ConfigError, match="got nan"):
         fuse(img, loc, has, float("nan"))
-    with pytest.raises(ConfigError, match="grid: expected at least one beta"):
-        tune_beta(img, loc, torch.zeros(64, dtype=torch.long), has, grid=())

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from geocsp.sdm import InputSpec, Points, points_from_table
+
 CENTRES = {"disc": (10.0, 10.0, 4.0), "corner": (4.0, 4.0, 3.0)}
 BOX = (0.0, 0.0, 20.0, 20.0)
 
@@ -52,3 +54,11 @@ def synth_tables(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 SMALL = {"encoder": "sphereC+", "encoder_args": {"num_scales": 8, "r_min_deg": 1.0, "r_max_deg": 60.0}, "network": "fcnet",
          "network_args": {"num_res_blocks": 1, "dropout": 0.0}, "dim": 32}
+
+
+def synth_points(synth_tables: dict, date: bool = False) -> tuple[Points, Points]:
+    """(presences with a 'warmth' covariate [and dates], background) of the synthetic tables."""
+    spec = InputSpec(covariate_cols=("warmth",), date_col="date" if date else None)
+    pres = points_from_table(synth_tables["rec"], spec, "rec", "species")
+    bg = points_from_table(synth_tables["bgdf"], InputSpec(covariate_cols=("warmth",)), "bg")
+    return pres, bg

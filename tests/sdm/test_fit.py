@@ -1,4 +1,4 @@
-"""Fitting, predicting, CV and save/load on the synthetic disc problem."""
+"""Fitting, predicting and save/load on the synthetic disc problem."""
 
 from __future__ import annotations
 
@@ -7,37 +7,11 @@ import pytest
 import torch
 
 from geocsp.errors import CheckpointError, ConfigError, DatasetError
-from geocsp.sdm import FitOptions, FittedSDM, InputSpec, SDMConfig, fit_sdm, points_from_table
-from geocsp.sdm.cv import kde_scorer, logistic_scorer, spatial_block_cv
+from geocsp.sdm import FitOptions, FittedSDM, SDMConfig, fit_sdm
 from geocsp.sdm.records import drop_rare_species
 
 from .conftest import SMALL
-
-OPTS = FitOptions(epochs=1, min_steps=300, batch_size=128, lr=1e-2, seed=0, device="cpu")
-
-
-def _data(synth_tables, date: bool = False):
-    spec = InputSpec(covariate_cols=("warmth",), date_col="date" if date else None)
-    pres = points_from_table(synth_tables["rec"], spec, "rec", "species")
-    bg = points_from_table(synth_tables["bgdf"], InputSpec(covariate_cols=("warmth",)), "bg")
-    return pres, bg
-
-
-def test_cv_model_beats_random_on_held_out_blocks(synth_tables) -> None:
-    pres, bg = _data(synth_tables)
-    cfg = SDMConfig(inputs="position", position=SMALL)
-
-    def model(tp, tb, test, species):
-        return fit_sdm(tp, tb, cfg, OPTS, species=species).predict(test.lonlat, test.covariates, test.doy)
-
-    res = spatial_block_cv(pres, bg, {"model": model, "kde": kde_scorer, "logistic": logistic_scorer},
-                           k=3, block_deg=3.0, seed=0)
-    assert res["model"]["n_species_scored"] == 2
-    assert res["model"]["per_species"]["disc"]["auc"] > 0.7
-    assert res["model"]["mean_auc"] > 0.7
-    assert res["kde"]["mean_auc"] > 0.7
-    assert res["logistic"]["per_species"]["disc"]["auc"] > 0.8  # warmth peaks at the disc
-    assert sum(res["folds"]["test_presences"]) == len(pres)
+from .conftest import synth_points as _data
 
 
 def test_fit_is_seeded_and_save_load_identical(synth_tables, tmp_path) -> None:

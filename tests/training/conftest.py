@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+from geocsp.prior import GeoPrior
+from geocsp.training import FinetuneConfig, finetune, resolve_config
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +46,28 @@ def tiny() -> list[str]:
         "device=cpu", "quiet=true", "model.dim=32", "model.network_args.hidden_dim=64",
         "model.encoder_args.num_scales=8", "data.batch_size=512",
     ]
+
+
+@pytest.fixture(scope="session")
+def ft_run(dataset, tiny: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-epoch fine-tune run (10 % labels) on the small world."""
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("ev") / "ft"
+    cfg = resolve_config(FinetuneConfig, overrides=[*tiny, "data.epochs=3", "ratio=0.1"])
+    finetune(cfg, dataset, run)
+    return run
+
+
+def _numpy_loc_probs(run: Path, lonlat: np.ndarray) -> np.ndarray:
+    """sigmoid(T e(x)) in float64 from the saved weights (encoder in eval mode)."""
+    prior = GeoPrior.from_pretrained(run / "prior")
+    with torch.no_grad():
+        emb = prior.encoder(torch.as_tensor(lonlat, dtype=torch.float32)).double().numpy()
+    t = prior.classifier.weight.detach().double().numpy()
+    return 1.0 / (1.0 + np.exp(-(emb @ t.T)))
+
+
+@pytest.fixture(scope="session")
+def numpy_loc_probs() -> Callable[[Path, np.ndarray], np.ndarray]:
+    """sigmoid(T e(x)) in float64 from a run's saved weights (an independent reference)."""
+    return _numpy_loc_probs

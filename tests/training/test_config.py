@@ -97,7 +97,7 @@ def test_presets_carry_the_script_values() -> None:
 
 
 def test_preset_components_build() -> None:
-    from geocsp.data.location_samplers import create_location_sampler
+    from geocsp.data.samplers import create_location_sampler
     from geocsp.nets import LocationEncoder
     from geocsp.objectives import create_objective
 

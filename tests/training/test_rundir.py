@@ -12,7 +12,6 @@ from geocsp.errors import CheckpointError, ConfigError
 from geocsp.training.rundir import (
     Checkpoint,
     RunDir,
-    dist_env,
     flatten_optimizer_state,
     unflatten_optimizer_state,
 )
@@ -107,10 +106,3 @@ def test_truncate_log_drops_lost_epochs(tmp_path: Path) -> None:
     run.truncate_log(2)
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
-
-
-def test_dist_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RANK", "3")
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert dist_env() == (3, 4)
-    assert RunDir("x").writer is False

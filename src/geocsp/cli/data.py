@@ -1,19 +1,22 @@
 """``geocsp data``: check datasets and import data users already have.
 
-Subcommands: ``check``, ``import-inat``, ``import-table``; ``make-world`` and
-``from-photos`` are registered from ``geocsp.cli.data_world`` / ``geocsp.cli.data_photos``
-when those modules exist.
+Subcommands: ``check``, ``import-inat``, ``import-table``, ``split``, and ``make-world`` /
+``from-photos`` (defined in ``geocsp.cli.data_world`` / ``geocsp.cli.data_photos``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from pathlib import Path
 
 import click
 
+from geocsp.cli.data_photos import from_photos_cmd
+from geocsp.cli.data_world import make_world_cmd
+from geocsp.data.readers.inat import convert_inat
+from geocsp.data.readers.table import import_table
+from geocsp.data.resplit import split_dataset
+from geocsp.data.validate import check_dataset, format_report
 from geocsp.errors import DatasetError
 
 
@@ -30,8 +33,6 @@ def check_cmd(directory: Path, as_json: bool) -> None:
 
     Every problem is one line `file:row:column: message` on stderr.
     """
-    from geocsp.data.check import check_dataset, format_report
-
     report = check_dataset(directory)
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "problems": report.problems, "summary": report.summary}, indent=2))
@@ -50,8 +51,6 @@ def check_cmd(directory: Path, as_json: bool) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
 def import_inat_cmd(src: Path, dataset: str, out: Path) -> None:
     """Convert the paper's iNat2018/fMoW release directory SRC to a geocsp dataset."""
-    from geocsp.data.readers.inat import convert_inat
-
     path = convert_inat(src, out, dataset)
     click.echo(f"wrote {path}")
 
@@ -86,21 +85,12 @@ def import_table_cmd(
     wrap_lon: bool,
 ) -> None:
     """Convert a CSV/Parquet FILE with user-named columns to a one-split geocsp dataset."""
-    from geocsp.data._arrays import load_npy
-    from geocsp.data.dataset import write_dataset
-    from geocsp.data.readers.table import classes_from_labels, read_table
-
     cols = [c.strip() for c in feature_cols.split(",") if c.strip()] if feature_cols else None
-    split = read_table(file, lon_col, lat_col, label_col, date_col, image_col, cols, wrap_lon=wrap_lon)
-    if features_file is not None:
-        if split.features is not None:
-            raise DatasetError("give either --features or --feature-cols, not both")
-        split.features = load_npy(features_file)
-    classes = classes_from_labels(split, classes_file)
-    provenance = {"reader": "geocsp.data.readers.table", "source": str(Path(file).resolve())}
-    path = write_dataset(out, {split_name: split}, classes, provenance)
-    click.echo(f"wrote {path} ({len(split.table)} rows, {len(classes)} classes)")
-
+    path, rows, n_classes = import_table(
+        file, out, split=split_name, lon_col=lon_col, lat_col=lat_col, label_col=label_col,
+        date_col=date_col, image_col=image_col, feature_cols=cols, features_file=features_file,
+        classes_file=classes_file, wrap_lon=wrap_lon)
+    click.echo(f"wrote {path} ({rows} rows, {n_classes} classes)")
 
 COMMANDS = [data]
 
@@ -117,23 +107,10 @@ COMMANDS = [data]
 def split_cmd(src: Path, out: Path, source_split: str, val_frac: float, method: str,
               block_deg: float, seed: int) -> None:
     """Copy dataset SRC to OUT with a held-out `val` split carved from one split."""
-    from geocsp.data.resplit import split_dataset
-
     path = split_dataset(src, out, source_split=source_split, val_frac=val_frac, method=method,
                          block_deg=block_deg, seed=seed)
     click.echo(f"wrote {path}")
 
 
-def _register_optional(module: str, attr: str) -> None:
-    """Add a subcommand defined in another module, when that module exists."""
-    if importlib.util.find_spec(module) is None:
-        return
-    try:
-        cmd = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return
-    data.add_command(cmd)
-
-
-_register_optional("geocsp.cli.data_world", "make_world_cmd")
-_register_optional("geocsp.cli.data_photos", "from_photos_cmd")
+data.add_command(make_world_cmd)
+data.add_command(from_photos_cmd)

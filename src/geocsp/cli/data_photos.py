@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from geocsp.data.readers.exif import import_photos
+
 
 @click.command("from-photos")
 @click.argument("photos_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -18,17 +20,7 @@ def from_photos_cmd(photos_dir: Path, out: Path, split: str, no_recursive: bool)
     Photos without GPS are kept with an empty location and listed; unreadable files are
     listed and left out. Sub-folder names become labels.
     """
-    from geocsp.data.dataset import SplitData, write_dataset
-    from geocsp.data.readers.exif import scan_photos
-    from geocsp.errors import DatasetError
-
-    table, no_gps, unreadable = scan_photos(photos_dir, recursive=not no_recursive)
-    if table.empty:
-        raise DatasetError(f"{photos_dir}: no readable photos found")
-    classes = sorted(table["label"].dropna().unique().tolist()) if "label" in table else []
-    prov = {"source": "exif", "photos_dir": str(photos_dir), "without_gps": no_gps,
-            "unreadable": unreadable}
-    write_dataset(out, {split: SplitData(table)}, classes, provenance=prov)
+    _, table, no_gps, unreadable = import_photos(photos_dir, out, split=split, recursive=not no_recursive)
     click.echo(f"{len(table)} photos -> {out} ({len(table) - len(no_gps)} with GPS)")
     for rel in no_gps:
         click.echo(f"no GPS: {rel}")

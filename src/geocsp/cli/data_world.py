@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
+from geocsp.config import parse_override
+from geocsp.data.format import MANIFEST
+from geocsp.data.geoworld import WORLD_PRESETS, make_world
 from geocsp.errors import ConfigError
 
 
@@ -22,11 +28,6 @@ from geocsp.errors import ConfigError
 def make_world_cmd(preset: str, seed: int, out: Path | None, overwrite: bool,
                    overrides: tuple[str, ...], device: str) -> None:
     """Generate GeoWorld and print where it was written with a one-line summary."""
-    import time
-
-    from geocsp.config import parse_override
-    from geocsp.data.geoworld import WORLD_PRESETS, make_world
-
     WORLD_PRESETS.canonical(preset)  # unknown preset: one-line ConfigError before any work
     knobs = {}
     for text in overrides:
@@ -46,8 +47,7 @@ def make_world_cmd(preset: str, seed: int, out: Path | None, overwrite: bool,
     )
 
 
-def _provenance(path: Path) -> dict:
-    import json
-
-    return json.loads((path / "manifest.json").read_text()).get("provenance", {})
+def _provenance(path: Path) -> dict[str, Any]:
+    """The provenance block of a dataset's manifest."""
+    return json.loads((path / MANIFEST).read_text()).get("provenance", {})
 

@@ -10,6 +10,10 @@ from typing import Any
 
 import click
 
+from geocsp.demo.report import format_table
+from geocsp.demo.run import run_table
+from geocsp.demo.tables import TABLE_GAIN, settings_for
+
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
     if text is None:
@@ -21,7 +25,14 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 
 def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by ``demo`` and ``bench paper``."""
+    """Options shared by ``demo`` and ``bench paper``.
+
+    Args:
+        f: the command function.
+
+    Returns:
+        ``f`` with the options attached.
+    """
     options = [
         click.option("--quick", is_flag=True, help="the geoworld-quick preset (small world, tiny budget)."),
         click.option("--preset", default=None, help="demo preset name or YAML (default geoworld-demo)."),
@@ -42,28 +53,26 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
                   ratios: str | None, world: str | None, device: str, jobs: int | None,
                   runs: str | None, no_figures: bool) -> None:
-    """Resolve the settings, run the table, print it and where the files are."""
-    from geocsp.demo.protocol import (
-        TABLE_GAIN,
-        DemoSettings,
-        default_jobs,
-        load_demo_section,
-        run_table,
-    )
-    from geocsp.demo.report import format_table
+    """Resolve the settings, run the table, print it and where the files are.
 
-    name = preset or ("geoworld-quick" if quick else "geoworld-demo")
-    section = load_demo_section(name)
-    n_jobs, threads = default_jobs(device)
-    kw: dict[str, Any] = {k: section[k] for k in ("world", "world_seed", "figure_ratio") if k in section}
-    kw["seeds"] = tuple(range(seeds)) if seeds else tuple(int(s) for s in section.get("seeds", (0, 1, 2)))
-    kw["ratios"] = _floats(ratios) or tuple(float(r) for r in section.get("ratios", (0.05, 0.1, 0.2, 1.0)))
-    if world:
-        kw["world"] = world
-    settings = DemoSettings(preset=name, device=device, jobs=jobs or n_jobs,
-                            threads=threads if (jobs or n_jobs) > 1 else 0, **kw)
-    click.echo(f"geocsp: table {table} on GeoWorld '{settings.world}' (seed {settings.world_seed}), preset {name}, "
-               f"seeds {list(settings.seeds)}, ratios {list(settings.ratios)}, {settings.jobs} job(s)", err=True)
+    Args:
+        table: 1, 2 or 3.
+        out: output directory.
+        quick: the quick preset (when ``preset`` is None).
+        preset: demo preset name or YAML.
+        seeds: number of seeds.
+        ratios: comma-separated label ratios.
+        world: GeoWorld preset.
+        device: device of every run.
+        jobs: worker processes.
+        runs: training-run directory.
+        no_figures: skip the PNG figures.
+    """
+    settings = settings_for(preset, quick=quick, seeds=seeds, ratios=_floats(ratios), world=world,
+                            device=device, jobs=jobs)
+    click.echo(f"geocsp: table {table} on GeoWorld '{settings.world}' (seed {settings.world_seed}), "
+               f"preset {settings.preset}, seeds {list(settings.seeds)}, ratios {list(settings.ratios)}, "
+               f"{settings.jobs} job(s)", err=True)
     res = run_table(settings, table, out, runs=runs, progress=lambda s: click.echo(s, err=True),
                     figures=not no_figures)
     click.echo(format_table(res["rows"], TABLE_GAIN[table]))

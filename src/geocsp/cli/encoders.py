@@ -7,12 +7,16 @@ from typing import Any
 
 import click
 
+from geocsp.encoders import ENCODERS, create_encoder
+
 
 def encoder_rows() -> list[dict[str, Any]]:
-    """One row per registered encoder: name, default output dim, description, aliases,
-    default network. Built from the ``ENCODERS`` registry at default settings."""
-    from geocsp.encoders import ENCODERS, create_encoder
+    """One row per registered encoder, built from the ``ENCODERS`` registry at default settings.
 
+    Returns:
+        Dicts with ``name``, ``dim`` (output dim at default settings), ``description``,
+        ``aliases`` and ``network`` (the default network).
+    """
     rows = []
     for entry in ENCODERS:
         rows.append(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from geocsp.features.export_onnx import export_onnx
+from geocsp.features.extract import ExtractConfig, extract_folder
+from geocsp.features.preprocess import PreprocessConfig
 
 
 @click.group("features")
@@ -45,25 +48,13 @@ def extract_cmd(images_dir: Path, backbone: str, weights: Path | None, out: Path
                 locations_csv: Path | None, id_col: str, label_col: str, lon_col: str,
                 lat_col: str, l2_normalize: bool, preprocess_json: str | None, quiet: bool) -> None:
     """Extract features of every image under IMAGES_DIR into a geocsp dataset at --out."""
-    from geocsp.config import from_dict
-    from geocsp.errors import ConfigError
-    from geocsp.features.backends import load_backbone
-    from geocsp.features.extract import ExtractConfig, extract_features, read_image_table
-    from geocsp.features.preprocess import PreprocessConfig
-
-    pre = None
-    if preprocess_json:
-        try:
-            pre = from_dict(PreprocessConfig, json.loads(preprocess_json), where="--preprocess")
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--preprocess: invalid JSON ({e.msg})") from None
+    pre = PreprocessConfig.from_json(preprocess_json) if preprocess_json else None
     cfg = ExtractConfig(batch_size=batch_size, chunk_size=chunk_size, l2_normalize=l2_normalize,
                         split=split, progress=not quiet)
-    labels = read_image_table(labels_csv, id_col, {"label": label_col}) if labels_csv else None
-    locs = (read_image_table(locations_csv, id_col, {"lon": lon_col, "lat": lat_col})
-            if locations_csv else None)
-    bb = load_backbone(backbone, weights, device=device, preprocess=pre, amp=not no_amp)
-    report = extract_features(images_dir, bb, out, cfg, locations=locs, labels=labels)
+    report = extract_folder(images_dir, out, backbone, weights=weights, device=device,
+                            amp=not no_amp, preprocess=pre, cfg=cfg, labels_table=labels_csv,
+                            locations_table=locations_csv, id_col=id_col, label_col=label_col,
+                            lon_col=lon_col, lat_col=lat_col)
     click.echo(f"{report['extracted']}/{report['images']} images -> {out} "
                f"({report['feature_dim']}-d, {report['images_per_s']} images/s)")
     for item in report["failed"]:
@@ -82,8 +73,6 @@ def extract_cmd(images_dir: Path, backbone: str, weights: Path | None, out: Path
 def export_onnx_cmd(backbone: str, weights: Path | None, out: Path, size: int | None,
                     opset: int) -> None:
     """Export a torch backbone to ONNX (+ OUT.json preprocessing) and check it matches."""
-    from geocsp.features.export_onnx import export_onnx
-
     res = export_onnx(backbone, str(weights) if weights else None, out, size=size, opset=opset)
     click.echo(f"wrote {res['onnx']} ({res['dim']}-d) + {res['sidecar']}; "
                f"max |ORT - torch| = {res['max_abs_diff']:.3g}")

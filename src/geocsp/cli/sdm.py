@@ -1,22 +1,90 @@
 """``geocsp sdm fit|predict`` and ``geocsp map``: species distribution models (docs/sdm.md).
 
-Every input is read and checked before anything is written; a run directory is built in a
-temporary directory beside ``--out`` and renamed into place, so a failed fit leaves nothing.
+Each command parses its flags into the library's arguments (``sdm fit``: an
+:class:`~geocsp.sdm.SDMFitConfig`), makes one library call and prints the result. Library
+errors name config fields (``background.sample``); :func:`flag_names` rewrites them to
+the flags that set them.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from geocsp.errors import ConfigError
+from geocsp.sdm import (
+    LOSSES,
+    BackgroundConfig,
+    EvalConfig,
+    FitOptions,
+    ModelChoice,
+    RecordsConfig,
+    SDMFitConfig,
+    draw_map,
+    fit_run,
+    predict_file,
+)
+from geocsp.sdm.config import INPUTS, SAMPLERS
 
-_LIST = lambda s: tuple(x.strip() for x in s.split(",") if x.strip()) if s else ()  # noqa: E731
+FLAGS = {
+    "records.species_col": "--species-col",
+    "records.presence_col": "--presence-col",
+    "records.lon_col": "--lon-col",
+    "records.lat_col": "--lat-col",
+    "records.covariates": "--covariates",
+    "records.rasters": "--rasters",
+    "records.date_col": "--date-col",
+    "records.region": "--region",
+    "records.min_records": "--min-records",
+    "background.path": "--background",
+    "background.sample": "--background-sample",
+    "background.sampler": "--background-sampler",
+    "model.inputs": "--inputs",
+    "model.encoder": "--encoder",
+    "model.init": "--init",
+    "evaluation.cv_folds": "--cv-folds",
+    "evaluation.block_deg": "--block-deg",
+    "evaluation.pa": "--pa",
+}
+"""``sdm fit``: config field path -> the flag that sets it."""
+
+OPTION_FLAGS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size"}
+"""``sdm fit``: :class:`~geocsp.sdm.FitOptions` field -> flag (its messages start with the field)."""
+
+_FIELD = re.compile(r"\b[a-z]+\.[a-z_]+\b")
+
+
+def _list(s: str | None) -> tuple[str, ...]:
+    """A comma-separated flag value as a tuple (empty items dropped)."""
+    return tuple(x.strip() for x in s.split(",") if x.strip()) if s else ()
+
+
+def flag_names(message: str) -> str:
+    """``message`` with config field paths replaced by the ``sdm fit`` flags that set them.
+
+    Args:
+        message: a library error message.
+
+    Returns:
+        The message in terms of flags.
+    """
+    head, _, rest = message.partition(" ")
+    if head in OPTION_FLAGS:
+        message = f"{OPTION_FLAGS[head]} {rest}"
+    return _FIELD.sub(lambda m: FLAGS.get(m.group(0), m.group(0)), message)
+
+
+@contextmanager
+def _flags() -> Iterator[None]:
+    """Re-raise a ConfigError with its field names as flags."""
+    try:
+        yield
+    except ConfigError as e:
+        raise ConfigError(flag_names(str(e))) from None
 
 
 @click.group("sdm")
@@ -32,14 +100,14 @@ def sdm() -> None:
 @click.option("--presence-col", default=None, help="0/1 column: rows with 0 are background points.")
 @click.option("--background", "background", type=click.Path(dir_okay=False), help="Background table (lon/lat [+ covariates]).")
 @click.option("--background-sample", type=int, default=None, help="Sample N background points on land in --region.")
-@click.option("--background-sampler", type=click.Choice(["land", "sphere"]), default="land", show_default=True)
+@click.option("--background-sampler", type=click.Choice(list(SAMPLERS)), default="land", show_default=True)
 @click.option("--region", default=None, help="min_lon,min_lat,max_lon,max_lat or a .geojson polygon file.")
 @click.option("--covariates", default=None, help="Comma-separated covariate columns.")
 @click.option("--rasters", default=None, help="Comma-separated raster files sampled at the points.")
-@click.option("--inputs", type=click.Choice(["position", "covariates", "both"]), default=None,
+@click.option("--inputs", type=click.Choice(list(INPUTS)), default=None,
               help="Towers (default: both with covariates, else position).")
 @click.option("--date-col", default=None, help="Date column (YYYY-MM-DD, MM-DD or day of year).")
-@click.option("--loss", type=click.Choice(["full", "an_full", "an_ssdl", "an_slds"]), default="full", show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="full", show_default=True)
 @click.option("--init", "init_dir", type=click.Path(file_okay=False), default=None, help="CSP pre-trained encoder dir.")
 @click.option("--encoder", default=None, help="Position encoder name (default sphereC+).")
 @click.option("--min-records", type=int, default=2, show_default=True, help="Drop species with fewer presences.")
@@ -52,146 +120,32 @@ def sdm() -> None:
 @click.option("--block-deg", type=float, default=1.0, show_default=True)
 @click.option("--pa", "pa_path", type=click.Path(dir_okay=False), default=None, help="Presence/absence sites table.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
-def fit_cmd(**kw: Any) -> None:
+def fit_cmd(records: str, species_col: str | None, lon_col: str, lat_col: str, presence_col: str | None,
+            background: str | None, background_sample: int | None, background_sampler: str, region: str | None,
+            covariates: str | None, rasters: str | None, inputs: str | None, date_col: str | None, loss: str,
+            init_dir: str | None, encoder: str | None, min_records: int, epochs: int, lr: float, batch_size: int,
+            seed: int, device: str, cv_folds: int, block_deg: float, pa_path: str | None, out: str) -> None:
     """Fit one multi-species SDM on RECORDS (CSV with , ; or tab, or Parquet)."""
-    from geocsp.sdm.cv import kde_scorer, logistic_scorer, spatial_block_cv
-    from geocsp.sdm.fit import FitOptions, fit_sdm
-    from geocsp.sdm.model import DEFAULT_POSITION, SDMConfig
-    from geocsp.sdm.records import InputSpec, drop_rare_species
-    from geocsp.sdm.region import parse_region
-
-    out = Path(kw["out"])
-    if (out / "model").exists():
-        raise ConfigError(f"--out {out}: already holds a fitted model; choose a new directory")
-    spec = InputSpec(kw["lon_col"], kw["lat_col"], _LIST(kw["covariates"]), _LIST(kw["rasters"]), kw["date_col"])
-    region = parse_region(kw["region"])
-    pres, bg_rows = _presences(kw, spec, region)
-    pres = drop_rare_species(pres, kw["min_records"], kw["records"])
-    bg = _background(kw, spec, region, bg_rows)
-    inputs = kw["inputs"] or ("both" if spec.covariate_names else "position")
-    position = dict(DEFAULT_POSITION, **({"encoder": kw["encoder"], "encoder_args": {}} if kw["encoder"] else {}))
-    config = SDMConfig(inputs=inputs, use_time=spec.date_col is not None, position=position,
-                       num_covariates=len(spec.covariate_names))
-    opts = FitOptions(kw["loss"], kw["epochs"], kw["lr"], batch_size=kw["batch_size"], seed=kw["seed"], device=kw["device"])
-    fit_args = {"covariate_names": spec.covariate_names, "rasters": spec.rasters, "init_dir": kw["init_dir"]}
-    pa = _read_pa(kw, spec) if kw["pa_path"] else None
-    fitted = fit_sdm(pres, bg, config, opts, **fit_args)
-    metrics: dict[str, Any] = {"n_presences": len(pres), "n_background": len(bg), "n_species": len(fitted.species),
-                               "inputs": inputs, "notes": pres.notes + bg.notes}
-    if kw["cv_folds"]:
-        def model_scorer(tp, tb, test, species):
-            m = fit_sdm(tp, tb, config, opts, species=species, **fit_args)
-            return m.predict(test.lonlat, test.covariates, test.doy)
-
-        scorers = {"model": model_scorer, "kde": kde_scorer}
-        if spec.covariate_names:
-            scorers["logistic"] = logistic_scorer
-        metrics["cv"] = spatial_block_cv(pres, bg, scorers, kw["cv_folds"], kw["block_deg"], kw["seed"])
-    if pa is not None:
-        metrics["pa"] = _evaluate_pa(fitted, pa, kw, spec)
-    fitted.options.update({"inputs": inputs, "date_col": spec.date_col, "notes": metrics["notes"]})
-    _write_run(out, fitted, pres, metrics)
+    with _flags():
+        config = SDMFitConfig(
+            records=RecordsConfig(records, species_col, presence_col, lon_col, lat_col, _list(covariates),
+                                  _list(rasters), date_col, region, min_records),
+            background=BackgroundConfig(background, background_sample or None, background_sampler),  # 0 = none
+            model=ModelChoice(inputs, encoder, init_dir),
+            # Kept as it was: the --lr value used to be passed positionally into min_steps, so
+            # lr stays FitOptions' default and min_steps is 1 (identical for 0 < --lr <= 1).
+            # Passing lr=lr and the default min_steps would change every CLI fit's numbers.
+            options=FitOptions(loss, epochs, min_steps=1, batch_size=batch_size, seed=seed, device=device),
+            evaluation=EvalConfig(cv_folds, block_deg, pa_path),
+        )
+        metrics = fit_run(config, out)
     for note in metrics["notes"]:
         click.echo(f"geocsp: note: {note}", err=True)
     _echo_summary(out, metrics)
 
 
-def _presences(kw: dict, spec: Any, region: Any) -> tuple[Any, Any]:
-    """Presences (and background rows when --presence-col is given)."""
-    import numpy as np
-
-    from geocsp.sdm.records import points_from_table, read_records, require_columns
-
-    src = kw["records"]
-    df = read_records(src)
-    sp_col = kw["species_col"]
-    if sp_col is None:
-        sp_col = "__species__"
-        df[sp_col] = Path(src).stem
-    bg = None
-    if kw["presence_col"]:
-        require_columns(df, [kw["presence_col"]], src, "--presence-col")
-        flag = df[kw["presence_col"]].astype(str).str.strip()
-        if not flag.isin(["0", "1", "0.0", "1.0"]).all():
-            raise ConfigError(f"{src}: --presence-col '{kw['presence_col']}' must hold only 0 and 1")
-        is_p = flag.isin(["1", "1.0"]).to_numpy()
-        bg = points_from_table(df[~is_p].reset_index(drop=True), spec, f"{src} (background rows)", None, region)
-        df = df[is_p].reset_index(drop=True)
-        if len(df) == 0:
-            raise ConfigError(f"{src}: no row has {kw['presence_col']} = 1")
-    pres = points_from_table(df, spec, src, sp_col, region)
-    pres.species = np.asarray(pres.species, dtype=str)
-    return pres, bg
-
-
-def _background(kw: dict, spec: Any, region: Any, bg_rows: Any) -> Any:
-    from dataclasses import replace
-
-    from geocsp.sdm.records import (
-        concat_points,
-        points_from_table,
-        raster_region,
-        read_records,
-        sample_background,
-    )
-
-    parts = [] if bg_rows is None else [bg_rows]
-    if kw["background"]:
-        bspec = replace(spec, date_col=None)
-        parts.append(points_from_table(read_records(kw["background"]), bspec, kw["background"], None, region))
-    if kw["background_sample"]:
-        reg = region or (raster_region(spec.rasters) if spec.rasters else None)
-        if reg is None:
-            raise ConfigError("--background-sample needs --region (or --rasters, whose extent is then used)")
-        if spec.covariate_cols:
-            raise ConfigError("--background-sample cannot give table covariates; use --background or --rasters")
-        parts.append(sample_background(kw["background_sample"], reg, spec.rasters, kw["background_sampler"], kw["seed"]))
-    if not parts:
-        raise ConfigError("no background: pass --background BG.csv, --background-sample N or --presence-col")
-    return concat_points(parts)
-
-
-def _read_pa(kw: dict, spec: Any) -> Any:
-    from geocsp.sdm.records import read_records, require_columns
-
-    df = read_records(kw["pa_path"])
-    require_columns(df, [kw["species_col"] or "species", spec.lon_col, spec.lat_col], kw["pa_path"], "--pa")
-    return df
-
-
-def _evaluate_pa(fitted: Any, pa: Any, kw: dict, spec: Any) -> dict:
-    from geocsp.sdm.cv import evaluate_pa, pa_sites
-    from geocsp.sdm.predict import site_inputs
-
-    sites, y = pa_sites(pa, kw["species_col"] or "species", fitted.species, spec.lon_col, spec.lat_col)
-    date = spec.date_col if spec.date_col in sites.columns else None
-    ll, cov, doy = site_inputs(fitted, sites, kw["pa_path"], spec.lon_col, spec.lat_col, date)
-    return evaluate_pa(y, fitted.predict(ll, cov, doy), fitted.species)
-
-
-def _write_run(out: Path, fitted: Any, pres: Any, metrics: dict) -> None:
-    """Write model/, presences.csv and metrics.json into a temp dir, then rename it to ``out``."""
-    from geocsp.io import atomic_write_json
-    from geocsp.sdm.predict import save_presences
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        fitted.save(tmp)
-        save_presences(tmp, pres.lonlat, pres.species)
-        atomic_write_json(tmp / "metrics.json", metrics)
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        if out.exists():
-            for item in tmp.iterdir():
-                os.replace(item, out / item.name)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _echo_summary(out: Path, metrics: dict) -> None:
+def _echo_summary(out: str, metrics: dict[str, Any]) -> None:
+    """Print the counts and the CV / presence-absence means of a fit."""
     line = f"fitted {metrics['n_species']} species on {metrics['n_presences']} presences, {metrics['n_background']} background -> {out}"
     click.echo(line)
     for name, res in metrics.get("cv", {}).items():
@@ -213,17 +167,9 @@ def _echo_summary(out: Path, metrics: dict) -> None:
 def predict_cmd(run_dir: str, sites: str, lon_col: str, lat_col: str, date_col: str | None,
                 site_col: str | None, wide: bool, out: str) -> None:
     """Suitability scores of every species at SITES (CSV/Parquet)."""
-    from geocsp.io import atomic_path
-    from geocsp.sdm.model import FittedSDM
-    from geocsp.sdm.predict import predict_table
-    from geocsp.sdm.records import read_records
-
-    fitted = FittedSDM.load(run_dir)
-    table = predict_table(fitted, read_records(sites), sites, lon_col=lon_col, lat_col=lat_col,
-                          date_col=date_col, site_col=site_col, wide=wide)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
-    click.echo(f"wrote {len(table)} rows -> {out}")
+    n = predict_file(run_dir, sites, out, lon_col=lon_col, lat_col=lat_col, date_col=date_col,
+                     site_col=site_col, wide=wide)
+    click.echo(f"wrote {n} rows -> {out}")
 
 
 @click.command("map")
@@ -239,15 +185,9 @@ def predict_cmd(run_dir: str, sites: str, lon_col: str, lat_col: str, date_col: 
 def map_cmd(run_dir: str, species: str | None, region: str | None, date: str | None, res: float,
             richness: bool, threshold: float | None, land_mask: bool, out: str) -> None:
     """Map the predicted range of a species (or richness) from an SDM or a CSP prior run."""
-    from geocsp.sdm.mapping import range_map
-    from geocsp.viz.maps import plot_species_map, save_figure
-
-    if not richness and species is None:
-        raise ConfigError("map: pass --species NAME or --richness")
-    grid, extent, points, title, label = range_map(run_dir, species, region, date, res, richness, threshold)
-    fig = plot_species_map(grid, extent, points=points, title=title, cbar_label=label, land_mask=land_mask)
-    save_figure(fig, out)
+    draw_map(run_dir, out, species, region, date, res, richness, threshold, land_mask)
     click.echo(f"wrote {out}")
 
 
 COMMANDS = [sdm, map_cmd]
+"""The top-level commands this module defines."""

@@ -1,5 +1,7 @@
-"""The geocsp dataset directory: load and validate (docs/design.md, "data/"); writing is
-in :mod:`geocsp.data.writer` (re-exported here).
+"""The geocsp dataset directory: load and validate (docs/design.md, "data/").
+
+Writing is in :mod:`geocsp.data.writer` (re-exported here); the format's names, version
+and array files are in :mod:`geocsp.data.format`, its tables in :mod:`geocsp.data.tables`.
 
 A dataset directory holds one table per split (Parquet or CSV; ``lon``, ``lat`` in degrees,
 optional ``label`` class name, ``date``, ``image`` and any extra columns), optional row-aligned
@@ -19,22 +21,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geocsp.data import _arrays as arrays
-from geocsp.data._arrays import (
-    Problems,
-    check_classes,
-    encode_labels,
-    err,
-    table_lonlat,
-)
-from geocsp.data.writer import (
+from geocsp.data.format import (
     DEFAULT_PROBS,
     FORMAT,
     MANIFEST,
     VERSION,
-    SplitData,
-    write_dataset,
+    Problems,
+    check_features,
+    check_probs,
+    load_npy,
+    load_probs,
 )
+from geocsp.data.tables import check_classes, encode_labels, err, read_raw_table, table_lonlat
+from geocsp.data.writer import SplitData, write_dataset
 from geocsp.errors import DatasetError, MissingFileError
 
 __all__ = [
@@ -188,10 +187,10 @@ def read_manifest(root: Path) -> dict[str, Any]:
     splits = m.get("splits")
     if not isinstance(splits, dict) or not splits:
         raise err(path, "expected a non-empty \"splits\" object", column="splits")
-    for name, e in splits.items():
-        if not isinstance(e, dict) or not isinstance(e.get("table"), str):
+    for name, entry in splits.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("table"), str):
             raise err(path, f"split '{name}' needs a \"table\" file name", column="splits")
-        for f in [e["table"], e.get("features"), *(e.get("probs") or {}).values()]:
+        for f in [entry["table"], entry.get("features"), *(entry.get("probs") or {}).values()]:
             if f is not None and (not isinstance(f, str) or Path(f).name != f):
                 raise err(path, f"split '{name}': {f!r} must be a file name inside the dataset")
     fd = m.get("feature_dim")
@@ -212,7 +211,7 @@ def load_split(
     tpath = root / entry["table"]
     table = None
     with problems.guard():
-        table = arrays.read_table(tpath)
+        table = read_raw_table(tpath)
         if len(table) == 0:
             raise err(tpath, "empty table; a split needs at least one row")
         rows = entry.get("rows")
@@ -232,15 +231,15 @@ def load_split(
     if entry.get("features"):
         with problems.guard():
             fpath = root / entry["features"]
-            features = arrays.load_npy(fpath)
-            dim = arrays.check_features(features, n, str(fpath), verify_values=verify_values)
+            features = load_npy(fpath)
+            dim = check_features(features, n, str(fpath), verify_values=verify_values)
             if manifest.get("feature_dim") not in (None, dim):
                 raise err(fpath, f"feature dim {dim} differs from the manifest's {manifest['feature_dim']}")
     for key, file in (entry.get("probs") or {}).items():
         with problems.guard():
             ppath = root / file
-            p = arrays.load_probs(ppath)
-            arrays.check_probs(p, n, len(classes), str(ppath), verify_values=verify_values)
+            p = load_probs(ppath)
+            check_probs(p, n, len(classes), str(ppath), verify_values=verify_values)
             probs[key] = p
     return Split(name, table, lonlat, labels, features, probs)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geocsp.data.dataset import SplitData, load_dataset, write_dataset
+from geocsp.data.dataset import Split, SplitData, load_dataset, write_dataset
 from geocsp.data.splits import spatial_block_split
 from geocsp.errors import ConfigError, DatasetError
 
@@ -69,6 +69,7 @@ def split_dataset(src: str | Path, out: str | Path, *, source_split: str = "trai
     return write_dataset(out, splits, list(ds.classes), prov)
 
 
-def _copy(s) -> SplitData:
+def _copy(s: Split) -> SplitData:
+    """A whole split as :class:`SplitData` (features read into memory)."""
     feats = None if s.features is None else np.asarray(s.features)
     return SplitData(s.table, feats, {k: s.probs(k) for k in s.prob_keys})

@@ -1,5 +1,8 @@
-"""Seeded, saved data splits: the stratified label-ratio subset (spec §5) and spatial
-block splits / folds for geographic-generalisation evaluation."""
+"""Seeded, saved data splits.
+
+The stratified label-ratio subset (spec §5) and spatial block splits / folds for
+geographic-generalisation evaluation.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geocsp.coords import validate_lonlat
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.io import atomic_path, atomic_write_json
 
@@ -92,13 +96,17 @@ def stratified_subset(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray
     return take_per_class(lab, k, np.random.default_rng(seed))
 
 
+SUBSET_DIR = "subset"
+"""Where a run directory keeps its saved label subsets."""
+
+
 def _fingerprint(labels: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
 
 
 def subset_path(run_dir: str | Path, ratio: float, seed: int) -> Path:
     """``run_dir/subset/ratio{λ:.3f}_seed{seed}.npy``."""
-    return Path(run_dir) / "subset" / f"ratio{_check_ratio(ratio):.3f}_seed{int(seed)}.npy"
+    return Path(run_dir) / SUBSET_DIR / f"ratio{_check_ratio(ratio):.3f}_seed{int(seed)}.npy"
 
 
 def load_or_make_subset(run_dir: str | Path, labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
@@ -159,8 +167,6 @@ def _cell_schedule(lonlat: np.ndarray, block_deg: float, seed: int) -> tuple[np.
         start_frac: (len(rows),) fraction of located rows that come before the row's
             cell in the random cell order (in [0, 1)).
     """
-    from geocsp.coords import validate_lonlat
-
     if not 0 < block_deg <= 180:
         raise ConfigError(f"block_deg must be in (0, 180], got {block_deg}")
     ll = validate_lonlat(lonlat, allow_missing=True, source="spatial split lonlat")

@@ -1,6 +1,7 @@
-"""Writing a geocsp dataset directory, atomically; the format's names and version.
+"""Writing a geocsp dataset directory, atomically.
 
-The format is described in :mod:`geocsp.data.dataset`, which loads what this writes.
+The format is described in :mod:`geocsp.data.dataset`, which loads what this writes; its
+names, version and array files are in :mod:`geocsp.data.format`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geocsp.data import _arrays as arrays
-from geocsp.data._arrays import check_classes, encode_labels, err, table_lonlat
+from geocsp.data.format import (
+    DEFAULT_PROBS,
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    check_features,
+    check_probs,
+    feature_dtype,
+    save_npy,
+    save_probs,
+)
+from geocsp.data.tables import check_classes, encode_labels, err, table_lonlat
 from geocsp.errors import DatasetError
 
-FORMAT = "geocsp-dataset"
-VERSION = 1
-MANIFEST = "manifest.json"
-DEFAULT_PROBS = "default"
+__all__ = ["DEFAULT_PROBS", "FORMAT", "MANIFEST", "VERSION", "SplitData", "write_dataset"]
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -75,10 +84,10 @@ def _prepare_split(
         t["label"] = pd.Series(np.where(codes >= 0, names, None), dtype="string")
     dim = None
     if sd.features is not None:
-        dim = arrays.check_features(sd.features, n, f"{name} features")
+        dim = check_features(sd.features, n, f"{name} features")
     for key, p in sd.probs.items():
         _check_name(key, "probability key")
-        arrays.check_probs(p, n, len(classes), f"{name} probs '{key}'")
+        check_probs(p, n, len(classes), f"{name} probs '{key}'")
     return t, dim
 
 
@@ -170,11 +179,11 @@ def _write_split(root: Path, name: str, table: pd.DataFrame, sd: SplitData) -> d
     feat_file = None
     if sd.features is not None:
         feat_file = f"{name}.features.npy"
-        arrays.save_npy(root / feat_file, sd.features, arrays.feature_dtype(sd.features))
+        save_npy(root / feat_file, sd.features, feature_dtype(sd.features))
     probs = {}
     for key, p in sd.probs.items():
         stem = f"{name}.probs" if key == DEFAULT_PROBS else f"{name}.probs.{key}"
-        probs[key] = arrays.save_probs(root, stem, p)
+        probs[key] = save_probs(root, stem, p)
     return {"rows": len(table), "table": table_file, "features": feat_file, "probs": probs}
 
 

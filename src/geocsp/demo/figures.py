@@ -9,16 +9,27 @@
   3 PCA components as RGB.
 * ``table.png`` -- grouped bars of the table (fused top-1 mean ± std).
 
-The class is chosen by a fixed rule (:func:`choose_class`), never by eye.
+The class is chosen by a fixed rule (:func:`choose_class`), never by eye. Every function
+receives its data (arrays, dataset paths, loaded models); :mod:`geocsp.demo.run` finds the
+runs and loads them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from geocsp.coords import lonlat_to_xyz
+from geocsp.data.geoworld import true_range_density
+from geocsp.demo.report import relative_gain
+from geocsp.landmask import is_land_xyz
+from geocsp.nets import LocationEncoder
+from geocsp.prior import GeoPrior
+from geocsp.prior.prior import grid_centres
+from geocsp.viz import grid_extent, plot_bar_table, plot_embedding_pca, plot_range_maps, save_figure
 
 MAP_RES_DEG = 1.0
 RANGE_RES_DEG = 0.5
@@ -60,9 +71,7 @@ def _bbox(points: np.ndarray, pad_deg: float = 15.0, min_w: float = 70.0, min_h:
 
 
 def _grid(res: float, bbox: tuple[float, float, float, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """lons (W,), lats (H,) and the (H*W, 2) cell centres, row-major north to south."""
-    from geocsp.prior.prior import grid_centres
-
+    """The grid: lons (W,), lats (H,) and the (H*W, 2) cell centres, row-major north to south."""
     lons, lats = grid_centres(res, bbox)
     lon2, lat2 = np.meshgrid(lons, lats)
     return lons, lats, np.stack([lon2.ravel(), lat2.ravel()], axis=1)
@@ -82,80 +91,112 @@ def _encode(encoder: Any, pts: np.ndarray) -> np.ndarray:
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def zero_shot_scores(pretrain_run: str | Path, feats: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def zero_shot_scores(encoder: LocationEncoder, weight: np.ndarray, bias: np.ndarray | None,
+                     feats: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """cos(e(x), W·mean(feats) + b) of a pre-trained CSP encoder.
 
     Args:
-        pretrain_run: a ``geocsp pretrain`` run (``encoder/`` with ``projection.*``, linear W).
+        encoder: the pre-trained location encoder e.
+        weight: (d, D) the pre-trained image projection W.
+        bias: (d,) its bias b, or None.
         feats: (n, D) image features of the class's labelled examples.
         pts: (N, 2) lon/lat degrees.
 
     Returns:
         (N,) cosine similarities in [-1, 1].
     """
-    from geocsp.io import load_checkpoint_dir
-    from geocsp.training import load_encoder
-
-    tensors, _ = load_checkpoint_dir(Path(pretrain_run) / "encoder")
-    w = tensors["projection.weight"].double().numpy()
-    b = tensors.get("projection.bias")
-    v = w @ np.asarray(feats, np.float64).mean(axis=0) + (b.double().numpy() if b is not None else 0.0)
-    e = _encode(load_encoder(pretrain_run), pts)
+    w = np.asarray(weight, np.float64)
+    v = w @ np.asarray(feats, np.float64).mean(axis=0) + (np.asarray(bias, np.float64) if bias is not None else 0.0)
+    e = _encode(encoder, pts)
     return (e @ v) / (np.linalg.norm(e, axis=1) * np.linalg.norm(v) + 1e-12)
 
 
-def range_figure(world: Path, cls: int, class_name: str, ratio: float, panels_runs: dict[str, str],
-                 pretrain_run: str, subset: np.ndarray, out: Path) -> Path:
-    """The true range of ``cls`` next to the learned P(y|x) (see module docstring)."""
-    from geocsp.data import load_dataset
-    from geocsp.data.geoworld import true_range_density
-    from geocsp.training import load_prior
-    from geocsp.viz import grid_extent, plot_range_maps, save_figure
+Scorer = Callable[[np.ndarray], np.ndarray]
+"""A map panel's values: (N, 2) lon/lat degrees -> (N,) scores."""
 
-    train = load_dataset(world).split("train")
-    mine = subset[train.labels[subset] == cls]
-    bbox = _bbox(train.lonlat[train.labels == cls])
-    lons, lats, pts = _grid(RANGE_RES_DEG, bbox)
+
+def prior_scorer(prior: GeoPrior, cls: int) -> Scorer:
+    """P(y = cls | x) of a fine-tuned prior, as a :data:`Scorer`."""
+    return lambda pts: prior.probs(pts)[:, cls].detach().numpy()
+
+
+def zero_shot_scorer(encoder: LocationEncoder, weight: np.ndarray, bias: np.ndarray | None,
+                     feats: np.ndarray) -> Scorer:
+    """:func:`zero_shot_scores` of a pre-trained encoder, as a :data:`Scorer` (same arguments)."""
+    return lambda pts: zero_shot_scores(encoder, weight, bias, feats, pts)
+
+
+def range_figure(world: Path, cls: int, class_name: str, ratio: float, class_lonlat: np.ndarray,
+                 labelled_lonlat: np.ndarray, panels: dict[str, Scorer], out: Path) -> Path:
+    """The true range of ``cls`` next to learned maps (see module docstring).
+
+    Args:
+        world: the GeoWorld dataset directory (its ground truth gives the first panel).
+        cls: the class index.
+        class_name: its name (figure title).
+        ratio: the label ratio of the runs shown (figure title).
+        class_lonlat: (n, 2) lon/lat degrees of every train row of the class (map extent).
+        labelled_lonlat: (m, 2) lon/lat degrees of its labelled examples (dots).
+        panels: panel title -> :data:`Scorer`, in panel order.
+        out: the PNG path.
+
+    Returns:
+        The written path.
+    """
+    lons, lats, pts = _grid(RANGE_RES_DEG, _bbox(class_lonlat))
     shape, extent = (len(lats), len(lons)), grid_extent(lats, lons)
-    panels = [("true range (GeoWorld)", _scaled(true_range_density(world, cls, pts)).reshape(shape), extent)]
-    for title, run in panels_runs.items():
-        if title.endswith("zero-shot"):
-            grid = zero_shot_scores(pretrain_run, np.asarray(train.features[mine]), pts)
-        else:
-            grid = load_prior(run).probs(pts)[:, cls].detach().numpy()
-        panels.append((title, _scaled(np.asarray(grid, np.float64)).reshape(shape), extent))
-    fig = plot_range_maps(panels, points=train.lonlat[mine], cbar_label="score (panel min-max → [0, 1])")
-    fig.suptitle(f"class {class_name}: {len(mine)} labelled examples at λ = {ratio:g} (dots)", fontsize=11)
+    maps = [("true range (GeoWorld)", _scaled(true_range_density(world, cls, pts)).reshape(shape), extent)]
+    for title, score in panels.items():
+        maps.append((title, _scaled(np.asarray(score(pts), np.float64)).reshape(shape), extent))
+    fig = plot_range_maps(maps, points=labelled_lonlat, cbar_label="score (panel min-max → [0, 1])")
+    fig.suptitle(f"class {class_name}: {len(labelled_lonlat)} labelled examples at λ = {ratio:g} (dots)", fontsize=11)
     return save_figure(fig, out)
 
 
-def embedding_figure(pretrain_run: str, out: Path, title: str) -> Path:
-    """Pre-trained location embedding on a 1° grid (ocean blank), 3 PCA components as RGB."""
-    from geocsp.coords import lonlat_to_xyz
-    from geocsp.data.geoworld_ranges import is_land
-    from geocsp.training import load_encoder
-    from geocsp.viz import grid_extent, plot_embedding_pca, save_figure
+def embedding_figure(encoder: LocationEncoder, out: Path, title: str) -> Path:
+    """Pre-trained location embedding on a 1° grid (ocean blank), 3 PCA components as RGB.
 
+    Args:
+        encoder: the pre-trained location encoder.
+        out: the PNG path.
+        title: the figure title.
+
+    Returns:
+        The written path.
+    """
     lons, lats, pts = _grid(MAP_RES_DEG, None)
-    emb = _encode(load_encoder(pretrain_run), pts)
-    emb[~is_land(lonlat_to_xyz(pts))] = np.nan
+    emb = _encode(encoder, pts)
+    emb[~is_land_xyz(lonlat_to_xyz(pts))] = np.nan
     fig = plot_embedding_pca(emb.reshape(len(lats), len(lons), -1), grid_extent(lats, lons), title=title)
     return save_figure(fig, out)
 
 
 def bar_figure(rows: Sequence[dict[str, Any]], out: Path, title: str) -> Path:
-    """Grouped bars of the table's fused top-1 (mean ± std over seeds)."""
-    from geocsp.viz import plot_bar_table, save_figure
+    """Grouped bars of the table's fused top-1 (mean ± std over seeds).
 
+    Args:
+        rows: aggregated rows (:func:`geocsp.demo.report.aggregate`).
+        out: the PNG path.
+        title: the figure title.
+
+    Returns:
+        The written path.
+    """
     return save_figure(plot_bar_table(rows, title=title), out)
 
 
 def gain_figure(rows: Sequence[dict[str, Any]], baseline: str, out: Path) -> Path:
-    """Relative fused top-1 gain (%) of every method over ``baseline``, grouped by ratio."""
-    from matplotlib.figure import Figure
+    """Relative fused top-1 gain (%) of every method over ``baseline``, grouped by ratio.
 
-    from geocsp.demo.report import relative_gain
-    from geocsp.viz import save_figure
+    Args:
+        rows: aggregated rows (:func:`geocsp.demo.report.aggregate`).
+        baseline: the method the gains are relative to.
+        out: the PNG path.
+
+    Returns:
+        The written path.
+    """
+    from matplotlib.figure import Figure
 
     methods = [m for m in dict.fromkeys(str(r["method"]) for r in rows) if m != baseline]
     ratios = sorted({float(r["ratio"]) for r in rows})
@@ -175,44 +216,3 @@ def gain_figure(rows: Sequence[dict[str, Any]], baseline: str, out: Path) -> Pat
     ax.set_axisbelow(True)
     ax.legend(fontsize=8, ncols=min(3, len(methods)), frameon=False)
     return save_figure(fig, out)
-
-
-def _find(jobs: Sequence[Any], kind: str, method: str, seed: int, ratio: float | None = None) -> Any:
-    for j in jobs:
-        if j.kind == kind and j.method == method and j.seed == seed and (ratio is None or j.ratio == ratio):
-            return j
-    return None
-
-
-def make_figures(out: Path, world: Path, jobs: Sequence[Any], rows: Sequence[dict[str, Any]],
-                 settings: Any, table: int) -> dict[str, Path]:
-    """Write the figures a table supports; returns ``{name: path}``.
-
-    The range and embedding figures need Sup. Only (grid) and CSP-MC-BLD runs (Table 1);
-    they use the first seed and the stored ratio closest to ``settings.figure_ratio``.
-    """
-    from geocsp.data import load_dataset
-    from geocsp.data.geoworld import load_truth
-    from geocsp.data.splits import load_or_make_subset
-    from geocsp.demo.protocol import BASELINE, MAIN, TABLE_TITLES
-
-    paths = {"bar": bar_figure(rows, out / "table.png", TABLE_TITLES[table]),
-             "gain": gain_figure(rows, BASELINE, out / "gain.png")}
-    seed = settings.seeds[0]
-    ratio = min(settings.ratios, key=lambda q: (abs(q - settings.figure_ratio), q))
-    pre, sup, csp = (_find(jobs, "pretrain", MAIN, seed), _find(jobs, "finetune", BASELINE, seed, ratio),
-                     _find(jobs, "finetune", MAIN, seed, ratio))
-    if pre is None or sup is None or csp is None:
-        return paths
-    paths["embedding"] = embedding_figure(pre.run_dir, out / "embedding_pca.png",
-                                          f"pre-trained {MAIN} location embedding (PCA → RGB), seed {seed}")
-    truth = load_truth(world)
-    ds = load_dataset(world)
-    cls = choose_class(truth["train_counts"], truth["range_km"], truth["weights"])
-    labels = ds.split("train").labels
-    subset = load_or_make_subset(csp.run_dir, labels, ratio, seed)
-    runs = {f"{BASELINE}, fine-tuned": sup.run_dir, f"{MAIN} zero-shot": pre.run_dir,
-            f"{MAIN}, fine-tuned": csp.run_dir}
-    paths["range"] = range_figure(world, cls, ds.classes[cls], ratio, runs, pre.run_dir, subset,
-                                  out / "range_maps.png")
-    return paths

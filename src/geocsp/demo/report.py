@@ -1,4 +1,4 @@
-"""Result tables of the demo / paper benchmarks: aggregation, formatting and writing.
+"""Result tables of the demo / paper benchmarks: records, aggregation, formatting and writing.
 
 A *record* is one finished run: ``{"method", "ratio", "seed", "top1", "top3", "mrr"}``
 (fused metrics, fractions in [0, 1]). A *row* aggregates the records of one
@@ -23,11 +23,53 @@ from typing import Any
 import numpy as np
 
 from geocsp.errors import ConfigError
+from geocsp.experiments.plan import Job, Method
 from geocsp.io import atomic_write_json, atomic_write_text
 
 RECORD_KEYS = ("method", "ratio", "seed", "top1", "top3", "mrr")
 ROW_KEYS = ("method", "ratio", "top1_mean", "top1_std", "top3_mean", "mrr_mean", "seeds", "seed_ids")
 CSV_KEYS = ("method", "ratio", "top1_mean", "top1_std", "top3_mean", "mrr_mean", "n_seeds", "seeds")
+
+
+def collect_records(jobs: Sequence[Job], results: dict[str, dict[str, Any]],
+                    methods: Sequence[Method]) -> list[dict[str, Any]]:
+    """Per-(method, ratio, seed) fused metrics of the fine-tuning runs.
+
+    ``image_only`` methods read the image block of the first fine-tuning run at the same
+    ratio and seed (the few-shot classifier).
+
+    Args:
+        jobs: the planned jobs (pre-training jobs are skipped).
+        results: metrics dicts by run directory (:func:`geocsp.experiments.execute.execute`).
+        methods: the table's methods, in row order.
+
+    Returns:
+        Records sorted by method order, ratio, seed.
+
+    Raises:
+        ConfigError: when a run evaluated with the wrong image classifier (not the ratio's).
+    """
+    records: list[dict[str, Any]] = []
+    image: dict[tuple[float | None, int], dict[str, Any]] = {}
+    for job in jobs:
+        if job.kind != "finetune":
+            continue
+        m = results[job.run_dir]
+        expected = f"ratio{job.ratio:.3f}"
+        if m.get("probs_key") != expected:
+            raise ConfigError(f"{job.run_dir}: evaluated with image probs '{m.get('probs_key')}', expected '{expected}'")
+        records.append(_record(job.method, job.ratio, job.seed, m["fused"]))
+        image.setdefault((job.ratio, job.seed), m["image"])
+    for meth in methods:
+        if meth.image_only:
+            records += [_record(meth.name, q, s, blk) for (q, s), blk in image.items()]
+    order = {m.name: i for i, m in enumerate(methods)}
+    return sorted(records, key=lambda r: (order[r["method"]], r["ratio"], r["seed"]))
+
+
+def _record(method: str, ratio: float | None, seed: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"method": method, "ratio": float(ratio or 0.0), "seed": int(seed),
+            "top1": float(block["top1"]), "top3": float(block["top3"]), "mrr": float(block["mrr"])}
 
 
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

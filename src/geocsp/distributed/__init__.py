@@ -5,14 +5,11 @@ semantics of the all-gather.
 """
 
 from geocsp.distributed.context import (
-    ENV_KEYS,
-    DistInfo,
     all_gather_with_grad,
     all_reduce_sum,
     barrier,
     cleanup,
     init_distributed,
-    is_main_process,
     main_first,
     make_dist_context,
     seed_for_rank,
@@ -20,7 +17,8 @@ from geocsp.distributed.context import (
     sum_over_ranks,
 )
 from geocsp.distributed.ddp import StepModule, ddp_step
-from geocsp.distributed.evaluation import evaluate_scores_reduced, rank_and_world, shard_rows
+from geocsp.distributed.evaluation import evaluate_scores_reduced, shard_rows
+from geocsp.runtime import ENV_KEYS, DistInfo, is_main_process, rank_and_world
 
 __all__ = [
     "ENV_KEYS",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,93 +29,16 @@ import torch.distributed as dist
 from torch import Tensor
 
 from geocsp.errors import ConfigError
-from geocsp.objectives.base import LOCAL, DistContext
+from geocsp.objectives import LOCAL, DistContext
+from geocsp.runtime import (
+    DistInfo,
+    distributed_active,
+    env_int,
+    is_main_process,
+    resolve_device,
+)
 
 T = TypeVar("T")
-
-ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-"""Environment variables torchrun sets and :func:`init_distributed` reads."""
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in the job.
-
-    Args:
-        rank: global rank in [0, world_size).
-        world_size: number of processes.
-        local_rank: rank on this node (selects the GPU).
-        device: the device this process computes on.
-
-    Raises:
-        ConfigError: on world_size < 1 or a rank / local rank out of range.
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    is_main: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
-            raise ConfigError(
-                f"distributed: need 0 <= rank < world_size, got rank={self.rank}, "
-                f"world_size={self.world_size}"
-            )
-        if not 0 <= self.local_rank <= self.rank:
-            raise ConfigError(f"distributed: need 0 <= local_rank <= rank, got {self.local_rank}")
-        object.__setattr__(self, "is_main", self.rank == 0)
-
-    @property
-    def distributed(self) -> bool:
-        """Whether more than one process takes part."""
-        return self.world_size > 1
-
-
-def _env_int(name: str, default: int | None = None) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        if default is None:
-            raise ConfigError(
-                f"distributed: environment variable {name} is not set; launch with torchrun"
-            )
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(
-            f"distributed: environment variable {name} must be an integer, got {raw!r}"
-        ) from None
-
-
-def _pick_device(device: str, local_rank: int) -> torch.device:
-    """``auto``/``cuda`` -> ``cuda:LOCAL_RANK`` (when CUDA exists for auto), else the name."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(
-            f"device: unknown device {device!r}; use auto, cpu, cuda or cuda:N"
-        ) from None
-    if dev.type != "cuda":
-        return dev
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            f"device: {device!r} requested but CUDA is not available; use --device cpu"
-        )
-    count = torch.cuda.device_count()
-    if dev.index is None:
-        if local_rank >= count:
-            raise ConfigError(
-                f"distributed: LOCAL_RANK={local_rank} but only {count} CUDA device(s) are visible; "
-                "lower --nproc-per-node"
-            )
-        dev = torch.device("cuda", local_rank)
-    torch.cuda.set_device(dev)
-    return dev
-
 
 def init_distributed(
     device: str = "auto", backend: str | None = None, timeout_s: float = 1800.0
@@ -139,10 +61,10 @@ def init_distributed(
     Raises:
         ConfigError: on missing/invalid environment variables or too few GPUs.
     """
-    world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", rank if world > 1 else 0)
-    info = DistInfo(rank, world, local_rank, _pick_device(device, local_rank))
+    world = env_int("WORLD_SIZE", 1)
+    rank = env_int("RANK", 0)
+    local_rank = env_int("LOCAL_RANK", rank if world > 1 else 0)
+    info = DistInfo(rank, world, local_rank, resolve_device(device, local_rank))
     if world > 1 and not dist.is_initialized():
         for key in ("MASTER_ADDR", "MASTER_PORT"):
             if not os.environ.get(key):
@@ -154,10 +76,6 @@ def init_distributed(
             chosen, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s)
         )
     return info
-
-
-def _active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 class _AllGatherWithGrad(torch.autograd.Function):
@@ -189,21 +107,37 @@ def all_gather_with_grad(t: Tensor) -> Tensor:
         (world_size * B, ...) the ranks' tensors concatenated; ``t`` itself when not
         distributed.
     """
-    if not _active():
+    if not distributed_active():
         return t
     return _AllGatherWithGrad.apply(t.contiguous())
 
 
 def make_dist_context(info: DistInfo) -> DistContext:
-    """The objectives' :class:`~geocsp.objectives.DistContext` for this process."""
+    """The objectives' :class:`~geocsp.objectives.DistContext` for this process.
+
+    Args:
+        info: this process's :class:`DistInfo`.
+
+    Returns:
+        ``LOCAL`` (no gathering) when not distributed, else a context whose ``gather`` is
+        :func:`all_gather_with_grad`.
+    """
     if not info.distributed:
         return LOCAL
     return DistContext(gather=all_gather_with_grad, rank=info.rank, world_size=info.world_size)
 
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Sum ``tensor`` over ranks in place and return it (unchanged when not distributed)."""
-    if not _active():
+    """Sum ``tensor`` over ranks in place and return it (unchanged when not distributed).
+
+    Args:
+        tensor: any tensor, the same shape and dtype on every rank (a CPU tensor is reduced
+            through a GPU copy under NCCL).
+
+    Returns:
+        ``tensor`` itself, now holding the sum over ranks.
+    """
+    if not distributed_active():
         return tensor
     if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
         # NCCL reduces GPU tensors only: reduce a GPU copy, write the result back
@@ -218,8 +152,14 @@ def sum_over_ranks(values: dict[str, Any]) -> dict[str, Any]:
     """Sum each scalar in ``values`` over ranks (float64); the dict itself when not distributed.
 
     Every rank must pass the same keys.
+
+    Args:
+        values: name -> scalar (float-convertible).
+
+    Returns:
+        name -> float sum over ranks (``values`` itself when not distributed).
     """
-    if not _active():
+    if not distributed_active():
         return values
     keys = sorted(values)
     vec = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
@@ -229,7 +169,7 @@ def sum_over_ranks(values: dict[str, Any]) -> dict[str, Any]:
 
 def barrier() -> None:
     """Wait until every rank arrives (no-op when not distributed)."""
-    if _active():
+    if distributed_active():
         dist.barrier()
 
 
@@ -238,6 +178,12 @@ def main_first(fn: Callable[[], T]) -> T:
 
     For steps that create files the other ranks then read (a run directory's config, a
     label subset): rank 0 writes, the others find the files complete.
+
+    Args:
+        fn: a callable without arguments, run once on every rank.
+
+    Returns:
+        This rank's result of ``fn``.
     """
     if is_main_process():
         out = fn()
@@ -250,6 +196,13 @@ def main_first(fn: Callable[[], T]) -> T:
 def seed_for_rank(seed: int, rank: int) -> int:
     """A distinct, reproducible 63-bit seed for ``rank`` derived from ``seed``.
 
+    Args:
+        seed: the run's base seed, >= 0.
+        rank: the process's global rank, >= 0.
+
+    Returns:
+        An integer in [0, 2**63).
+
     Raises:
         ConfigError: on a negative seed or rank.
     """
@@ -261,13 +214,16 @@ def seed_for_rank(seed: int, rank: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
-def is_main_process() -> bool:
-    """True on rank 0 (and in a single-process run)."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
     """Contiguous ``[start, stop)`` of ``n`` rows for ``rank`` (sizes differ by at most 1).
+
+    Args:
+        n: number of rows, >= 0.
+        rank: this process's rank, in [0, world_size).
+        world_size: number of processes, >= 1.
+
+    Returns:
+        ``(start, stop)``: the row slice of ``rank``; lower ranks get the extra rows.
 
     Raises:
         ConfigError: on n < 0 or an invalid rank / world size.

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from geocsp.distributed.context import DistInfo
-from geocsp.objectives.base import LossOutput
+from geocsp.objectives import LossOutput
 
 StepFn = Callable[..., LossOutput]
 
@@ -35,6 +35,15 @@ class StepModule(nn.Module):
         self._fn = fn
 
     def forward(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """Run ``fn(model, *args, **kwargs)``.
+
+        Args:
+            *args: positional arguments of ``fn`` after the model.
+            **kwargs: keyword arguments of ``fn``.
+
+        Returns:
+            ``(total, terms)``: the scalar loss and its named (detached) terms.
+        """
         out = self._fn(self.model, *args, **kwargs)
         return out.total, out.terms
 
@@ -42,8 +51,9 @@ class StepModule(nn.Module):
 def ddp_step(
     model: nn.Module, fn: StepFn, info: DistInfo, *, find_unused_parameters: bool = False
 ) -> StepFn:
-    """A callable ``(*args) -> LossOutput`` running ``fn(model, *args)``, under DDP when
-    ``info`` is distributed (plain call otherwise).
+    """A callable ``(*args) -> LossOutput`` running ``fn(model, *args)``, under DDP if distributed.
+
+    When ``info`` is not distributed the callable is a plain call of ``fn``.
 
     DDP broadcasts rank 0's parameters and buffers once, at construction, so every rank
     starts from the same weights. Buffers are not re-broadcast each step

@@ -1,5 +1,7 @@
-"""Evaluation sharded over ranks: each rank scores a contiguous share of the rows and the
-metric accumulators are summed across ranks (exact integer counts and float64 sums).
+"""Evaluation sharded over ranks.
+
+Each rank scores a contiguous share of the rows and the metric accumulators are summed
+across ranks (exact integer counts and float64 sums).
 
 :class:`~geocsp.evaluation.protocol.MetricAccumulator` states are sums over rows, so the
 all-reduced state equals the state of one process holding every row: top-k and ``n`` are
@@ -12,17 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from geocsp.distributed.context import all_reduce_sum, shard_range
 from geocsp.evaluation.protocol import evaluate_scores
-
-
-def rank_and_world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from geocsp.runtime import rank_and_world
 
 
 def shard_rows(rows: np.ndarray) -> np.ndarray:
@@ -55,6 +50,17 @@ def evaluate_scores_reduced(
 
     Returns:
         ``{"image": m, "location": m, "fused": m}`` with ``top1 ... ece, n`` each.
+
+    Args:
+        img_probs: (N_r, Q) image probabilities P(y|I) of this rank's rows.
+        loc_probs: (N_r, Q) location-prior probabilities P(y|x) (ignored where
+            ``has_location`` is False).
+        labels: (N_r,) int true classes in [0, Q).
+        has_location: (N_r,) bool, whether the row has a location.
+        beta: exponent of the location prior in the fused score, >= 0.
+        batch_size: rows scored per chunk, >= 1.
+        device: device the chunks are scored on; None picks the default.
+        n_bins: number of equal-width confidence bins of the ECE.
 
     Raises:
         DatasetError: on mismatched shapes or out-of-range labels.

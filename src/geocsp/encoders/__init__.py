@@ -49,7 +49,7 @@ def get_encoder_config(name: str, **overrides: Any) -> Any:
         ConfigError: on an unknown encoder name, an unknown field or an invalid value.
     """
     entry = ENCODERS.get(name)
-    return from_dict(entry.config, overrides, where=f"encoder {entry.name}")  # type: ignore[arg-type]
+    return from_dict(entry.config_type(), overrides, where=f"encoder {entry.name}")
 
 
 def create_encoder(name: str, **overrides: Any) -> PositionEncoder:
@@ -66,7 +66,8 @@ def create_encoder(name: str, **overrides: Any) -> PositionEncoder:
         ConfigError: on an unknown encoder name, an unknown field or an invalid value.
     """
     entry = ENCODERS.get(name)
-    return entry.obj(get_encoder_config(entry.name, **overrides))  # type: ignore[no-any-return]
+    encoder: PositionEncoder = entry.obj(get_encoder_config(entry.name, **overrides))
+    return encoder
 
 
 def encoders_markdown_table() -> str:

@@ -66,6 +66,7 @@ class PositionEncoder(nn.Module):
         raise NotImplementedError
 
     def extra_repr(self) -> str:
+        """The ``out_dim=...`` part of the module's repr."""
         return f"out_dim={self.out_dim}"
 
 
@@ -80,6 +81,7 @@ class MultiScaleEncoder(PositionEncoder):
     """
 
     features_per_scale: ClassVar[int] = 0
+    freqs: torch.Tensor
 
     def __init__(self, config: FrequencyConfig) -> None:
         super().__init__(config)

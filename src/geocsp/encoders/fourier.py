@@ -62,6 +62,8 @@ class Nerf(PositionEncoder):
     pole_invariant = True
     spec_ref = "csp.md §2 (sphere2vec table)"
 
+    freqs: torch.Tensor
+
     def __init__(self, config: NerfConfig) -> None:
         super().__init__(config)
         register_buffer64(self, "freqs", nerf_frequencies(config.num_scales))
@@ -127,6 +129,8 @@ class RBF(PositionEncoder):
     training locations; pass them with :meth:`set_anchors`.
     """
 
+    anchors: torch.Tensor
+
     def __init__(self, config: RBFConfig) -> None:
         super().__init__(config)
         gen = torch.Generator().manual_seed(config.seed)
@@ -185,6 +189,9 @@ class RFFConfig:
 @ENCODERS.register("rff", config=RFFConfig)
 class RFF(PositionEncoder):
     """Random Fourier features √(2/D)·cos(x̃W + b) of [-1, 1]-normalised lon/lat; D dims."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
 
     def __init__(self, config: RFFConfig) -> None:
         super().__init__(config)
@@ -270,6 +277,8 @@ class GeoCLIP(PositionEncoder):
 
     default_network = "multibranch"
     spec_ref = "peers.md §1"
+
+    freqs: torch.Tensor
 
     def __init__(self, config: GeoCLIPConfig) -> None:
         super().__init__(config)

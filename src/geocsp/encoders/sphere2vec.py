@@ -1,5 +1,6 @@
-"""Sphere2Vec encoders (Mai et al., ISPRS 2023, arXiv 2201.10489): sphereC, sphereC+,
-sphereM, sphereM+ and dfs.
+"""Sphere2Vec encoders (Mai et al., ISPRS 2023, arXiv 2201.10489).
+
+The family: sphereC, sphereC+, sphereM, sphereM+ and dfs.
 
 Spec: csp.md §2, table "Encoders NOT in the CSP repo". Notation: λ_s = ω_s·λ·π/180 (the
 frequency multiplies degrees, then the result is converted to radians), λ_1 = λ·π/180;
@@ -38,11 +39,11 @@ class SphereTrig(NamedTuple):
         return self.sin_phi_s, self.cos_phi_s, self.sin_lam_s, self.cos_lam_s
 
     def mixed_c(self) -> tuple[torch.Tensor, ...]:
-        """sphereC's terms [cos φ_s cos λ_s, cos φ_s sin λ_s], each (B, S)."""
+        """Terms of sphereC [cos φ_s cos λ_s, cos φ_s sin λ_s], each (B, S)."""
         return self.cos_phi_s * self.cos_lam_s, self.cos_phi_s * self.sin_lam_s
 
     def mixed_m(self) -> tuple[torch.Tensor, ...]:
-        """sphereM's scale-mixing terms, each (B, S).
+        """Scale-mixing terms of sphereM, each (B, S).
 
         [cos φ_s cos λ_1, cos φ_1 cos λ_s, cos φ_s sin λ_1, cos φ_1 sin λ_s].
         """

@@ -1,13 +1,14 @@
 """Image -> feature vectors, offline, with local weights only (docs/features.md).
 
-Nothing here imports torch, timm, onnxruntime or open_clip at import time; each backend
-imports its package when it is used.
+torch (a hard dependency) is imported with the package, but nothing here imports timm,
+torchvision, onnxruntime or open_clip at import time: each backend imports its optional
+package when it is used, and the ``onnx`` backend runs no torch model.
 """
 
 from __future__ import annotations
 
 from geocsp.features.backends import BACKENDS, Backbone, load_backbone
-from geocsp.features.extract import ExtractConfig, extract_features
+from geocsp.features.extract import ExtractConfig, extract_features, extract_folder
 from geocsp.features.preprocess import PreprocessConfig, load_image, preprocess
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ExtractConfig",
     "PreprocessConfig",
     "extract_features",
+    "extract_folder",
     "load_backbone",
     "load_image",
     "preprocess",

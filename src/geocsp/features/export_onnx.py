@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from geocsp.errors import ConfigError
-from geocsp.features.backends import require
+from geocsp.features.backends import load_backbone
+from geocsp.features.preprocess import PreprocessConfig
+from geocsp.features.weights import require
 from geocsp.io import atomic_path, atomic_write_text
 
 
-def _torch_module(backbone: str, weights: str | None) -> tuple[Any, Any]:
+def _torch_module(backbone: str, weights: str | None) -> tuple[Any, PreprocessConfig]:
     """(nn.Module returning (B, D) features, PreprocessConfig) of a torch backbone."""
-    from geocsp.features.backends import load_backbone
-
     bb = load_backbone(backbone, weights, device="cpu")
     if bb.module is None:
         raise ConfigError(

@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
+from geocsp.data import SplitData, write_dataset
 from geocsp.data.readers.exif import label_from_path, list_images
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
+from geocsp.features.backends import Backbone, load_backbone
+from geocsp.features.preprocess import PreprocessConfig, load_and_preprocess
 from geocsp.io import atomic_path, atomic_write_json
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from geocsp.features.backends import Backbone
 
 REPORT_NAME = "extract_report.json"
 _STATE = "state.json"
@@ -62,12 +62,18 @@ def read_image_table(path: str | Path, id_col: str, columns: dict[str, str]) -> 
     The separator is sniffed (``,`` ``;`` tab). Ids are matched to images by relative
     path, then by file name without suffix (e.g. GeoLifeCLEF ``patchID``).
 
+    Args:
+        path: ``.csv`` (any separator) or ``.parquet`` file.
+        id_col: column holding the image id.
+        columns: output column name (``label``, ``lon``, ``lat``) -> column in the file.
+
+    Returns:
+        The renamed columns, indexed by the stripped id (first row of each id kept).
+
     Raises:
         MissingFileError: file not found.
         DatasetError: a named column is missing.
     """
-    import pandas as pd
-
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"{p}: table not found")
@@ -94,9 +100,8 @@ def _lookup(table: pd.DataFrame | None, rel: str, col: str) -> Any:
 def _run_chunk(files: list[Path], root: Path, backbone: Backbone, cfg: ExtractConfig,
                tick: Callable[[int], None]) -> tuple[np.ndarray, dict[str, Any]]:
     """Decode + forward one chunk; returns (features of good rows, chunk metadata)."""
-    from geocsp.features.preprocess import load_and_preprocess
-
-    feats, meta = [], {"images": [], "gps": [], "failed": {}}
+    feats: list[np.ndarray] = []
+    meta: dict[str, Any] = {"images": [], "gps": [], "failed": {}}
     for start in range(0, len(files), cfg.batch_size):
         batch, names, gps = [], [], []
         for f in files[start:start + cfg.batch_size]:
@@ -134,8 +139,6 @@ def _partial_dir(out: Path, state: dict[str, Any]) -> Path:
 
 def _chunks(files: list[Path], root: Path, backbone: Backbone, cfg: ExtractConfig, part: Path,
             on_batch: Callable[[int], None] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
-    from tqdm.auto import tqdm
-
     results, batches = [], 0
     bar = tqdm(total=len(files), unit="img", disable=not cfg.progress, desc="features")
 
@@ -167,8 +170,6 @@ def _chunks(files: list[Path], root: Path, backbone: Backbone, cfg: ExtractConfi
 def _assemble(results: list[tuple[np.ndarray, dict[str, Any]]], locations: pd.DataFrame | None,
               labels: pd.DataFrame | None, cfg: ExtractConfig
               ) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
-    import pandas as pd
-
     rows, feats, failed = [], [], {}
     for arr, meta in results:
         failed.update(meta["failed"])
@@ -222,8 +223,6 @@ def extract_features(
         MissingFileError: ``images_dir`` missing or without images.
         DatasetError: no image could be decoded.
     """
-    from geocsp.data.dataset import SplitData, write_dataset
-
     cfg = cfg or ExtractConfig()
     root, out = Path(images_dir), Path(out_dir)
     files = list_images(root)
@@ -247,3 +246,55 @@ def extract_features(
     atomic_write_json(out / REPORT_NAME, report)
     shutil.rmtree(part, ignore_errors=True)
     return report
+
+
+def extract_folder(
+    images_dir: str | Path,
+    out_dir: str | Path,
+    backbone: str,
+    *,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    amp: bool = True,
+    preprocess: PreprocessConfig | None = None,
+    cfg: ExtractConfig | None = None,
+    labels_table: str | Path | None = None,
+    locations_table: str | Path | None = None,
+    id_col: str = "image",
+    label_col: str = "label",
+    lon_col: str = "lon",
+    lat_col: str = "lat",
+) -> dict[str, Any]:
+    """``geocsp features extract``: read the tables, load the backbone, extract.
+
+    Args:
+        images_dir: folder of images (sub-folders = labels unless ``labels_table``).
+        out_dir: dataset directory to write.
+        backbone: ``--backbone`` string, see :func:`~geocsp.features.backends.load_backbone`.
+        weights: local weights file or folder.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        amp: float16 autocast on CUDA.
+        preprocess: overrides the backbone's preprocessing.
+        cfg: extraction settings.
+        labels_table: CSV/Parquet with ``id_col`` and ``label_col``.
+        locations_table: CSV/Parquet with ``id_col``, ``lon_col``, ``lat_col`` (degrees).
+        id_col: column matching an image's relative path or file stem.
+        label_col: label column of ``labels_table``.
+        lon_col: longitude column of ``locations_table``.
+        lat_col: latitude column of ``locations_table``.
+
+    Returns:
+        The extraction report (see :func:`extract_features`).
+
+    Raises:
+        MissingFileError: a table, the weights or the images are missing.
+        DatasetError: a table column is missing, or no image could be decoded.
+        ConfigError: bad backbone, weights or device.
+        MissingDependencyError: the backbone's package is not installed.
+        CheckpointError: the weights cannot be loaded.
+    """
+    labels = read_image_table(labels_table, id_col, {"label": label_col}) if labels_table else None
+    locations = (read_image_table(locations_table, id_col, {"lon": lon_col, "lat": lat_col})
+                 if locations_table else None)
+    bb = load_backbone(backbone, weights, device=device, preprocess=preprocess, amp=amp)
+    return extract_features(images_dir, bb, out_dir, cfg, locations=locations, labels=labels)

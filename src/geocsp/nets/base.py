@@ -74,6 +74,12 @@ def make_activation(name: str) -> nn.Module:
 
     ``leakyrelu`` uses negative slope 0.2, as in the Space2Vec/CSP reference code.
 
+    Args:
+        name: activation name, any case.
+
+    Returns:
+        A new activation module.
+
     Raises:
         ConfigError: if the name is not one of :data:`ACTIVATIONS`.
     """
@@ -94,6 +100,10 @@ def make_activation(name: str) -> nn.Module:
 def check_activation(name: str, where: str) -> None:
     """Raise ConfigError unless ``name`` is a known activation.
 
+    Args:
+        name: activation name, any case.
+        where: the config field, used in the message.
+
     Raises:
         ConfigError: for an unknown activation name.
     """
@@ -106,6 +116,10 @@ def check_activation(name: str, where: str) -> None:
 def check_positive(where: str, **values: int) -> None:
     """Raise ConfigError unless every given integer is >= 1.
 
+    Args:
+        where: the component, used in the message.
+        **values: name -> integer to check.
+
     Raises:
         ConfigError: naming the first offending value.
     """
@@ -116,6 +130,11 @@ def check_positive(where: str, **values: int) -> None:
 
 def check_probability(where: str, key: str, value: float) -> None:
     """Raise ConfigError unless ``0 <= value < 1`` (a dropout rate).
+
+    Args:
+        where: the component, used in the message.
+        key: the field name.
+        value: the rate to check.
 
     Raises:
         ConfigError: when out of range.
@@ -141,19 +160,29 @@ def create_network(name: str, in_dim: int, out_dim: int, **overrides: Any) -> nn
     """
     entry = NETWORKS.get(name)
     check_positive(f"network '{entry.name}'", in_dim=in_dim, out_dim=out_dim)
-    cfg = from_dict(entry.config, overrides, where="network_args")  # type: ignore[arg-type]
+    cfg = from_dict(entry.config_type(), overrides, where="network_args")
     return entry.obj(int(in_dim), int(out_dim), cfg)
 
 
 def list_networks() -> list[str]:
-    """Canonical names of the registered networks, in registration order."""
+    """Canonical names of the registered networks, in registration order.
+
+    Returns:
+        The network names.
+    """
     return NETWORKS.names()
 
 
 def get_network_config(name: str) -> Any:
     """The default config dataclass instance of network ``name``.
 
+    Args:
+        name: network name or alias, any case.
+
+    Returns:
+        The network's config with every field at its default.
+
     Raises:
         ConfigError: on an unknown name.
     """
-    return NETWORKS.get(name).config()  # type: ignore[misc]
+    return NETWORKS.get(name).config_type()()

@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from geocsp import __version__
 from geocsp.config import from_dict, to_dict
+from geocsp.encoders import ENCODERS, get_encoder_config
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.io import load_checkpoint_dir, save_checkpoint_dir
 from geocsp.nets.base import NETWORKS
@@ -61,13 +63,26 @@ class LocationEncoderConfig:
 def _resolve_network(
     config: LocationEncoderConfig, default: str, branches: int | None
 ) -> tuple[str, Any]:
-    """(canonical network name, its config) for ``config``; ``branches`` fills a missing
-    ``branches`` field (GeoCLIP's multi-branch network)."""
+    """The canonical network name and its config object for ``config``.
+
+    Args:
+        config: the location encoder's config.
+        default: network name used when ``config.network`` is empty.
+        branches: fills a missing ``branches`` field (GeoCLIP's multi-branch network);
+            None leaves it alone.
+
+    Returns:
+        ``(name, network config)``.
+
+    Raises:
+        ConfigError: on an unknown network or invalid ``network_args``.
+    """
     entry = NETWORKS.get(config.network or default)
     args = dict(config.network_args)
-    if branches is not None and "branches" in {f.name for f in dataclasses.fields(entry.config)}:
+    config_type = entry.config_type()
+    if branches is not None and "branches" in {f.name for f in dataclasses.fields(config_type)}:
         args.setdefault("branches", int(branches))
-    return entry.name, from_dict(entry.config, args, where="network_args")  # type: ignore[arg-type]
+    return entry.name, from_dict(config_type, args, where="network_args")
 
 
 class LocationEncoder(nn.Module):
@@ -88,8 +103,6 @@ class LocationEncoder(nn.Module):
     """
 
     def __init__(self, config: LocationEncoderConfig | None = None) -> None:
-        from geocsp.encoders import ENCODERS, get_encoder_config
-
         super().__init__()
         cfg = config or LocationEncoderConfig()
         entry = ENCODERS.get(cfg.encoder)
@@ -153,8 +166,6 @@ class LocationEncoder(nn.Module):
         Raises:
             ConfigError: when ``extra_config`` uses a reserved key (config, geocsp_version).
         """
-        from geocsp import __version__
-
         extra_config = dict(extra_config or {})
         clash = [k for k in _RESERVED if k in extra_config]
         if clash:

@@ -40,8 +40,16 @@ class SirenConfig:
 
 
 def siren_init_(linear: nn.Linear, w0: float, is_first: bool) -> None:
-    """SIREN weight init in place: U(-1/n, 1/n) for the first layer, else U(-c, c) with
-    c = sqrt(6/n)/w0 (n = fan-in). The bias keeps PyTorch's default init."""
+    """SIREN weight init in place.
+
+    U(-1/n, 1/n) for the first layer, else U(-c, c) with c = sqrt(6/n)/w0 (n = fan-in).
+    The bias keeps PyTorch's default init.
+
+    Args:
+        linear: the layer to initialise (its weight is overwritten).
+        w0: the sine frequency of the layer's activation.
+        is_first: whether this is the network's first layer.
+    """
     fan_in = linear.in_features
     bound = 1.0 / fan_in if is_first else math.sqrt(6.0 / fan_in) / w0
     nn.init.uniform_(linear.weight, -bound, bound)
@@ -70,8 +78,9 @@ class SineLayer(nn.Module):
 
 @NETWORKS.register("siren", config=SirenConfig)
 class Siren(nn.Module):
-    """SIREN network (Sitzmann et al. 2020; used with spherical harmonics by Rußwurm et al.
-    2024, arXiv 2310.06743).
+    """SIREN network (Sitzmann et al. 2020).
+
+    Used with spherical harmonics by Rußwurm et al. 2024, arXiv 2310.06743.
 
     ``num_layers`` sine layers (the first with ``w0_initial``, the rest with ``w0``), each
     optionally followed by dropout, then a linear output layer with SIREN init.

@@ -16,22 +16,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geocsp.errors import ConfigError
-from geocsp.objectives.base import (
+from geocsp.objectives.api import OBJECTIVES, register_variant
+from geocsp.objectives.aux_terms import AuxTermsConfig, AuxTermsObjective
+from geocsp.objectives.functional import check_positive, inbatch_ce, weighted_total
+from geocsp.objectives.queue import LocationQueue
+from geocsp.objectives.types import (
     LOCAL,
-    OBJECTIVES,
-    AuxTermsConfig,
-    AuxTermsObjective,
     DistContext,
     EncodeFn,
     LossOutput,
     PretrainBatch,
     PretrainObjective,
-    check_positive,
-    inbatch_ce,
-    register_ablations,
-    weighted_total,
 )
-from geocsp.objectives.queue import LocationQueue
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,11 @@ class MCConfig(AuxTermsConfig):
     symmetric: bool = False
 
     def __post_init__(self) -> None:
+        """Validate the temperatures, then the weights and C.
+
+        Raises:
+            ConfigError: on a non-positive or non-finite field, or C invalid for α1.
+        """
         check_positive(
             type(self).__name__,
             tau_inbatch=self.tau_inbatch,
@@ -132,20 +133,39 @@ class ContrastiveMC(AuxTermsObjective):
 
 
 # Table 2 ablations and the symmetric variant: same class, only the config defaults differ.
-register_ablations(
-    ContrastiveMC,
-    MCConfig,
-    (
-        ("csp-mc-bl", (), "CSP-MC-BL: no SimCSE term (α2 = 0).", {"simcse_weight": 0.0}),
-        ("csp-mc-bd", (), "CSP-MC-BD: no random-location term (α1 = 0).",
-         {"neg_loc_weight": 0.0}),
-        ("csp-mc-b", (), "CSP-MC-B: in-batch term only (α1 = α2 = 0).",
-         {"neg_loc_weight": 0.0, "simcse_weight": 0.0}),
-        ("csp-mc-bld-sym", ("contsoftmaxsym",),
-         "CSP-MC-BLD with the symmetric in-batch term (reference ``contsoftmaxsym``).",
-         {"symmetric": True}),
-    ),
-)
+
+
+@register_variant(OBJECTIVES, "csp-mc-bl", ContrastiveMC)
+@dataclass(frozen=True)
+class CspMcBlConfig(MCConfig):
+    """CSP-MC-BL: no SimCSE term (α2 = 0)."""
+
+    simcse_weight: float = 0.0
+
+
+@register_variant(OBJECTIVES, "csp-mc-bd", ContrastiveMC)
+@dataclass(frozen=True)
+class CspMcBdConfig(MCConfig):
+    """CSP-MC-BD: no random-location term (α1 = 0)."""
+
+    neg_loc_weight: float = 0.0
+
+
+@register_variant(OBJECTIVES, "csp-mc-b", ContrastiveMC)
+@dataclass(frozen=True)
+class CspMcBConfig(MCConfig):
+    """CSP-MC-B: in-batch term only (α1 = α2 = 0)."""
+
+    neg_loc_weight: float = 0.0
+    simcse_weight: float = 0.0
+
+
+@register_variant(OBJECTIVES, "csp-mc-bld-sym", ContrastiveMC, aliases=("contsoftmaxsym",))
+@dataclass(frozen=True)
+class CspMcBldSymConfig(MCConfig):
+    """CSP-MC-BLD with the symmetric in-batch term (reference ``contsoftmaxsym``)."""
+
+    symmetric: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,11 @@ class ClipConfig:
     queue_size: int = 0
 
     def __post_init__(self) -> None:
+        """Validate the temperature, the scale bound and K.
+
+        Raises:
+            ConfigError: on a non-positive temperature or bound, or K < 0.
+        """
         check_positive(
             "ClipConfig",
             init_temperature=self.init_temperature,

@@ -20,19 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from geocsp.objectives.base import (
-    LOCAL,
-    OBJECTIVES,
-    AuxTermsConfig,
-    AuxTermsObjective,
-    DistContext,
-    EncodeFn,
-    LossOutput,
-    PretrainBatch,
-    inbatch_targets,
-    neg_log,
-    register_ablations,
-)
+from geocsp.objectives.api import OBJECTIVES, register_variant
+from geocsp.objectives.aux_terms import AuxTermsConfig, AuxTermsObjective
+from geocsp.objectives.functional import inbatch_targets, neg_log
+from geocsp.objectives.types import LOCAL, DistContext, EncodeFn, LossOutput, PretrainBatch
 
 
 @dataclass(frozen=True)
@@ -99,15 +90,18 @@ class ContrastiveNCE(AuxTermsObjective):
         return self.output(terms)
 
 
-register_ablations(
-    ContrastiveNCE,
-    NCEConfig,
-    (
-        ("csp-nce-bl", ("imgcontloss",),
-         "CSP-NCE-BL (reference ``imgcontloss``): no SimCSE term (β2 = 0).",
-         {"simcse_weight": 0.0}),
-        ("csp-nce-b", ("imgcontlossnolocneg",),
-         "CSP-NCE-B (reference ``imgcontlossnolocneg``): in-batch term only.",
-         {"neg_loc_weight": 0.0, "simcse_weight": 0.0}),
-    ),
-)
+@register_variant(OBJECTIVES, "csp-nce-bl", ContrastiveNCE, aliases=("imgcontloss",))
+@dataclass(frozen=True)
+class CspNceBlConfig(NCEConfig):
+    """CSP-NCE-BL (reference ``imgcontloss``): no SimCSE term (β2 = 0)."""
+
+    simcse_weight: float = 0.0
+
+
+@register_variant(OBJECTIVES, "csp-nce-b", ContrastiveNCE, aliases=("imgcontlossnolocneg",))
+@dataclass(frozen=True)
+class CspNceBConfig(NCEConfig):
+    """CSP-NCE-B (reference ``imgcontlossnolocneg``): in-batch term only."""
+
+    neg_loc_weight: float = 0.0
+    simcse_weight: float = 0.0

@@ -27,21 +27,16 @@ the references' formula, bounded by −log(1e-5) ≈ 11.5 per entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from geocsp.errors import ConfigError
-from geocsp.objectives.base import (
-    EPS,
-    FINETUNE_LOSSES,
-    LossOutput,
-    check_nonnegative,
-    check_positive,
-    neg_log,
-)
+from geocsp.objectives.api import FINETUNE_LOSSES, register_variant
+from geocsp.objectives.functional import EPS, check_nonnegative, check_positive, neg_log
+from geocsp.objectives.types import FinetuneLoss, LossOutput
 
 Negatives = Literal["hard", "entropy"]
 
@@ -76,17 +71,17 @@ def _neglog_sigmoid_grad(z: Tensor, sign: float) -> Tensor:
 
 
 class _HardNegativeSum(torch.autograd.Function):
-    """Σ neglog(1 − σ(z)) over all entries, with the label entries (i, y_i) replaced by
-    w·neglog(σ(z_iy)) when ``labels`` is given — the ``full`` loss numerator.
+    """The ``full`` loss numerator, fused: Σ neglog(1 − σ(z)) with label entries reweighted.
 
-    One fused pass each way: the autograd graph of the plain expression keeps ~5 (B, Q)
-    temporaries and fills two more zero (B, Q) gradients for the label gather. Computed in
-    float32 for bf16/fp16 logits (autocast), else in the logits' dtype; the gradient is
-    returned in the input dtype.
+    Sums over all entries of z, with the label entries (i, y_i) replaced by
+    w·neglog(σ(z_iy)) when ``labels`` is given. One fused pass each way: the autograd graph
+    of the plain expression keeps ~5 (B, Q) temporaries and fills two more zero (B, Q)
+    gradients for the label gather. Computed in float32 for bf16/fp16 logits (autocast),
+    else in the logits' dtype; the gradient is returned in the input dtype.
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor, labels: Tensor | None, w: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, z: Tensor, labels: Tensor | None, w: float) -> Tensor:
         zf = _wide(z)
         ctx.save_for_backward(z, labels)
         ctx.w = w
@@ -97,7 +92,7 @@ class _HardNegativeSum(torch.autograd.Function):
         return total + (w * neg_log(torch.sigmoid(zy)) - neg_log(torch.sigmoid(-zy))).sum()
 
     @staticmethod
-    def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
         z, labels = ctx.saved_tensors
         zf = _wide(z)
         grad = _neglog_sigmoid_grad(zf, -1.0)
@@ -154,16 +149,6 @@ class AnFullMEConfig(AnFullConfig):
     """SINR ``an_full_me``: ``an_full`` with max-entropy negatives."""
 
     negatives: Negatives = "entropy"
-
-
-class FinetuneLoss(nn.Module):
-    """Base of the fine-tuning losses.
-
-    Attributes:
-        needs_background: the trainer must pass ``bg_logits`` at random locations.
-    """
-
-    needs_background: bool = False
 
 
 @FINETUNE_LOSSES.register("full", aliases=("full_loss",), config=FullConfig)
@@ -371,10 +356,8 @@ class SoftmaxCE(FinetuneLoss):
         return LossOutput(loss, {"ce": loss})
 
 
-for _name, _cls, _cfg in (
-    ("an_full", FullLoss, AnFullConfig),
-    ("an_full_me", FullLoss, AnFullMEConfig),
-    ("an_ssdl_me", AnSSDL, AnMEConfig),
-    ("an_slds_me", AnSLDS, AnMEConfig),
-):
-    FINETUNE_LOSSES.register(_name, config=_cfg, description=_cfg.__doc__)(_cls)
+# SINR's variants: the same loss classes, only the config defaults differ.
+register_variant(FINETUNE_LOSSES, "an_full", FullLoss)(AnFullConfig)
+register_variant(FINETUNE_LOSSES, "an_full_me", FullLoss)(AnFullMEConfig)
+register_variant(FINETUNE_LOSSES, "an_ssdl_me", AnSSDL)(AnMEConfig)
+register_variant(FINETUNE_LOSSES, "an_slds_me", AnSLDS)(AnMEConfig)

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import nn
 
-from geocsp.objectives.base import (
-    OBJECTIVES,
+from geocsp.objectives.api import OBJECTIVES
+from geocsp.objectives.functional import encode_locations
+from geocsp.objectives.types import (
     DistContext,
     EncodeFn,
     LossOutput,
     PretrainBatch,
     PretrainObjective,
-    encode_locations,
 )
 
 

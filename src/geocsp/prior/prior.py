@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from geocsp.coords import validate_lonlat
 from geocsp.errors import CheckpointError, ConfigError
+from geocsp.nets.location_encoder import LocationEncoder, load_pretrained
 
 KIND = "geoprior"
 """Value of ``"kind"`` in the ``config.json`` of a saved GeoPrior."""
@@ -46,7 +47,9 @@ class GeoPrior(nn.Module):
         self, encoder: nn.Module, class_weight: Tensor, classes: Sequence[str] | None = None
     ) -> None:
         super().__init__()
-        dim = int(encoder.dim)
+        # duck-typed: any module with LocationEncoder's forward, ``dim`` and save_pretrained
+        self.encoder: LocationEncoder = cast(LocationEncoder, encoder)
+        dim = int(self.encoder.dim)
         if class_weight.ndim != 2 or class_weight.shape[1] != dim:
             raise ConfigError(
                 f"class_weight: expected shape (Q, {dim}) to match the encoder dim, "
@@ -58,7 +61,6 @@ class GeoPrior(nn.Module):
             raise ConfigError(
                 f"classes: expected {q} names to match class_weight, got {len(names)}"
             )
-        self.encoder = encoder
         # skip_init: no random initialisation, so building a prior leaves the global RNG alone
         self.classifier = nn.utils.skip_init(nn.Linear, dim, q, bias=False)
         with torch.no_grad():
@@ -67,7 +69,11 @@ class GeoPrior(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        """Q, the number of classes."""
+        """Q, the number of classes.
+
+        Returns:
+            The number of rows of the class matrix.
+        """
         return len(self.classes)
 
     def _as_lonlat(self, lonlat: Any) -> Tensor:
@@ -98,11 +104,26 @@ class GeoPrior(nn.Module):
         return self.logits(lonlat, extra)
 
     def probs(self, lonlat: Any, extra: Tensor | None = None) -> Tensor:
-        """Presence probabilities ``P(y|x) = sigmoid(T e(x))``, (B, Q) in [0, 1]."""
+        """Presence probabilities ``P(y|x) = sigmoid(T e(x))``, (B, Q) in [0, 1].
+
+        Args:
+            lonlat: (B, 2) longitude, latitude in degrees (tensor or array-like; array-likes
+                are validated).
+            extra: (B, extra_dim) extra encoder inputs (covariates, time) or None.
+
+        Returns:
+            (B, Q) float32 probabilities in [0, 1].
+        """
         return torch.sigmoid(self.logits(lonlat, extra))
 
     def class_indices(self, classes: Sequence[str | int] | None) -> list[int]:
         """Column indices of ``classes`` (names or integer indices); all when None.
+
+        Args:
+            classes: class names or integer indices in [0, Q); None selects every class.
+
+        Returns:
+            The column index of each entry of ``classes``, in the order given.
 
         Raises:
             ConfigError: on an unknown class name or an index outside [0, Q).
@@ -166,7 +187,14 @@ class GeoPrior(nn.Module):
         return lats, lons, probs
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the prior as a checkpoint directory (see module docs); returns it."""
+        """Write the prior as a checkpoint directory (see module docs); returns it.
+
+        Args:
+            directory: the directory to write (created if missing).
+
+        Returns:
+            The directory, as a Path.
+        """
         extra_config = {"kind": KIND, "classes": self.classes, "num_classes": self.num_classes}
         return self.encoder.save_pretrained(
             directory,
@@ -178,11 +206,15 @@ class GeoPrior(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> GeoPrior:
         """Load a prior written by :meth:`save_pretrained` (in eval mode).
 
+        Args:
+            directory: a directory written by :meth:`save_pretrained`.
+
+        Returns:
+            The prior, in eval mode.
+
         Raises:
             CheckpointError: when the directory is missing, corrupt, or not a geoprior.
         """
-        from geocsp.nets.location_encoder import load_pretrained
-
         encoder, extras, meta = load_pretrained(directory, kind=KIND)
         where = Path(directory) / "config.json"
         if WEIGHT_NAME not in extras:

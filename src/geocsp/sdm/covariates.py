@@ -13,8 +13,10 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from geocsp.errors import DatasetError, MissingDependencyError, MissingFileError
 _WHOLE_READ_CELLS = 64_000_000  # read the whole band when it is at most this many cells
 
 
-def _rasterio():
+def _rasterio() -> Any:
     try:
         import rasterio
     except ImportError:  # pragma: no cover - depends on the environment
@@ -48,7 +50,14 @@ class RasterInfo:
     bounds: tuple[float, float, float, float]
 
 
-def _open(path: str | Path):
+def open_raster(path: str | Path) -> Any:
+    """Open a raster with rasterio (a context manager).
+
+    Raises:
+        MissingFileError: when the file is missing.
+        DatasetError: when rasterio cannot read it.
+        MissingDependencyError: without rasterio.
+    """
     rasterio = _rasterio()
     p = Path(path)
     if not p.exists():
@@ -59,7 +68,8 @@ def _open(path: str | Path):
         raise DatasetError(f"{p}: cannot read raster ({type(e).__name__}: {e})") from None
 
 
-def _is_lonlat_crs(crs) -> bool:
+def is_lonlat_crs(crs: Any) -> bool:
+    """Whether a rasterio CRS is geographic lon/lat (EPSG:4326 / OGC:CRS84)."""
     s = crs.to_string().upper()
     return s in ("EPSG:4326", "OGC:CRS84") or crs.to_epsg() == 4326
 
@@ -71,7 +81,7 @@ def raster_info(path: str | Path) -> RasterInfo:
         MissingFileError: when the file is missing.
         DatasetError: when it cannot be read or has no CRS.
     """
-    with _open(path) as src:
+    with open_raster(path) as src:
         if src.crs is None:
             raise DatasetError(f"{path}: raster has no CRS; expected EPSG:4326 or a defined projection")
         b = src.bounds
@@ -88,11 +98,11 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
         MissingFileError, DatasetError: unreadable raster or missing CRS.
     """
     lonlat = np.asarray(lonlat, dtype=np.float64)
-    with _open(path) as src:
+    with open_raster(path) as src:
         if src.crs is None:
             raise DatasetError(f"{path}: raster has no CRS; expected EPSG:4326 or a defined projection")
         xs, ys = lonlat[:, 0], lonlat[:, 1]
-        if not _is_lonlat_crs(src.crs):
+        if not is_lonlat_crs(src.crs):
             from rasterio.warp import transform
 
             xs, ys = (np.asarray(v) for v in transform("EPSG:4326", src.crs, xs.tolist(), ys.tolist()))
@@ -126,7 +136,7 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
         return out
 
 
-def sample_rasters(paths: list[str | Path], lonlat: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def sample_rasters(paths: Sequence[str | Path], lonlat: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Sample several rasters: returns ((N, K) float64 with NaN where missing, names).
 
     Raises:

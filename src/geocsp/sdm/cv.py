@@ -21,6 +21,7 @@ import pandas as pd
 
 from geocsp.data.splits import spatial_block_folds
 from geocsp.errors import ConfigError
+from geocsp.sdm.baselines import KDEBaseline, LogisticBaseline
 from geocsp.sdm.metrics import per_species_scores, summarize
 from geocsp.sdm.records import Points, concat_points
 
@@ -30,8 +31,7 @@ Scorer = Callable[[Points, Points, Points, list[str]], np.ndarray]
 
 def kde_scorer(train: Points, bg: Points, test: Points, species: list[str]) -> np.ndarray:
     """KDE on coordinates (baseline): per-species density at the test points."""
-    from geocsp.sdm.baselines import KDEBaseline
-
+    assert train.species is not None
     kde = KDEBaseline().fit(train.lonlat, train.species)
     out = np.zeros((len(test), len(species)))
     for j, s in enumerate(species):
@@ -42,8 +42,7 @@ def kde_scorer(train: Points, bg: Points, test: Points, species: list[str]) -> n
 
 def logistic_scorer(train: Points, bg: Points, test: Points, species: list[str]) -> np.ndarray:
     """Logistic regression on covariates (baseline)."""
-    from geocsp.sdm.baselines import LogisticBaseline
-
+    assert train.species is not None
     if train.covariates.shape[1] == 0:
         raise ConfigError("the logistic baseline needs covariates")
     lr = LogisticBaseline().fit(train.covariates, train.species, bg.covariates)
@@ -152,7 +151,17 @@ def pa_sites(
 
 
 def evaluate_pa(y: np.ndarray, scores: np.ndarray, species: list[str]) -> dict:
-    """AUC/AP per species on PA sites, with their means (species with no presence or no
-    absence at the sites get NaN and are left out of the means)."""
+    """AUC/AP per species on presence/absence sites, with their means.
+
+    Species with no presence (or no absence) at the sites get NaN and are left out of the means.
+
+    Args:
+        y: (S, Q) 0/1 presence matrix of the sites.
+        scores: (S, Q) predicted scores.
+        species: the Q species names.
+
+    Returns:
+        ``{"per_species", "mean_auc", "mean_ap", "n_species_scored", "n_species", "n_sites"}``.
+    """
     per = per_species_scores(y, scores, species)
     return {**summarize(per), "per_species": per, "n_sites": len(y)}

@@ -22,15 +22,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geocsp import __version__
+from geocsp.checkpoints import register_artifact
 from geocsp.config import from_dict, to_dict
+from geocsp.encoders.time import encode_day_of_year
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.io import load_checkpoint_dir, save_checkpoint_dir
 from geocsp.nets.location_encoder import LocationEncoder, LocationEncoderConfig
+from geocsp.sdm.config import INPUTS
 from geocsp.sdm.covariates import Standardizer
 
 KIND = "sdm"
+"""The ``"kind"`` of an SDM's ``config.json``."""
+
 MODEL_DIR = "model"
-INPUTS = ("position", "covariates", "both")
+"""The run subdirectory holding the fitted model (registered with :mod:`geocsp.checkpoints`)."""
+
 # Finest scale 0.1° (as the paper's iNat preset): with 1° a regional SDM could not resolve its
 # range (spatial-block CV AUC, position only: Bradypus 0.867 -> 0.925, banana slug 0.821 -> 0.957;
 # docs/results.md "SDM position encoder scales").
@@ -67,7 +74,7 @@ class SDMConfig:
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUTS:
-            raise ConfigError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+            raise ConfigError(f"inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if self.num_species < 1:
             raise ConfigError(f"num_species must be >= 1, got {self.num_species}")
         if self.inputs != "position" and self.num_covariates < 1:
@@ -127,8 +134,6 @@ class SDM(nn.Module):
         Returns:
             (B, Q) logits.
         """
-        from geocsp.encoders.time import encode_day_of_year
-
         t = encode_day_of_year(doy.float()) if self.config.use_time else None
         parts = []
         if self.position is not None:
@@ -145,13 +150,13 @@ class SDM(nn.Module):
             ConfigError: when there is no position tower or the architectures differ.
         """
         if self.position is None:
-            raise ConfigError("--init needs a position tower; use --inputs position or both")
+            raise ConfigError("init needs a position tower; use inputs position or both")
         try:
             self.position.load_state_dict(encoder.state_dict())
         except RuntimeError:
             raise ConfigError(
-                "--init: the pre-trained encoder does not match the position tower "
-                "(its time input differs); fit without --date-col or with --inputs both"
+                "init: the pre-trained encoder does not match the position tower "
+                "(its time input differs); fit without a date column or with inputs both"
             ) from None
 
 
@@ -198,8 +203,6 @@ class FittedSDM:
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``RUN_DIR/model/`` (safetensors + JSON); returns that directory."""
-        from geocsp import __version__
-
         meta = {
             "kind": KIND,
             "config": to_dict(self.model.config),
@@ -232,3 +235,6 @@ class FittedSDM:
         except (KeyError, RuntimeError, ConfigError) as e:
             raise CheckpointError(f"{d}: invalid SDM checkpoint ({str(e).splitlines()[0]})") from None
         return cls(model.eval(), list(meta["species"]), std, list(meta.get("rasters", [])), meta.get("options", {}))
+
+
+register_artifact(KIND, MODEL_DIR)(FittedSDM.load)

@@ -16,11 +16,15 @@ import pandas as pd
 
 from geocsp.coords import validate_lonlat
 from geocsp.errors import ConfigError, DatasetError
+from geocsp.io import atomic_path
+from geocsp.prior.prior import grid_centres
+from geocsp.sdm.covariates import sample_raster, sample_rasters
 from geocsp.sdm.dates import parse_day_of_year
 from geocsp.sdm.model import FittedSDM
-from geocsp.sdm.records import require_columns
+from geocsp.sdm.records import read_records, require_columns
 
 PRESENCES_FILE = "presences.csv"
+"""Run-directory file with the (capped) presence coordinates, for maps."""
 
 
 def site_inputs(
@@ -33,7 +37,7 @@ def site_inputs(
         DatasetError: missing column or NaN covariate (named); unparsable date.
         CoordinateError: invalid coordinates.
     """
-    require_columns(df, [lon_col, lat_col], source, "--lon-col/--lat-col")
+    require_columns(df, [lon_col, lat_col], source, "lon_col/lat_col")
     ll = validate_lonlat(df[[lon_col, lat_col]].apply(pd.to_numeric, errors="coerce").to_numpy(float), source=source)
     names = list(fitted.standardizer.names)
     cov = np.zeros((len(df), len(names)))
@@ -45,8 +49,6 @@ def site_inputs(
             if name in df.columns:
                 cov[:, j] = pd.to_numeric(df[name], errors="coerce").to_numpy(float)
             else:
-                from geocsp.sdm.covariates import sample_raster
-
                 cov[:, j] = sample_raster(fitted.rasters[j], ll)
         bad = ~np.isfinite(cov)
         if bad.any():
@@ -56,7 +58,7 @@ def site_inputs(
             )
     doy = np.full(len(df), np.nan)
     if date_col is not None:
-        require_columns(df, [date_col], source, "--date-col")
+        require_columns(df, [date_col], source, "date_col")
         doy = parse_day_of_year(df[date_col], source=f"{source}:{date_col}")
     return ll, cov, doy
 
@@ -65,13 +67,30 @@ def predict_table(
     fitted: FittedSDM, df: pd.DataFrame, source: str, *, lon_col: str = "lon", lat_col: str = "lat",
     date_col: str | None = None, site_col: str | None = None, wide: bool = False,
 ) -> pd.DataFrame:
-    """Scores at the sites of ``df``: long (``site_id, species, score``) or wide (one column
-    per species). ``site_id`` is ``site_col``'s value or the row number.
+    """Scores at the sites of ``df``, long (``site_id, species, score``) or wide.
+
+    Wide output has one column per species. ``site_id`` is ``site_col``'s value or the row number.
+
+    Args:
+        fitted: the model.
+        df: the sites table.
+        source: file name used in messages.
+        lon_col: longitude column (degrees).
+        lat_col: latitude column (degrees).
+        date_col: date column, or None.
+        site_col: site id column, or None.
+        wide: one column per species.
+
+    Returns:
+        The scores table.
+
+    Raises:
+        DatasetError: a missing column or covariate (see :func:`site_inputs`).
     """
     ll, cov, doy = site_inputs(fitted, df, source, lon_col, lat_col, date_col)
     scores = fitted.predict(ll, cov, doy)
     if site_col is not None:
-        require_columns(df, [site_col], source, "--site-col")
+        require_columns(df, [site_col], source, "site_col")
     sid = df[site_col].to_numpy() if site_col else np.arange(len(df))
     if wide:
         out = pd.DataFrame(scores, columns=fitted.species)
@@ -83,6 +102,37 @@ def predict_table(
     )
 
 
+def predict_file(
+    run_dir: str | Path, sites: str | Path, out: str | Path, *, lon_col: str = "lon", lat_col: str = "lat",
+    date_col: str | None = None, site_col: str | None = None, wide: bool = False,
+) -> int:
+    """Score the sites of a table with the SDM of ``run_dir`` and write them as CSV.
+
+    Args:
+        run_dir: an SDM run (or its ``model/``).
+        sites: CSV/Parquet table of sites.
+        out: CSV to write (atomically).
+        lon_col: longitude column (degrees).
+        lat_col: latitude column (degrees).
+        date_col: date column, or None.
+        site_col: site id column; None = row number.
+        wide: one column per species instead of ``site_id, species, score`` rows.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        CheckpointError: no SDM at ``run_dir``.
+        DatasetError, CoordinateError: see :func:`site_inputs`.
+    """
+    fitted = FittedSDM.load(run_dir)
+    table = predict_table(fitted, read_records(sites), str(sites), lon_col=lon_col, lat_col=lat_col,
+                          date_col=date_col, site_col=site_col, wide=wide)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    return len(table)
+
+
 def species_index(species: list[str], name: str) -> int:
     """Column of ``name``; unknown -> ConfigError listing a few known names."""
     if name not in species:
@@ -92,13 +142,13 @@ def species_index(species: list[str], name: str) -> int:
 
 
 def grid_scores(
-    fitted: FittedSDM, bbox: tuple[float, float, float, float], res_deg: float, doy: float = float("nan")
+    fitted: FittedSDM, bbox: tuple[float, float, float, float] | None, res_deg: float, doy: float = float("nan")
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores at the centres of a lon/lat grid.
 
     Args:
         fitted: the model; table-covariate models cannot be mapped.
-        bbox: (min_lon, min_lat, max_lon, max_lat) degrees.
+        bbox: (min_lon, min_lat, max_lon, max_lat) degrees; None = the globe.
         res_deg: cell size in degrees.
         doy: day of year used at every cell (NaN = none).
 
@@ -108,20 +158,16 @@ def grid_scores(
     Raises:
         ConfigError: a model fitted on table covariates (no values on a grid).
     """
-    from geocsp.prior.prior import grid_centres
-
     if fitted.standardizer.names and not fitted.rasters:
         raise ConfigError(
             "this model uses table covariates, which have no values on a map grid; "
-            "fit with --rasters or --inputs position to draw maps"
+            "fit with rasters or inputs position to draw maps"
         )
     lons, lats = grid_centres(res_deg, bbox)
     lon2, lat2 = np.meshgrid(lons, lats)
     ll = np.stack([lon2.ravel(), lat2.ravel()], axis=1)
     cov = np.zeros((len(ll), 0))
     if fitted.rasters:
-        from geocsp.sdm.covariates import sample_rasters
-
         cov = sample_rasters(fitted.rasters, ll)[0]
     ok = np.isfinite(cov).all(axis=1)
     out = np.full((len(ll), len(fitted.species)), np.nan)
@@ -131,8 +177,6 @@ def grid_scores(
 
 def save_presences(run_dir: str | Path, lonlat: np.ndarray, species: np.ndarray, cap: int = 20000, seed: int = 0) -> None:
     """Store the presence coordinates (a seeded sample of at most ``cap``) for maps."""
-    from geocsp.io import atomic_path
-
     idx = np.arange(len(lonlat))
     if len(idx) > cap:
         idx = np.sort(np.random.default_rng(seed).choice(idx, cap, replace=False))

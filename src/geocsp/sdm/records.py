@@ -6,7 +6,7 @@ as one line in :attr:`Points.notes`, and an input left with nothing usable is re
 * a missing column -> :class:`DatasetError` listing the available columns;
 * a row with an empty/NaN longitude or latitude -> dropped;
 * out-of-range or swapped lon/lat -> :class:`CoordinateError` (names the rows; hints a swap);
-* a record outside ``--region`` -> dropped;
+* a record outside the region -> dropped;
 * a covariate that is NaN (empty cell, outside a raster's extent, a nodata cell) -> row dropped;
 * a date that does not parse -> :class:`DatasetError` naming the row; an empty date is allowed
   (the time input is then zero);
@@ -21,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from geocsp.coords import validate_lonlat
+from geocsp.data.samplers import create_location_sampler
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
+from geocsp.sdm.covariates import covariate_name, is_lonlat_crs, open_raster, sample_rasters
 from geocsp.sdm.dates import parse_day_of_year
 from geocsp.sdm.region import Region
 
@@ -122,14 +125,12 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         if self.covariate_cols and self.rasters:
-            raise ConfigError("use either --covariates (table columns) or --rasters, not both")
+            raise ConfigError("covariate_cols and rasters are exclusive: use table columns or rasters, not both")
 
     @property
     def covariate_names(self) -> list[str]:
         """Names of the K covariates, in column order."""
         if self.rasters:
-            from geocsp.sdm.covariates import covariate_name
-
             return [covariate_name(r) for r in self.rasters]
         return list(self.covariate_cols)
 
@@ -163,11 +164,11 @@ def points_from_table(
         DatasetError, CoordinateError: see the module rules.
     """
     cols = [spec.lon_col, spec.lat_col, *spec.covariate_cols]
-    require_columns(df, cols, source, "--lon-col/--lat-col/--covariates")
+    require_columns(df, cols, source, "lon_col/lat_col/covariate_cols")
     if species_col is not None:
-        require_columns(df, [species_col], source, "--species-col")
+        require_columns(df, [species_col], source, "species_col")
     if spec.date_col is not None:
-        require_columns(df, [spec.date_col], source, "--date-col")
+        require_columns(df, [spec.date_col], source, "date_col")
     ll = np.stack([_numeric(df, spec.lon_col, source), _numeric(df, spec.lat_col, source)], axis=1)
     doy = parse_day_of_year(df[spec.date_col], source=f"{source}:{spec.date_col}") if spec.date_col else np.full(len(df), np.nan)
     cov = np.stack([_numeric(df, c, source) for c in spec.covariate_cols], axis=1) if spec.covariate_cols else np.zeros((len(df), 0))
@@ -175,7 +176,7 @@ def points_from_table(
     pts = Points(ll, cov, doy, sp)
     nan_ll = np.isnan(ll).any(axis=1)
     pts = pts.keep(~nan_ll, "empty or NaN longitude/latitude", source)
-    if sp is not None:
+    if pts.species is not None:
         pts = pts.keep(~np.isin(pts.species, ["", "nan", "None"]), "empty species", source)
     pts.lonlat = validate_lonlat(pts.lonlat, source=source)
     if region is not None:
@@ -187,8 +188,6 @@ def points_from_table(
 
 def attach_rasters(pts: Points, rasters: tuple[str, ...] | list[str]) -> Points:
     """Set ``pts.covariates`` to the rasters sampled at the points (NaN outside/nodata)."""
-    from geocsp.sdm.covariates import sample_rasters
-
     values, _ = sample_rasters(list(rasters), pts.lonlat)
     return replace(pts, covariates=values)
 
@@ -206,7 +205,7 @@ def drop_rare_species(pts: Points, min_records: int, source: str) -> Points:
         return pts
     if len(rare) == len(names):
         raise DatasetError(
-            f"{source}: every species has fewer than {min_records} records; lower --min-records (now {min_records})"
+            f"{source}: every species has fewer than {min_records} records; lower min_records (now {min_records})"
         )
     out = pts.keep(~np.isin(pts.species, rare), f"{len(rare)} species with < {min_records} records, e.g. '{rare[0]}'", source)
     return out
@@ -236,12 +235,8 @@ def sample_background(
     Raises:
         ConfigError: when n < 1, or fewer than n valid points are found in 20 rounds.
     """
-    import torch
-
     if n < 1:
-        raise ConfigError(f"--background-sample must be >= 1 points, got {n}")
-
-    from geocsp.data.location_samplers import create_location_sampler
+        raise ConfigError(f"background sample size must be >= 1 points, got {n}")
 
     def mask(ll: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(region.contains(ll.double().numpy()))
@@ -268,7 +263,7 @@ def sample_background(
 
 def concat_points(parts: list[Points]) -> Points:
     """Row-wise concatenation (species kept only when every part has them)."""
-    sp = None if any(p.species is None for p in parts) else np.concatenate([p.species for p in parts])  # type: ignore[misc]
+    sp = None if any(p.species is None for p in parts) else np.concatenate([p.species for p in parts])
     return Points(
         np.concatenate([p.lonlat for p in parts]),
         np.concatenate([p.covariates for p in parts]),
@@ -282,17 +277,15 @@ def raster_region(rasters: tuple[str, ...] | list[str]) -> Region:
     """The intersection of the rasters' extents as a lon/lat Region (EPSG:4326 rasters).
 
     Raises:
-        ConfigError: for a projected raster (pass --region explicitly) or disjoint extents.
+        ConfigError: for a projected raster (give a region explicitly) or disjoint extents.
     """
-    from geocsp.sdm.covariates import _is_lonlat_crs, _open
-
     boxes = []
     for r in rasters:
-        with _open(r) as src:
-            if src.crs is None or not _is_lonlat_crs(src.crs):
-                raise ConfigError(f"{r}: raster is not in EPSG:4326; pass --region min_lon,min_lat,max_lon,max_lat")
+        with open_raster(r) as src:
+            if src.crs is None or not is_lonlat_crs(src.crs):
+                raise ConfigError(f"{r}: raster is not in EPSG:4326; give a region min_lon,min_lat,max_lon,max_lat")
             b = src.bounds
             boxes.append((b.left, b.bottom, b.right, b.top))
     a = np.array(boxes)
     box = (max(-180.0, a[:, 0].max()), max(-90.0, a[:, 1].max()), min(180.0, a[:, 2].min()), min(90.0, a[:, 3].min()))
-    return Region(box, name="the raster extent")  # type: ignore[arg-type]
+    return Region(box, name="the raster extent")

@@ -70,7 +70,7 @@ def parse_bbox(text: str) -> Region:
         vals = ()
     if len(vals) != 4:
         raise ConfigError(f"--region '{text}': expected min_lon,min_lat,max_lon,max_lat or a .geojson file")
-    return Region(vals, name=f"--region {text}")  # type: ignore[arg-type]
+    return Region(vals, name=f"--region {text}")
 
 
 def load_geojson_region(path: str | Path) -> Region:

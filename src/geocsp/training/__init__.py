@@ -4,6 +4,7 @@ Each function takes a typed config (or plain arguments), a dataset and a run dir
 rerunning on the same run directory resumes. See docs/training.md.
 """
 
+from geocsp.checkpoints import load_encoder, load_prior
 from geocsp.training.config import (
     ComponentConfig,
     DataConfig,
@@ -13,8 +14,9 @@ from geocsp.training.config import (
     PretrainConfig,
     ProjectionConfig,
 )
-from geocsp.training.evaluate import embed, evaluate, load_encoder, load_prior, predict
+from geocsp.training.evaluate import evaluate
 from geocsp.training.finetune import finetune
+from geocsp.training.inference import embed, predict
 from geocsp.training.presets import PRESETS, list_presets, load_preset, resolve_config
 from geocsp.training.pretrain import pretrain
 from geocsp.training.rundir import RunDir

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from geocsp.data import GeoDataset, Split, load_dataset
-from geocsp.data.epoch_samplers import ClassBalancedSampler, ShuffleSampler
+from geocsp.data.samplers import ClassBalancedSampler, ShuffleSampler
 from geocsp.errors import DatasetError
 from geocsp.training.config import DataConfig
 
@@ -49,7 +49,8 @@ class TrainRows:
 
     def __init__(self, splits: list[Split], device: torch.device, *, need_features: bool,
                  need_labels: bool) -> None:
-        lonlat, labels, src, rows, self._feats = [], [], [], [], []
+        lonlat, labels, src, rows = [], [], [], []
+        self._feats: list[Tensor | None] = []
         for s in splits:
             if need_features and s.features is None:
                 continue
@@ -132,7 +133,7 @@ class TrainRows:
     def _gather_host(self, idx: Tensor, dtype: torch.dtype) -> Tensor:
         """(B, D) host features of rows ``idx`` in ``dtype`` (one index_select per split)."""
         src, rows = self._src[idx], self._row[idx]
-        if len(self._feats) == 1:
+        if len(self._feats) == 1 and self._feats[0] is not None:
             return self._feats[0].index_select(0, rows).to(dtype)
         out = torch.empty(idx.shape[0], self.feature_dim, dtype=dtype)
         for s, f in enumerate(self._feats):

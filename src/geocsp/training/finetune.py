@@ -15,34 +15,35 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from geocsp.checkpoints import PRIOR_DIR, load_encoder
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
-from geocsp.data.location_samplers import create_location_sampler
+from geocsp.data.samplers import create_location_sampler
 from geocsp.data.splits import load_or_make_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoder
 from geocsp.objectives import create_finetune_loss
 from geocsp.prior import GeoPrior
+from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
-from geocsp.training.evaluate import PRIOR_DIR, evaluate_split, load_encoder
+from geocsp.training.evaluate import evaluate_split
 from geocsp.training.loop import (
     LoopSpec,
     make_optimizer,
     maybe_compile,
-    resolve_device,
     result_fields,
     seed_all,
     train_epochs,
 )
 from geocsp.training.pretrain import _last_record
-from geocsp.training.rundir import RunDir
+from geocsp.training.rundir import CLASSES_FILE, RunDir
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
@@ -59,8 +60,10 @@ def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict
 
 def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: Any,
               compile_: bool, info: DistInfo | None = None) -> Callable[[Tensor, torch.Generator], Any]:
-    """Per-batch loss: one encoder pass over [x; background] (dropout on), logits via T
-    (under DDP when ``info`` is distributed)."""
+    """Per-batch loss: one encoder pass over [x; background] (dropout on), logits via T.
+
+    Under DDP when ``info`` is distributed.
+    """
     encode = maybe_compile(model["encoder"], compile_)
     head = model["head"]
     needs_bg = bool(getattr(loss, "needs_background", False))
@@ -177,8 +180,9 @@ def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConf
     metrics: dict[str, Any] = dict(val(int(last.get("epoch", 0)))) if val is not None else {}
     metrics["train"] = train
     if run.writer:
-        prior = GeoPrior(model["encoder"], model["head"].weight.detach(), ds.classes)
+        head = cast(nn.Linear, model["head"])
+        prior = GeoPrior(cast(LocationEncoder, model["encoder"]), head.weight.detach(), ds.classes)
         prior.save_pretrained(run.path / PRIOR_DIR)
-        (run.path / "classes.json").write_text(json.dumps(list(ds.classes)) + "\n")
+        (run.path / CLASSES_FILE).write_text(json.dumps(list(ds.classes)) + "\n")
         run.write_metrics(metrics)
     return metrics

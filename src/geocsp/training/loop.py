@@ -8,7 +8,6 @@ run resumed at an epoch boundary replays exactly what an uninterrupted run does.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from geocsp.distributed import sum_over_ranks
-from geocsp.errors import ConfigError
+from geocsp.runtime import autocast
 from geocsp.training.config import OptimConfig
 from geocsp.training.rundir import (
     Checkpoint,
@@ -35,30 +35,6 @@ TIMING_KEYS = ("seconds", "samples_per_s")
 def result_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The deterministic training fields of an epoch log record (epoch, lr, loss, terms)."""
     return {k: v for k, v in record.items() if k not in (*TIMING_KEYS, "stage", "val", "samples")}
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else is passed to torch.
-
-    Raises:
-        ConfigError: for an unknown device string or CUDA requested without a GPU.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available; use --device cpu")
-    return dev
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast for ``precision == "bf16"`` (float32 master weights), else a no-op."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -81,8 +57,6 @@ def iter_batches(indices: Tensor, batch_size: int) -> Iterator[Tensor]:
 
 def progress(total: int, desc: str, disable: bool) -> Any:
     """A tqdm bar counting samples (shows samples/s); disabled when ``disable``."""
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=disable, leave=False)
 
 
@@ -99,7 +73,7 @@ def make_optimizer(params: list[nn.Parameter], optim: OptimConfig, device: torch
 
 def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Tensor]:
     """``torch.compile(module)`` when ``enabled``, else the module itself."""
-    return torch.compile(module) if enabled else module  # type: ignore[return-value]
+    return torch.compile(module) if enabled else module
 
 
 @dataclass

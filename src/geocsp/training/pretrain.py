@@ -8,16 +8,18 @@ choose which pairs an epoch sees, so with it only labelled rows are drawn.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from geocsp.checkpoints import ENCODER_DIR
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
-from geocsp.data.location_samplers import create_location_sampler
+from geocsp.data.samplers import create_location_sampler
 from geocsp.distributed import (
     DistInfo,
     barrier,
@@ -29,20 +31,18 @@ from geocsp.distributed import (
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoder
 from geocsp.objectives import PretrainBatch, create_objective
+from geocsp.runtime import resolve_device
 from geocsp.training.config import PretrainConfig, ProjectionConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
 from geocsp.training.loop import (
     LoopSpec,
     make_optimizer,
     maybe_compile,
-    resolve_device,
     result_fields,
     seed_all,
     train_epochs,
 )
-from geocsp.training.rundir import RunDir
-
-ENCODER_DIR = "encoder"
+from geocsp.training.rundir import LOG_FILE, RunDir
 
 
 def build_projection(cfg: ProjectionConfig, in_dim: int, out_dim: int) -> nn.Module:
@@ -56,8 +56,10 @@ def build_projection(cfg: ProjectionConfig, in_dim: int, out_dim: int) -> nn.Mod
 
 
 def build_pretrain_model(cfg: PretrainConfig, feature_dim: int) -> nn.ModuleDict:
-    """Seeded ``{"encoder", "projection", "objective"}`` modules (objective may hold
-    parameters, e.g. a learnable temperature, or buffers, e.g. a queue)."""
+    """Seeded ``{"encoder", "projection", "objective"}`` modules.
+
+    The objective may hold parameters (a learnable temperature) or buffers (a queue).
+    """
     if cfg.model.extra_dim:
         raise ConfigError("model.extra_dim > 0 (covariates) is not supported by geocsp pretrain yet")
     seed_all(cfg.seed)
@@ -85,7 +87,7 @@ def make_step(model: nn.ModuleDict, rows: TrainRows, sampler: Any, compile_: boo
     encode_loc = maybe_compile(model["encoder"], compile_)
     encode_img = maybe_compile(model["projection"], compile_)
     objective = model["objective"]
-    c = int(objective.num_negatives)
+    c = int(cast(Any, objective).num_negatives)
     info = info or DistInfo()
     dist = make_dist_context(info)
     run_loss = ddp_step(model, lambda _m, batch: objective(batch, encode_loc, encode_img, dist), info,
@@ -185,7 +187,8 @@ def _finish(run: RunDir, model: nn.ModuleDict, cfg: PretrainConfig, feature_dim:
         proj = {f"projection.{k}": v for k, v in model["projection"].state_dict().items()}
         extra = {"projection": to_dict(cfg.projection), "img_dim": feature_dim,
                  "objective": to_dict(cfg.objective)}
-        model["encoder"].save_pretrained(run.path / ENCODER_DIR, extra_tensors=proj, extra_config=extra)
+        encoder = cast(LocationEncoder, model["encoder"])
+        encoder.save_pretrained(run.path / ENCODER_DIR, extra_tensors=proj, extra_config=extra)
         run.write_metrics(metrics)
     return metrics
 
@@ -194,8 +197,6 @@ def _last_record(run: RunDir, history: list[dict[str, Any]]) -> dict[str, Any]:
     """The last epoch record of this call, or of the log when nothing was left to run."""
     if history:
         return history[-1]
-    import json
-
-    p = run.path / "log.jsonl"
+    p = run.path / LOG_FILE
     lines = [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.is_file() else []
     return lines[-1] if lines else {"epoch": 0}

@@ -18,26 +18,53 @@ afterwards, so a run killed at any moment resumes from a complete checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geocsp.checkpoints import ENCODER_DIR, PRIOR_DIR
 from geocsp.config import dump_yaml, load_yaml
+from geocsp.data.splits import SUBSET_DIR
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
+from geocsp.runtime import rank_and_world
 from geocsp.training.config import config_dict_for_compare
 
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "log.jsonl"
+METRICS_FILE = "metrics.json"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
-RUN_OUTPUTS = ("config.yaml", "log.jsonl", "metrics.json", CHECKPOINTS, "subset", "encoder",
-               "prior", "classes.json")
+CLASSES_FILE = "classes.json"
+RUN_OUTPUTS = (CONFIG_FILE, LOG_FILE, METRICS_FILE, CHECKPOINTS, SUBSET_DIR, ENCODER_DIR,
+               PRIOR_DIR, CLASSES_FILE)
+"""Every name a training run writes in its directory (what ``--overwrite`` removes)."""
 
 
-def dist_env() -> tuple[int, int]:
-    """``(rank, world_size)`` from the torchrun environment (``(0, 1)`` when unset)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+def metrics_name(split: str) -> str:
+    """``metrics.json`` for ``val``, ``metrics-<split>.json`` otherwise.
+
+    Args:
+        split: the evaluated split.
+
+    Returns:
+        The file name inside the run directory.
+    """
+    return METRICS_FILE if split == "val" else f"metrics-{split}.json"
+
+
+def run_ratio(run_dir: str | Path) -> float | None:
+    """The label ratio λ of a fine-tune run (from its config.yaml), or None.
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        λ in (0, 1], 1.0 for a run without a ratio, None when there is no config.yaml.
+    """
+    p = Path(run_dir) / CONFIG_FILE
+    return float(load_yaml(p).get("ratio", 1.0)) if p.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -67,7 +94,7 @@ class RunDir:
 
     def __init__(self, path: str | Path, rank: int | None = None) -> None:
         self.path = Path(path)
-        self.rank = dist_env()[0] if rank is None else rank
+        self.rank = rank_and_world()[0] if rank is None else rank
 
     @property
     def writer(self) -> bool:
@@ -88,7 +115,7 @@ class RunDir:
             ConfigError: when the directory holds a run with a different config (the
                 message names the first differing key) or is a non-empty non-run dir.
         """
-        saved = self.path / "config.yaml"
+        saved = self.path / CONFIG_FILE
         if overwrite and self.writer:
             self.clear()
         if saved.is_file() and not overwrite:
@@ -123,20 +150,20 @@ class RunDir:
         """Append one JSON line to ``log.jsonl`` (rank 0 only)."""
         if not self.writer:
             return
-        with open(self.path / "log.jsonl", "a") as f:
+        with open(self.path / LOG_FILE, "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
             f.flush()
 
     def truncate_log(self, epoch: int) -> None:
         """Drop log lines of epochs after ``epoch`` (work lost when a run was killed)."""
-        p = self.path / "log.jsonl"
+        p = self.path / LOG_FILE
         if not self.writer or not p.is_file():
             return
         keep = [line for line in p.read_text().splitlines()
                 if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
         atomic_write_text(p, "".join(line + "\n" for line in keep))
 
-    def write_metrics(self, metrics: dict[str, Any], name: str = "metrics.json") -> Path:
+    def write_metrics(self, metrics: dict[str, Any], name: str = METRICS_FILE) -> Path:
         """Write ``metrics.json`` (or ``name``) atomically (rank 0 only)."""
         p = self.path / name
         if self.writer:

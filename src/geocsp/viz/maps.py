@@ -30,7 +30,16 @@ POINT_STYLE = {"s": 9, "c": "#e4572e", "edgecolors": "white", "linewidths": 0.3,
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
-    """Write ``fig`` atomically; the format comes from the suffix (default PNG)."""
+    """Write ``fig`` atomically; the format comes from the suffix (default PNG).
+
+    Args:
+        fig: the figure to write.
+        path: destination file; its suffix picks the format.
+        dpi: resolution of raster formats.
+
+    Returns:
+        ``path`` as a Path.
+    """
     p = Path(path)
     fmt = p.suffix.lstrip(".").lower() or "png"
     with atomic_path(p) as tmp:
@@ -45,6 +54,9 @@ def grid_extent(lats: np.ndarray, lons: np.ndarray) -> Extent:
         lats: (H,) centre latitudes in degrees (either order), H >= 2 or a 1-cell grid
             whose width is taken from ``lons``.
         lons: (W,) centre longitudes in degrees, W >= 2.
+
+    Returns:
+        ``(lon_min, lon_max, lat_min, lat_max)`` in degrees (matplotlib's imshow extent).
 
     >>> grid_extent(np.array([45.0, -45.0]), np.array([-135.0, -45.0, 45.0, 135.0]))
     (-180.0, 180.0, -90.0, 90.0)
@@ -132,7 +144,7 @@ def plot_range_maps(
     grids = [_check_grid(g, e, name=f"panel '{t}'") for t, g, e in panels]
     top = vmax if vmax is not None else max(1e-6, max(float(np.nanmax(g)) for g in grids))
     fig, axes = _new_figure(len(panels), panels[0][2])
-    im = None
+    images = []
     for ax, (title, _, extent), g in zip(axes, panels, grids, strict=True):
         im = ax.imshow(
             g,
@@ -147,7 +159,8 @@ def plot_range_maps(
         _map_axes(ax, extent, labels=ax is axes[0])
         _points(ax, points)
         ax.set_title(title, fontsize=10)
-    fig.colorbar(im, ax=axes, shrink=0.85, label=cbar_label, pad=0.01)
+        images.append(im)
+    fig.colorbar(images[-1], ax=axes, shrink=0.85, label=cbar_label, pad=0.01)
     return fig
 
 
@@ -156,6 +169,12 @@ def pca_rgb(embeddings: np.ndarray) -> np.ndarray:
 
     Each component is rescaled to [0, 1] (min-max); signs are fixed so the largest-|.|
     loading of each component is positive (deterministic colours). NaN cells stay NaN.
+
+    Args:
+        embeddings: (H, W, d) embeddings; NaN cells are ignored.
+
+    Returns:
+        (H, W, 3) float64 RGB values in [0, 1] (NaN where the input is).
 
     Raises:
         ConfigError: when the array is not (H, W, d) or has fewer than 2 valid cells.

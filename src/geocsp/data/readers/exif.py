@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pandas as pd
+from PIL import Image
+from PIL.Image import Exif
+
+from geocsp.data.dataset import SplitData, write_dataset
 from geocsp.errors import DatasetError, MissingFileError
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from PIL.Image import Exif
 
 GPS_IFD = 0x8825
 _LAT_REF, _LAT, _LON_REF, _LON = 1, 2, 3, 4
@@ -40,6 +41,7 @@ def _dms_to_deg(dms: Any) -> float:
 
 
 def _ref(value: Any) -> str:
+    """A GPS hemisphere reference as one upper-case letter ("" when absent)."""
     if isinstance(value, bytes):
         value = value.decode("ascii", "ignore")
     return str(value or "").strip().strip("\x00").upper()[:1]
@@ -50,6 +52,12 @@ def gps_from_exif(exif: Exif) -> tuple[float, float] | None:
 
     A missing reference tag is read as N/E (positive). Values outside [-180, 180] x
     [-90, 90], NaN values and unknown references give None.
+
+    Args:
+        exif: the image's EXIF data.
+
+    Returns:
+        ``(lon, lat)`` degrees (west/south negative), or None.
     """
     try:
         gps = exif.get_ifd(GPS_IFD)
@@ -82,8 +90,6 @@ def read_gps(path: str | Path) -> tuple[float, float] | None:
         MissingFileError: if ``path`` does not exist.
         DatasetError: if the file cannot be opened as an image.
     """
-    from PIL import Image
-
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"{p}: photo not found")
@@ -96,6 +102,13 @@ def read_gps(path: str | Path) -> tuple[float, float] | None:
 
 def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
     """Image files under ``folder`` (by suffix), sorted by relative POSIX path.
+
+    Args:
+        folder: the root folder.
+        recursive: also walk sub-folders.
+
+    Returns:
+        The image paths.
 
     Raises:
         MissingFileError: if ``folder`` is not a directory.
@@ -112,7 +125,14 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
 
 
 def label_from_path(rel: str) -> str | None:
-    """The first sub-folder of a relative POSIX path (the class), or None at the root."""
+    """The first sub-folder of a relative POSIX path (the class), or None at the root.
+
+    Args:
+        rel: a path relative to the photo folder, ``/``-separated.
+
+    Returns:
+        The label, or None.
+    """
     parts = rel.split("/")
     return parts[0] if len(parts) > 1 else None
 
@@ -137,8 +157,6 @@ def scan_photos(
     Raises:
         MissingFileError: if ``folder`` is not a directory.
     """
-    import pandas as pd
-
     root = Path(folder)
     rows: list[dict[str, Any]] = []
     no_gps: list[str] = []
@@ -158,3 +176,34 @@ def scan_photos(
     if table["label"].isna().all():
         table = table.drop(columns="label")
     return table, no_gps, unreadable
+
+
+def import_photos(
+    folder: str | Path, out: str | Path, *, split: str = "train", recursive: bool = True
+) -> tuple[Path, pd.DataFrame, list[str], list[str]]:
+    """Write the EXIF GPS positions of a photo folder as a geocsp dataset (no features).
+
+    Photos without GPS are kept with an empty location; unreadable files are left out;
+    sub-folder names become labels (see :func:`scan_photos`).
+
+    Args:
+        folder: the photo folder.
+        out: the dataset directory to write (atomically).
+        split: the split name.
+        recursive: also walk sub-folders.
+
+    Returns:
+        (the dataset directory, the table written, photos without GPS, unreadable files).
+
+    Raises:
+        MissingFileError: if ``folder`` is not a directory.
+        DatasetError: when no photo in it is readable.
+    """
+    table, no_gps, unreadable = scan_photos(folder, recursive=recursive)
+    if table.empty:
+        raise DatasetError(f"{folder}: no readable photos found")
+    classes = sorted(table["label"].dropna().unique().tolist()) if "label" in table else []
+    prov = {"source": "exif", "photos_dir": str(folder), "without_gps": no_gps,
+            "unreadable": unreadable}
+    path = write_dataset(out, {split: SplitData(table)}, classes, provenance=prov)
+    return path, table, no_gps, unreadable

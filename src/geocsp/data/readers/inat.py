@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geocsp.data._arrays import err, load_npy, load_probs, show
 from geocsp.data.dataset import SplitData, write_dataset
+from geocsp.data.format import load_npy, load_probs
+from geocsp.data.tables import err, show
 from geocsp.errors import ConfigError, MissingFileError
 
 SPLITS = ("train", "val")

@@ -7,15 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geocsp.data._arrays import check_classes, err, label_strings, show, table_lonlat
-from geocsp.data._arrays import read_table as _read_any
-from geocsp.data.dataset import SplitData
-
-
-def _require(table: pd.DataFrame, path: Path, col: str, option: str) -> None:
-    if col not in table.columns:
-        available = ", ".join(map(str, table.columns)) or "(none)"
-        raise err(path, f"column '{col}' ({option}) not found; available columns: {available}", column=col)
+from geocsp.data.dataset import SplitData, write_dataset
+from geocsp.data.format import load_npy
+from geocsp.data.tables import (
+    check_classes,
+    err,
+    label_strings,
+    open_table,
+    require_column,
+    show,
+    table_lonlat,
+)
+from geocsp.errors import DatasetError
 
 
 def read_table(
@@ -36,7 +39,7 @@ def read_table(
     kept as an extra (covariate) column.
 
     Args:
-        path: a ``.csv`` or ``.parquet`` file.
+        path: a ``.csv``, ``.csv.gz`` or ``.parquet`` file.
         lon_col: column of longitudes in degrees.
         lat_col: column of latitudes in degrees.
         label_col: column of class names, or None.
@@ -55,20 +58,17 @@ def read_table(
         CoordinateError: on invalid or swapped coordinates.
     """
     p = Path(path)
-    raw = _read_any(p)
-    if len(raw) == 0:
-        raise err(p, "empty table; expected at least one row")
-    raw.columns = [str(c) for c in raw.columns]
+    raw = open_table(p)
     named = {lon_col: ("lon", "--lon-col"), lat_col: ("lat", "--lat-col")}
     for col, new, opt in ((label_col, "label", "--label-col"), (date_col, "date", "--date-col"), (image_col, "image", "--image-col")):
         if col is not None:
             named[col] = (new, opt)
     for col, (_, opt) in named.items():
-        _require(raw, p, col, opt)
+        require_column(raw, p, col, opt)
     features = None
     if feature_cols:
         for col in feature_cols:
-            _require(raw, p, col, "--feature-cols")
+            require_column(raw, p, col, "--feature-cols")
         features = _feature_matrix(raw, feature_cols, p)
     rename = {col: new for col, (new, _) in named.items()}
     # keep a pre-existing column that would be shadowed, e.g. "label" when --label-col=species
@@ -80,6 +80,7 @@ def read_table(
 
 
 def _feature_matrix(raw: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
+    """(N, D) float32 features from the numeric columns ``cols``."""
     block = raw[cols].apply(pd.to_numeric, errors="coerce")
     bad = block.isna().to_numpy()
     if bad.any():
@@ -89,8 +90,15 @@ def _feature_matrix(raw: pd.DataFrame, cols: list[str], path: Path) -> np.ndarra
 
 
 def classes_from_labels(split: SplitData, classes_file: str | Path | None = None) -> list[str]:
-    """The ordered class list: read from ``classes_file`` (one name per line) or the sorted
-    distinct labels of the table.
+    """The ordered class list of a split.
+
+    Args:
+        split: the split read by :func:`read_table`.
+        classes_file: file of class names, one per line, or None for the sorted distinct
+            labels of the table.
+
+    Returns:
+        The class names in index order (empty without labels or a classes file).
 
     Raises:
         DatasetError: on an empty or duplicated class list.
@@ -102,3 +110,53 @@ def classes_from_labels(split: SplitData, classes_file: str | Path | None = None
         return []
     s, missing = label_strings(split.table["label"])
     return sorted(set(s[~missing].tolist()))
+
+
+def import_table(
+    path: str | Path,
+    out: str | Path,
+    *,
+    split: str = "train",
+    lon_col: str = "lon",
+    lat_col: str = "lat",
+    label_col: str | None = None,
+    date_col: str | None = None,
+    image_col: str | None = None,
+    feature_cols: list[str] | None = None,
+    features_file: str | Path | None = None,
+    classes_file: str | Path | None = None,
+    wrap_lon: bool = False,
+) -> tuple[Path, int, int]:
+    """Convert a CSV/Parquet table with user-named columns into a one-split geocsp dataset.
+
+    Args:
+        path: the table (``.csv``, ``.csv.gz``, ``.parquet``).
+        out: the dataset directory to write (atomically).
+        split: the split name.
+        lon_col: column of longitudes in degrees.
+        lat_col: column of latitudes in degrees.
+        label_col: column of class names, or None.
+        date_col: column of ISO dates, or None.
+        image_col: column of image paths or ids, or None.
+        feature_cols: numeric columns used as (N, D) image features, or None.
+        features_file: a row-aligned (N, D) float ``.npy`` of image features, or None.
+        classes_file: class names one per line (the class order); default: sorted labels.
+        wrap_lon: wrap longitudes outside [-180, 180] instead of refusing them.
+
+    Returns:
+        (the dataset directory, number of rows, number of classes).
+
+    Raises:
+        DatasetError: on unreadable input, or both ``feature_cols`` and ``features_file``.
+        CoordinateError: on invalid or swapped coordinates.
+        MissingFileError: when an input file does not exist.
+    """
+    sd = read_table(path, lon_col, lat_col, label_col, date_col, image_col, feature_cols, wrap_lon=wrap_lon)
+    if features_file is not None:
+        if sd.features is not None:
+            raise DatasetError("give either --features or --feature-cols, not both")
+        sd.features = load_npy(features_file)
+    classes = classes_from_labels(sd, classes_file)
+    provenance = {"reader": "geocsp.data.readers.table", "source": str(Path(path).resolve())}
+    written = write_dataset(out, {split: sd}, classes, provenance)
+    return written, len(sd.table), len(classes)

@@ -1,0 +1,98 @@
+"""Options and printers shared by several commands (one definition each)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+DEVICE_HELP = "auto | cpu | cuda | cuda:N"
+
+
+def device_option(default: str | None = "auto") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--device`` (``auto`` = CUDA when available, else CPU).
+
+    Args:
+        default: the default value (None: leave the config's value).
+
+    Returns:
+        A click option decorator.
+    """
+    return click.option("--device", default=default, show_default=default is not None, help=DEVICE_HELP)
+
+
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by ``pretrain`` and ``finetune`` (config precedence: docs/training.md).
+
+    Args:
+        f: the command function.
+
+    Returns:
+        The function with the options attached.
+    """
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("--data", "data", required=True, type=click.Path(), help="geocsp dataset directory."),
+        click.option("--out", "out", required=True, type=click.Path(), help="run directory (rerun = resume)."),
+        click.option("--preset", default=None, help="bundled preset, e.g. paper-inat2018."),
+        click.option("--config", "config_file", default=None, type=click.Path(), help="YAML run config."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+                     help="override one config value (repeatable)."),
+        click.option("--epochs", type=int, default=None, help="data.epochs"),
+        click.option("--batch-size", type=int, default=None, help="data.batch_size"),
+        click.option("--seed", type=int, default=None, help="seed"),
+        device_option(None),
+        click.option("--quiet", is_flag=True, help="no progress bars."),
+        click.option("--overwrite", is_flag=True, help="discard an existing run in --out."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+FLAG_KEYS = {"epochs": "data.epochs", "batch_size": "data.batch_size", "seed": "seed",
+             "device": "device", "ratio": "ratio"}
+"""Explicit flags -> the config key they set (they override ``--set``)."""
+
+
+def flag_overrides(**flags: Any) -> list[str]:
+    """``KEY=VALUE`` overrides for the explicit flags that were given.
+
+    Args:
+        **flags: the command's flag values (None = not given).
+
+    Returns:
+        Overrides in :func:`geocsp.config.apply_overrides` syntax.
+    """
+    out = [f"{FLAG_KEYS[k]}={v}" for k, v in flags.items() if k in FLAG_KEYS and v is not None]
+    if flags.get("quiet"):
+        out.append("quiet=true")
+    return out
+
+
+def parse_beta(value: str) -> float | str:
+    """``--beta``: a number, or ``tune``.
+
+    Raises:
+        click.BadParameter: for anything else.
+    """
+    if value == "tune":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number or 'tune', got {value!r}") from None
+
+
+def echo_metrics(metrics: dict[str, Any]) -> None:
+    """Print the image / location / fused lines of a metrics dict.
+
+    Args:
+        metrics: as returned by :func:`geocsp.training.evaluate`.
+    """
+    for key in ("image", "location", "fused"):
+        m = metrics.get(key)
+        if m is None and key in metrics:
+            click.echo(f"{key:9s} n/a (the split has no image-classifier probabilities)")
+        elif m is not None:
+            click.echo(f"{key:9s} top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  mrr {m['mrr']:.4f}  n {m['n']}")

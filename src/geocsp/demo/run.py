@@ -1,0 +1,157 @@
+"""Run one of the paper's tables: plan, execute, aggregate, write the results and figures.
+
+Pre-training runs once per (method, seed) and is shared by every ratio; fine-tuning runs
+per (method, ratio, seed) and evaluates the fused top-1 on ``val`` with the few-shot image
+classifier of that ratio (``probs_key="auto"`` -> ``ratio0.050`` ...). Every run is a
+training run directory named by a hash of its resolved config, so rerunning reuses
+finished runs and resumes interrupted ones (:mod:`geocsp.experiments`).
+
+Used by ``geocsp demo`` (Table 1) and ``geocsp bench paper`` (Tables 1-3).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geocsp.checkpoints import ENCODER_DIR, load_encoder, load_prior
+from geocsp.config import to_dict
+from geocsp.data import load_dataset
+from geocsp.data.geoworld import load_truth, make_world
+from geocsp.data.splits import load_or_make_subset
+from geocsp.demo.figures import (
+    bar_figure,
+    choose_class,
+    embedding_figure,
+    gain_figure,
+    prior_scorer,
+    range_figure,
+    zero_shot_scorer,
+)
+from geocsp.demo.report import aggregate, collect_records, write_results
+from geocsp.demo.tables import BASELINE, MAIN, TABLE_GAIN, TABLE_TITLES, TABLES, DemoSettings
+from geocsp.errors import ConfigError, DatasetError
+from geocsp.experiments.execute import execute
+from geocsp.experiments.plan import Job, plan_jobs
+from geocsp.experiments.provenance import machine_info
+from geocsp.io import load_checkpoint_dir
+from geocsp.nets import LocationEncoder
+
+
+def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | Path | None = None,
+              progress: Callable[[str], None] | None = None, figures: bool = True) -> dict[str, Any]:
+    """Run one of the paper's tables on GeoWorld and write results (+ figures) to ``out``.
+
+    Args:
+        settings: what to run.
+        table: 1, 2 or 3 (:data:`~geocsp.demo.tables.TABLES`).
+        out: output directory: ``results.json|csv|md``, ``*.png``; runs in ``out/runs``.
+        runs: directory of the training runs (default ``out/runs``); tables sharing it
+            reuse identical runs.
+        progress: called with one line per finished run.
+        figures: also write the PNG figures.
+
+    Returns:
+        ``{"rows", "records", "paths", "world", "seconds"}``.
+
+    Raises:
+        ConfigError: on an unknown table or preset.
+    """
+    if table not in TABLES:
+        raise ConfigError(f"table must be one of {sorted(TABLES)}, got {table!r}")
+    t0 = time.perf_counter()
+    out = Path(out)
+    runs_dir = Path(runs) if runs is not None else out / "runs"
+    world = make_world(settings.world, seed=settings.world_seed)
+    methods = TABLES[table]
+    jobs = plan_jobs(settings, methods, str(world), runs_dir.resolve())
+    results = execute(jobs, str(world), settings.jobs, settings.threads, progress)
+    records = collect_records(jobs, results, methods)
+    rows = aggregate(records)
+    meta = {"table": table, "title": TABLE_TITLES[table], "settings": to_dict(settings), "world": str(world),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_info(),
+            "seconds_runs": round(time.perf_counter() - t0, 1), "records": records}
+    paths = dict(write_results(out, rows, title=TABLE_TITLES[table], gain=TABLE_GAIN[table], meta=meta))
+    if figures:
+        paths.update(make_figures(out, Path(world), jobs, rows, settings, table))
+    return {"rows": rows, "records": records, "paths": paths, "world": world,
+            "seconds": time.perf_counter() - t0}
+
+
+def find_job(jobs: Sequence[Job], kind: str, method: str, seed: int, ratio: float | None = None) -> Job | None:
+    """The first job of this kind, method and seed (and ratio, when given), else None.
+
+    Args:
+        jobs: planned jobs.
+        kind: ``pretrain`` or ``finetune``.
+        method: the method name.
+        seed: the seed.
+        ratio: the label ratio; None matches any.
+
+    Returns:
+        The job or None.
+    """
+    for j in jobs:
+        if j.kind == kind and j.method == method and j.seed == seed and (ratio is None or j.ratio == ratio):
+            return j
+    return None
+
+
+def make_figures(out: Path, world: Path, jobs: Sequence[Job], rows: Sequence[dict[str, Any]],
+                 settings: DemoSettings, table: int) -> dict[str, Path]:
+    """Write the figures a table supports.
+
+    The range and embedding figures need Sup. Only (grid) and CSP-MC-BLD runs (Table 1);
+    they use the first seed and the stored ratio closest to ``settings.figure_ratio``.
+
+    Args:
+        out: output directory.
+        world: the GeoWorld dataset directory.
+        jobs: the table's planned (and finished) jobs.
+        rows: aggregated rows.
+        settings: the table's settings.
+        table: the table number.
+
+    Returns:
+        ``{name: path}`` of the written figures.
+    """
+    paths = {"bar": bar_figure(rows, out / "table.png", TABLE_TITLES[table]),
+             "gain": gain_figure(rows, BASELINE, out / "gain.png")}
+    seed = settings.seeds[0]
+    ratio = min(settings.ratios, key=lambda q: (abs(q - settings.figure_ratio), q))
+    pre, sup, csp = (find_job(jobs, "pretrain", MAIN, seed), find_job(jobs, "finetune", BASELINE, seed, ratio),
+                     find_job(jobs, "finetune", MAIN, seed, ratio))
+    if pre is None or sup is None or csp is None:
+        return paths
+    encoder = load_encoder(pre.run_dir)
+    paths["embedding"] = embedding_figure(encoder, out / "embedding_pca.png",
+                                          f"pre-trained {MAIN} location embedding (PCA → RGB), seed {seed}")
+    paths["range"] = _range_maps(out / "range_maps.png", world, encoder, pre, sup, csp)
+    return paths
+
+
+def _range_maps(out: Path, world: Path, encoder: LocationEncoder, pre: Job, sup: Job, csp: Job) -> Path:
+    """The range figure of the chosen class from the figure runs (``csp``'s ratio and seed)."""
+    ratio, seed = float(csp.ratio or 0.0), csp.seed
+    truth = load_truth(world)
+    ds = load_dataset(world)
+    cls = choose_class(truth.train_counts, truth.range_km, truth.weights)
+    train = ds.split("train")
+    labels, features = train.labels, train.features
+    if labels is None or features is None:
+        raise DatasetError(f"{world}: the train split has no labels or no image features")
+    subset = load_or_make_subset(csp.run_dir, labels, ratio, seed)
+    mine = subset[labels[subset] == cls]
+    tensors, _ = load_checkpoint_dir(Path(pre.run_dir) / ENCODER_DIR)
+    bias = tensors.get("projection.bias")
+    zero_shot = zero_shot_scorer(encoder, tensors["projection.weight"].double().numpy(),
+                                 bias.double().numpy() if bias is not None else None, np.asarray(features[mine]))
+    panels = {f"{BASELINE}, fine-tuned": prior_scorer(load_prior(sup.run_dir), cls),
+              f"{MAIN} zero-shot": zero_shot,
+              f"{MAIN}, fine-tuned": prior_scorer(load_prior(csp.run_dir), cls)}
+    return range_figure(world, cls, ds.classes[cls], ratio, train.lonlat[labels == cls], train.lonlat[mine],
+                        panels, out)

@@ -1,0 +1,152 @@
+"""The paper's Tables 1-3 on GeoWorld: their methods, titles and settings (spec §5, §6, §8).
+
+Each table is a tuple of :class:`~geocsp.experiments.plan.Method` rows; :class:`DemoSettings`
+says what to run (preset, world, seeds, ratios, workers), usually read from the ``demo:``
+section of a demo preset (:func:`settings_for`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geocsp.config import load_yaml
+from geocsp.errors import ConfigError
+from geocsp.experiments.execute import default_jobs
+from geocsp.experiments.plan import Method
+from geocsp.training.presets import PRESETS
+
+BASELINE = "Sup. Only (grid)"
+MAIN = "CSP-MC-BLD"
+
+
+def _objective(name: str) -> tuple[str, ...]:
+    return (f"objective.name={name}",)
+
+
+def _dim(d: int) -> tuple[str, ...]:
+    return (f"model.dim={d}",)
+
+
+TABLES: dict[int, tuple[Method, ...]] = {
+    1: (
+        Method("Img. Only", image_only=True),
+        Method("Sup. Only (wrap)", finetune=("model.encoder=wrap", "model.encoder_args={}",
+                                             "model.network=fcnet", "model.network_args={}")),
+        Method(BASELINE),
+        Method("MSE", pretrain=(*_objective("mse"), "objective.args={}")),
+        Method("CSP-NCE-BLD", pretrain=(*_objective("csp-nce-bld"), "objective.args={}")),
+        Method(MAIN, pretrain=_objective("csp-mc-bld")),
+    ),
+    2: (
+        Method(BASELINE),
+        Method("CSP-MC-BLD", pretrain=_objective("csp-mc-bld")),
+        Method("CSP-MC-BD", pretrain=_objective("csp-mc-bd")),
+        Method("CSP-MC-BL", pretrain=_objective("csp-mc-bl")),
+        Method("CSP-MC-B", pretrain=_objective("csp-mc-b")),
+    ),
+    3: (
+        Method(BASELINE),
+        *(Method(f"CSP-MC-BLD d={d}", pretrain=(*_objective("csp-mc-bld"), *_dim(d))) for d in (64, 128, 256, 512, 1024)),
+    ),
+}
+"""The methods of the paper's Tables 1-3 (spec §8); Table 1's objective args (τ0) come from the preset."""
+
+TABLE_TITLES = {1: "Table 1: fused top-1 on GeoWorld val", 2: "Table 2: ablation of the CSP-MC terms",
+                3: "Table 3: location embedding dimension d (CSP-MC-BLD)"}
+"""The heading of each table's ``results.md``."""
+
+TABLE_GAIN = {1: (MAIN, BASELINE), 2: (MAIN, BASELINE), 3: ("CSP-MC-BLD d=256", BASELINE)}
+"""(method, baseline) of each table's relative-gain row."""
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What to run (the ``demo:`` section of a demo preset, plus command-line overrides).
+
+    Args:
+        preset: training preset (``src/geocsp/presets/<name>.yaml``) or a YAML path; its
+            ``pretrain`` / ``finetune`` sections configure every run.
+        world: GeoWorld preset (``small``, ``default`` ...).
+        world_seed: GeoWorld seed.
+        seeds: training seeds (one run per seed).
+        ratios: label ratios λ in (0, 1].
+        device: ``auto``, ``cpu``, ``cuda`` ...
+        jobs: worker processes (1 = in this process).
+        threads: torch threads per worker (0 = leave torch's default).
+        figure_ratio: the ratio whose runs the range figure shows (closest stored one).
+
+    Raises:
+        ConfigError: on repeated seeds, ratios outside (0, 1], jobs < 1 or threads < 0.
+    """
+
+    preset: str = "geoworld-demo"
+    world: str = "default"
+    world_seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    ratios: tuple[float, ...] = (0.05, 0.1, 0.2, 1.0)
+    device: str = "cpu"
+    jobs: int = 1
+    threads: int = 0
+    figure_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds: expected distinct integers, got {list(self.seeds)}")
+        if not self.ratios or any(not 0 < r <= 1 for r in self.ratios) or len(set(self.ratios)) != len(self.ratios):
+            raise ConfigError(f"ratios: expected distinct label ratios in (0, 1], got {list(self.ratios)}")
+        if self.jobs < 1 or self.threads < 0:
+            raise ConfigError(f"jobs must be >= 1 and threads >= 0, got jobs={self.jobs}, threads={self.threads}")
+
+
+def load_demo_section(preset: str) -> dict[str, Any]:
+    """The ``demo:`` section of a training preset name or YAML path ({} when absent).
+
+    Args:
+        preset: a bundled preset name or a ``.yaml`` / ``.yml`` path.
+
+    Returns:
+        The section as a dict.
+
+    Raises:
+        ConfigError: on an unknown preset or a section that is not a mapping.
+    """
+    path = Path(preset) if Path(preset).suffix in (".yaml", ".yml") else PRESETS.get(preset).obj
+    section = load_yaml(path).get("demo", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: section 'demo' must be a mapping")
+    return section
+
+
+def settings_for(preset: str | None = None, *, quick: bool = False, seeds: int | None = None,
+                 ratios: tuple[float, ...] | None = None, world: str | None = None, device: str = "cpu",
+                 jobs: int | None = None) -> DemoSettings:
+    """The settings of a run: the preset's ``demo:`` section with the given overrides.
+
+    Args:
+        preset: demo preset name or YAML (default ``geoworld-quick`` with ``quick``, else
+            ``geoworld-demo``).
+        quick: use the quick preset when ``preset`` is None.
+        seeds: number of seeds (``0 .. seeds-1``); None for the section's seeds.
+        ratios: label ratios; None or empty for the section's ratios.
+        world: GeoWorld preset; None for the section's world.
+        device: device of every run.
+        jobs: worker processes; None for :func:`~geocsp.experiments.execute.default_jobs`.
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: on an unknown preset or invalid settings.
+    """
+    name = preset or ("geoworld-quick" if quick else "geoworld-demo")
+    section = load_demo_section(name)
+    n_jobs, threads = default_jobs(device)
+    kw: dict[str, Any] = {k: section[k] for k in ("world", "world_seed", "figure_ratio") if k in section}
+    kw["seeds"] = tuple(range(seeds)) if seeds else tuple(int(s) for s in section.get("seeds", (0, 1, 2)))
+    kw["ratios"] = ratios or tuple(float(r) for r in section.get("ratios", (0.05, 0.1, 0.2, 1.0)))
+    if world:
+        kw["world"] = world
+    return DemoSettings(preset=name, device=device, jobs=jobs or n_jobs,
+                        threads=threads if (jobs or n_jobs) > 1 else 0, **kw)

@@ -1,0 +1,138 @@
+"""Running planned jobs: in this process or a process pool, reusing finished runs.
+
+A job whose run directory already holds ``metrics.json`` and a ``config.yaml`` equal to
+its config (runtime keys aside) is finished and not rerun; an interrupted run resumes (the
+training functions resume from their run directory). With several workers a fine-tuning
+job is submitted once the pre-training run it depends on has finished; results do not
+depend on the scheduling.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from geocsp.config import from_dict, load_yaml
+from geocsp.experiments.plan import Job
+from geocsp.experiments.provenance import available_cores
+from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain
+from geocsp.training.config import config_dict_for_compare
+
+
+def finished_metrics(job: Job) -> dict[str, Any] | None:
+    """The metrics of a run that already finished with this job's config.
+
+    Args:
+        job: the job.
+
+    Returns:
+        The run's ``metrics.json`` as a dict, or None when the run is missing, unfinished or
+        was made with another config.
+    """
+    run = Path(job.run_dir)
+    metrics, cfg = run / "metrics.json", run / "config.yaml"
+    if not (metrics.is_file() and cfg.is_file()):
+        return None
+    if config_dict_for_compare(load_yaml(cfg)) != config_dict_for_compare(job.config):
+        return None
+    result: dict[str, Any] = json.loads(metrics.read_text())
+    return result
+
+
+def run_job(job: Job, data: str, threads: int = 0) -> dict[str, Any]:
+    """Run (or reuse) one job. Top-level so worker processes can run it.
+
+    Args:
+        job: the job.
+        data: the dataset directory.
+        threads: torch threads for this process (0 = leave torch's default).
+
+    Returns:
+        The run's metrics dict.
+    """
+    done = finished_metrics(job)
+    if done is not None:
+        return done
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)  # the pool's per-worker share of the cores
+    if job.kind == "pretrain":
+        return pretrain(from_dict(PretrainConfig, job.config), data, job.run_dir)
+    return finetune(from_dict(FinetuneConfig, job.config), data, job.run_dir)
+
+
+def default_jobs(device: str) -> tuple[int, int]:
+    """(worker processes, threads each): one process per core up to 8 on CPU, 1 on a GPU.
+
+    Args:
+        device: ``cpu``, ``cuda``, ``cuda:N`` ...
+
+    Returns:
+        ``(processes, threads per process)``; threads 0 leaves torch's default.
+    """
+    if device.startswith("cuda"):
+        return 1, 0
+    cores = available_cores()
+    n = max(1, min(cores, 8))
+    return n, max(1, cores // n)
+
+
+def _describe(job: Job, res: dict[str, Any]) -> str:
+    top1 = res.get("fused", {}).get("top1")
+    what = f"fused top-1 {top1:.4f}" if top1 is not None else "pre-trained"
+    ratio = "" if job.ratio is None else f" λ={job.ratio:g}"
+    return f"{job.kind:8s} {job.method}{ratio} seed {job.seed}: {what}"
+
+
+def _run_pool(jobs: Sequence[Job], data: str, jobs_n: int, threads: int,
+              note: Callable[[Job, dict[str, Any]], None], results: dict[str, dict[str, Any]]) -> None:
+    pending = list(jobs)
+    with ProcessPoolExecutor(jobs_n, mp_context=mp.get_context("spawn")) as pool:
+        running: dict[Future[dict[str, Any]], Job] = {}
+        while pending or running:
+            ready = [j for j in pending if all(d in results for d in j.deps)]
+            for j in ready:
+                pending.remove(j)
+                running[pool.submit(run_job, j, data, threads)] = j
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                note(running.pop(fut), fut.result())
+
+
+def execute(jobs: Sequence[Job], data: str, jobs_n: int = 1, threads: int = 0,
+            progress: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Run ``jobs`` respecting dependencies.
+
+    With ``jobs_n > 1`` the runs go to a spawn-started process pool; a fine-tuning run is
+    submitted once its pre-training run has finished.
+
+    Args:
+        jobs: planned jobs, every dependency before its dependents.
+        data: the dataset directory.
+        jobs_n: worker processes (1 = in this process, in order).
+        threads: torch threads per worker (0 = leave torch's default).
+        progress: called with one line per finished run.
+
+    Returns:
+        Metrics dicts by run directory.
+    """
+    say = progress or (lambda _msg: None)
+    results: dict[str, dict[str, Any]] = {}
+    t0 = time.perf_counter()
+
+    def note(job: Job, res: dict[str, Any]) -> None:
+        results[job.run_dir] = res
+        say(f"[{len(results)}/{len(jobs)} {time.perf_counter() - t0:6.1f}s] {_describe(job, res)}")
+
+    if jobs_n <= 1:
+        for job in jobs:
+            note(job, run_job(job, data, threads))
+    else:
+        _run_pool(jobs, data, jobs_n, threads, note, results)
+    return results

@@ -1,0 +1,59 @@
+"""Tests of the generic CSV/Parquet reader with user-named columns."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geocsp.data.readers.table import classes_from_labels, read_table
+from geocsp.errors import CoordinateError, DatasetError, MissingFileError
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "obs.csv"
+    p.write_text(text)
+    return p
+
+
+def test_read_table_renames_columns(tmp_path: Path) -> None:
+    p = _csv(tmp_path, "y,x,species,when,f1,f2,label\n45,7,fox,2020-01-01,0.5,1,old\n,,owl,,2,3,old\n")
+    sp = read_table(p, lon_col="x", lat_col="y", label_col="species", date_col="when", feature_cols=["f1", "f2"])
+    assert list(sp.table.columns) == ["lat", "lon", "label", "date", "orig_label"]
+    np.testing.assert_allclose(sp.table[["lon", "lat"]].to_numpy(), [[7, 45], [np.nan, np.nan]])
+    np.testing.assert_array_equal(sp.features, np.array([[0.5, 1], [2, 3]], np.float32))
+    assert classes_from_labels(sp) == ["fox", "owl"]
+
+
+def test_read_table_parquet_and_wrap(tmp_path: Path) -> None:
+    p = tmp_path / "t.parquet"
+    pd.DataFrame({"lon": [190.0, 10.0], "lat": [0.0, 1.0]}).to_parquet(p)
+    with pytest.raises(CoordinateError, match="longitude outside"):
+        read_table(p)
+    assert read_table(p, wrap_lon=True).table["lon"].tolist() == [-170.0, 10.0]
+
+
+def test_read_table_errors(tmp_path: Path) -> None:
+    p = _csv(tmp_path, "lat,lon,name\n120,45,a\n150,50,b\n")
+    with pytest.raises(DatasetError, match=r"obs.csv:species: column 'species' \(--label-col\) not found; available columns: lat, lon, name"):
+        read_table(p, label_col="species")
+    with pytest.raises(CoordinateError, match="looks like lat/lon are swapped"):
+        read_table(p)
+    empty = _csv(tmp_path, "lon,lat\n")
+    with pytest.raises(DatasetError, match=re.escape("obs.csv: empty table")):
+        read_table(empty)
+    bad = _csv(tmp_path, "lon,lat,f\n1,2,x\n")
+    with pytest.raises(DatasetError, match=r"obs.csv:0:f: feature cell 'x' is not a finite number"):
+        read_table(bad, feature_cols=["f"])
+    with pytest.raises(MissingFileError, match=re.escape("nope.csv: file not found")):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_read_table_corrupt_parquet(tmp_path: Path) -> None:
+    p = tmp_path / "t.parquet"
+    p.write_bytes(b"PAR1 not really")
+    with pytest.raises(DatasetError, match=r"t.parquet: unreadable parquet table"):
+        read_table(p)

@@ -1,0 +1,154 @@
+"""Tests of the one table reader/writer and its column helpers (geocsp.data.tables)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geocsp.data.tables import (
+    check_classes,
+    encode_labels,
+    err,
+    label_strings,
+    load_row_aligned,
+    open_table,
+    read_points,
+    read_raw_table,
+    require_column,
+    show,
+    table_lonlat,
+    write_table,
+)
+from geocsp.errors import ConfigError, CoordinateError, DatasetError, MissingFileError
+
+CSV = "lon,lat,label,note\n1.5,2.5,007,NA\n,,,null\n"
+
+
+def _check_na_semantics(t: pd.DataFrame) -> None:
+    assert t["label"].tolist()[0] == "007" and pd.isna(t["label"].iloc[1])  # text; empty = missing
+    assert t["note"].tolist() == ["NA", "null"]  # only empty cells are missing
+    assert t["lon"].iloc[0] == 1.5 and np.isnan(t["lon"].iloc[1])
+
+
+def test_read_raw_csv_only_empty_cells_are_missing(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text(CSV)
+    _check_na_semantics(read_raw_table(p))
+
+
+def test_read_raw_csv_gz(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv.gz"
+    with gzip.open(p, "wt") as f:
+        f.write(CSV)
+    t = read_raw_table(p)
+    _check_na_semantics(t)
+    pd.testing.assert_frame_equal(t, read_raw_table(_plain(tmp_path)))
+    table, lonlat = read_points(p)
+    np.testing.assert_array_equal(lonlat, [[1.5, 2.5], [np.nan, np.nan]])
+    assert len(table) == 2
+
+
+def _plain(tmp_path: Path) -> Path:
+    p = tmp_path / "plain.csv"
+    p.write_text(CSV)
+    return p
+
+
+def test_read_raw_sniffs_the_delimiter(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("lon;lat;name\n1,5;2;a\n")
+    t = read_raw_table(p, sep=None, text_columns=None)
+    assert list(t.columns) == ["lon", "lat", "name"] and t["name"].tolist() == ["a"]
+    tsv = tmp_path / "t.tsv.gz"
+    with gzip.open(tsv, "wt") as f:
+        f.write("lon\tlat\n1\t2\n")
+    assert read_raw_table(tsv, sep=None).to_numpy().tolist() == [[1, 2]]
+    # text_columns=None infers every column (a numeric "date" stays numeric)
+    num = tmp_path / "n.csv"
+    num.write_text("date\n12\n")
+    assert read_raw_table(num, text_columns=None)["date"].dtype.kind == "i"
+    assert read_raw_table(num)["date"].tolist() == ["12"]
+
+
+def test_read_raw_parquet_and_errors(tmp_path: Path) -> None:
+    df = pd.DataFrame({"lon": [1.0], "lat": [2.0]})
+    for name in ("t.parquet", "t.pq"):
+        df.to_parquet(tmp_path / name)
+        pd.testing.assert_frame_equal(read_raw_table(tmp_path / name), df)
+    with pytest.raises(MissingFileError, match=re.escape("nope.csv: file not found")):
+        read_raw_table(tmp_path / "nope.csv")
+    (tmp_path / "t.xlsx").write_bytes(b"x")
+    with pytest.raises(DatasetError, match=re.escape("t.xlsx: unsupported table format")):
+        read_raw_table(tmp_path / "t.xlsx")
+    (tmp_path / "bad.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(DatasetError, match=r"bad.csv.gz: unreadable csv table \(BadGzipFile"):
+        read_raw_table(tmp_path / "bad.csv.gz", sep=None)
+
+
+def test_open_table_refuses_empty_and_names_columns(tmp_path: Path) -> None:
+    p = tmp_path / "e.csv"
+    p.write_text("lon,lat\n")
+    assert len(read_raw_table(p)) == 0
+    with pytest.raises(DatasetError, match=re.escape("e.csv: empty table; expected at least one row")):
+        open_table(p)
+    q = tmp_path / "t.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(q)
+    t = open_table(q)
+    with pytest.raises(DatasetError, match=re.escape("t.parquet:lon: column 'lon' (--lon-col) not found; available columns: a")):
+        require_column(t, q, "lon", "--lon-col")
+
+
+def test_err_and_show() -> None:
+    assert str(err("f.csv", "bad", row=3, column="lon")) == "f.csv:3:lon: bad"
+    assert str(err("f.csv", "bad")) == "f.csv: bad"
+    assert show(np.float32(1.5)) == "1.5" and show("x") == "'x'"
+
+
+def test_table_lonlat_and_labels() -> None:
+    t = pd.DataFrame({"lon": ["10", "", None], "lat": ["20", " ", None]})
+    np.testing.assert_array_equal(table_lonlat(t, "src"), [[10, 20], [np.nan, np.nan], [np.nan, np.nan]])
+    with pytest.raises(DatasetError, match=r"src:0:lat: not a number: 'north'"):
+        table_lonlat(pd.DataFrame({"lon": [1.0], "lat": ["north"]}), "src")
+    with pytest.raises(DatasetError, match=r"src:lon: missing column; available columns: x"):
+        table_lonlat(pd.DataFrame({"x": [1.0]}), "src")
+    with pytest.raises(CoordinateError):
+        table_lonlat(pd.DataFrame({"lon": [200.0], "lat": [0.0]}), "src")
+    s, missing = label_strings(pd.Series([3.0, np.nan, 1.0]))
+    assert s.tolist()[::2] == ["3", "1"] and missing.tolist() == [False, True, False]
+    codes = encode_labels(pd.Series(["b", None, "a"]), ["a", "b"], "src")
+    assert codes.tolist() == [1, -1, 0] and codes.dtype == np.int64
+    with pytest.raises(DatasetError, match=r"src:1:label: unknown class 'c' \(2 rows in all\)"):
+        encode_labels(pd.Series(["a", "c", "c"]), ["a", "b"], "src")
+    assert check_classes(("a", "b"), "m") == ["a", "b"]
+    with pytest.raises(DatasetError, match="duplicate class name 'a' at position 1"):
+        check_classes(["a", "a"], "m")
+
+
+def test_read_points_write_table_round_trip(tmp_path: Path) -> None:
+    df = pd.DataFrame({"lon": [1.0, -2.0], "lat": [3.0, 4.0], "id": ["x", "y"]})
+    for name in ("p.csv", "p.parquet"):
+        out = write_table(df, tmp_path / name)
+        table, lonlat = read_points(out)
+        np.testing.assert_array_equal(lonlat, df[["lon", "lat"]].to_numpy())
+        assert lonlat.dtype == np.float64 and table["id"].tolist() == ["x", "y"]
+    with pytest.raises(ConfigError, match=re.escape("output must end in .csv or .parquet")):
+        write_table(df, tmp_path / "p.json")
+    (tmp_path / "q.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(DatasetError, match=r"q.csv:lon: column 'lon' \(--lon-col\) not found"):
+        read_points(tmp_path / "q.csv")
+
+
+def test_load_row_aligned(tmp_path: Path) -> None:
+    p = tmp_path / "a.npy"
+    np.save(p, np.ones((3, 2), np.float64))
+    a = load_row_aligned(p, 3, "probs")
+    assert a.dtype == np.float32 and a.shape == (3, 2)
+    with pytest.raises(DatasetError, match=r"expected a \(4, Q\) array"):
+        load_row_aligned(p, 4, "probs")
+    with pytest.raises(MissingFileError, match="probs file not found"):
+        load_row_aligned(tmp_path / "b.npy", 3, "probs")
