@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,22 @@ def test_saved_subset_is_reused(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_or_make_subset(tmp_path, lab, 0.1, seed=0), a[:2])
     with pytest.raises(DatasetError, match="drawn from different labels"):
         load_or_make_subset(tmp_path, lab[:-1], 0.1, seed=0)
+
+
+
+@pytest.mark.parametrize("damage", ["no_json", "no_npy", "bad_json", "bad_npy", "empty_npy"])
+def test_an_incomplete_saved_subset_is_drawn_again(tmp_path: Path, damage: str) -> None:
+    lab = _labels([10, 20, 30])
+    a = load_or_make_subset(tmp_path, lab, 0.1, seed=0)
+    path = subset_path(tmp_path, 0.1, 0)
+    meta = path.with_suffix(".json")
+    {"no_json": lambda: meta.unlink(), "no_npy": lambda: path.unlink(),
+     "bad_json": lambda: meta.write_text('{"ratio": 0.1, "se'),
+     "bad_npy": lambda: path.write_bytes(path.read_bytes()[:40]),
+     "empty_npy": lambda: path.write_bytes(b"")}[damage]()
+    np.testing.assert_array_equal(load_or_make_subset(tmp_path, lab, 0.1, seed=0), a)
+    assert path.is_file() and json.loads(meta.read_text())["n"] == len(lab)
+    assert sorted(p.name for p in path.parent.iterdir()) == [meta.name, path.name]
 
 
 def _cells(lonlat: np.ndarray, block: float) -> set[tuple[int, int]]:

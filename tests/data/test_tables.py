@@ -15,7 +15,6 @@ from geocsp.data.tables import (
     encode_labels,
     err,
     label_strings,
-    load_row_aligned,
     open_table,
     read_points,
     read_raw_table,
@@ -143,12 +142,39 @@ def test_read_points_write_table_round_trip(tmp_path: Path) -> None:
         read_points(tmp_path / "q.csv")
 
 
-def test_load_row_aligned(tmp_path: Path) -> None:
-    p = tmp_path / "a.npy"
-    np.save(p, np.ones((3, 2), np.float64))
-    a = load_row_aligned(p, 3, "probs")
-    assert a.dtype == np.float32 and a.shape == (3, 2)
-    with pytest.raises(DatasetError, match=r"expected a \(4, Q\) array"):
-        load_row_aligned(p, 4, "probs")
-    with pytest.raises(MissingFileError, match="probs file not found"):
-        load_row_aligned(tmp_path / "b.npy", 3, "probs")
+
+
+@pytest.mark.parametrize("name", ["dup.csv", "dup.csv.gz", "dup.parquet"])
+def test_duplicated_column_names_are_refused(tmp_path: Path, name: str) -> None:
+    """pandas would silently rename the second 'lon' to 'lon.1' (kept as a covariate)."""
+    p = tmp_path / name
+    if name.endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table([[1.0], [2.0], [3.0]], names=["lon", "lat", "lon"]), p)
+    else:
+        text = "lon,lat,lon\n1,2,3\n"
+        p.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(p))}: column 'lon' appears 2 times"):
+        read_raw_table(p)
+    with pytest.raises(DatasetError, match="appears 2 times"):
+        read_points(p)
+
+
+def test_empty_header_cells_are_not_duplicates(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("lon,lat,,\n1,2,,\n")
+    assert len(read_raw_table(tmp_path / "t.csv")) == 1
+
+
+def test_refuse_existing(tmp_path: Path) -> None:
+    from geocsp.data.tables import refuse_existing
+
+    f = tmp_path / "out.csv"
+    assert refuse_existing(f, False) == f  # absent: fine
+    (tmp_path / "empty").mkdir()
+    refuse_existing(tmp_path / "empty", False)  # an empty directory is free
+    f.write_text("x\n")
+    with pytest.raises(ConfigError, match=r"out.csv: exists; pass --overwrite"):
+        refuse_existing(f, False)
+    refuse_existing(f, True)

@@ -131,8 +131,10 @@ def test_cli_extract(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "7/8 images" in res.output and "corrupt.jpg" in res.output
+    res = CliRunner().invoke(cli, args)  # a finished dataset is not replaced silently
+    assert res.exit_code == 2 and "exists; pass --overwrite" in res.output
     res = CliRunner().invoke(cli, ["features", "extract", str(photos), "--backbone", "timm:hf-hub:x/y",
-                                   "--weights", str(onnx_model), "--out", str(out)])
+                                   "--weights", str(onnx_model), "--out", str(tmp_path / "hub_ds")])
     assert res.exit_code == 2 and "hub prefix" in res.output
 
 

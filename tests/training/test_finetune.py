@@ -100,3 +100,18 @@ def test_eval_every_logs_val_metrics(dataset, tiny, tmp_path: Path) -> None:
     log = [json.loads(x) for x in (tmp_path / "ev" / "log.jsonl").read_text().splitlines()]
     assert [set(r["val"]) >= {"image", "location", "fused"} for r in log] == [True, True]
     assert log[-1]["val"]["fused"] == m["fused"]  # the final evaluation is the last epoch's
+
+
+def test_model_fields_with_init_must_match_the_checkpoint(dataset, tiny, pre_run: Path, tmp_path: Path) -> None:
+    """--set model.* with --init used to be ignored while config.yaml recorded it."""
+    from geocsp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"model.dim: the architecture comes from --init {pre_run} "
+                                          r"\(32, not 64\); remove --set model.dim or drop --init"):
+        finetune(_ft(tiny, "model.dim=64", f"init={pre_run}"), dataset, tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"model.encoder: the architecture comes from --init"):
+        finetune(_ft(tiny, "model.encoder=sphereC+"), dataset, tmp_path / "b", init=pre_run)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # the same values as the checkpoint (tiny sets them for pre-training too) are fine
+    model = build_finetune_model(_ft(tiny, f"init={pre_run}", "model.network=FFN"), len(dataset.classes))
+    assert model["encoder"].dim == 32

@@ -59,3 +59,21 @@ def test_resume_keeps_this_process_adam_kernel(tmp_path: Path, saved_fused: bool
     _steps(net2, opt2, 2, seed=2)  # the other kernel, same update rule
     for p, q in zip(net.parameters(), net2.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_cuts_the_log_back_to_the_checkpoint_or_to_nothing(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run", rank=0)
+    run.prepare({"a": 1})
+    net = _net()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for e in (1, 2):  # epochs logged by a run killed before its first checkpoint
+        run.log({"stage": "pretrain", "epoch": e})
+    assert resume(_spec(run, net, opt)) == 0
+    assert (run.path / "log.jsonl").read_text() == ""
+    for e in (1, 2, 3):
+        run.log({"stage": "pretrain", "epoch": e})
+    save(_spec(run, net, opt), 2)  # checkpoint_every > 1: epoch 3 was logged, not saved
+    assert resume(_spec(run, _net(), torch.optim.Adam(_net().parameters()))) == 2
+    epochs = [line for line in (run.path / "log.jsonl").read_text().splitlines()]
+    assert [int(x.split('"epoch": ')[1].rstrip("}")) for x in epochs] == [1, 2]
+    run.close()

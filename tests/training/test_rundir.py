@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+import geocsp.training.rundir as rundir_mod
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.training.rundir import (
     Checkpoint,
@@ -106,3 +111,110 @@ def test_truncate_log_drops_lost_epochs(tmp_path: Path) -> None:
     run.truncate_log(2)
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
+
+
+def test_truncate_log_drops_a_line_cut_short(tmp_path: Path) -> None:
+    run = RunDir(tmp_path, rank=0)
+    run.log({"epoch": 1})
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write('{"epoch": 2, "lo')  # a kill or a full disk mid-line
+    run.truncate_log(5)
+    assert (tmp_path / "log.jsonl").read_text() == '{"epoch": 1}\n'
+
+
+def test_failed_checkpoint_leaves_no_partial_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = RunDir(tmp_path, rank=0)
+    w = {"w": torch.arange(3.0)}
+    run.save_checkpoint(Checkpoint(1, w, {}, {"optim": {"param_groups": []}}))
+    real = rundir_mod.write_tensors
+    calls: list[Path] = []
+
+    def full_disk(path: Path, tensors: dict, metadata: dict | None = None) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, tensors, metadata)
+
+    monkeypatch.setattr(rundir_mod, "write_tensors", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        run.save_checkpoint(Checkpoint(2, w, {}, {"optim": {"param_groups": []}}))
+    assert sorted(p.name for p in run.checkpoint_root.iterdir()) == ["epoch-0001", "latest"]
+    assert run.latest_checkpoint().epoch == 1
+
+
+def test_prepare_removes_stray_temporaries_of_this_run_only(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run", rank=0)
+    run.prepare({"seed": 0})
+    ck = run.checkpoint_root
+    ck.mkdir()
+    (ck / ".epoch-0002.0123456789ab.tmp").mkdir()  # a checkpoint a killed run was writing
+    (ck / ".latest.k3j_x9q2.tmp").write_text("epoch-0002")
+    (run.path / "prior").mkdir()
+    (run.path / ".prior.0123456789ab.old").mkdir()  # moved aside, superseded
+    (run.path / ".encoder.0123456789ab.old").mkdir()  # moved aside, replacement never came
+    (run.path / ".encoder.0123456789ab.old" / "config.json").write_text("{}")
+    beside = tmp_path / ".run.0123456789ab.tmp"  # outside the run directory: not ours to touch
+    beside.write_text("x")
+    run.close()
+    assert run.prepare({"seed": 0}) is True
+    assert sorted(p.name for p in ck.iterdir()) == []
+    assert sorted(p.name for p in run.path.iterdir()) == [".lock", "checkpoints", "config.yaml", "encoder",
+                                                          "prior"]
+    assert (run.path / "encoder" / "config.json").is_file() and beside.is_file()
+    run.close()
+
+
+def test_a_directory_left_with_only_temporaries_is_a_new_run(tmp_path: Path) -> None:
+    (tmp_path / ".config.yaml.k3j_x9q2.tmp").write_text("half")
+    (tmp_path / ".lock").write_text("123\n")
+    with RunDir(tmp_path, rank=0) as run:
+        assert run.prepare({"seed": 0}) is False
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "config.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]  # the lock goes with the run
+
+
+def _hold_lock_in_child(path: Path) -> tuple[int, int]:
+    """Fork a process that prepares ``path`` and keeps it; returns (pid, read end of its pipe)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            run = RunDir(path, rank=0)  # held while the object lives
+            run.prepare({"seed": 0})
+            os.write(w, b"ok")
+        finally:
+            time.sleep(60)
+            os._exit(0)
+    assert os.read(r, 2) == b"ok"
+    return pid, r
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork and fcntl")
+def test_a_second_process_is_refused_until_the_first_ends(tmp_path: Path) -> None:
+    run_path = tmp_path / "run"
+    pid, r = _hold_lock_in_child(run_path)
+    try:
+        with pytest.raises(ConfigError, match=rf"run: run directory is in use by process {pid}; "
+                                              r"wait for it or use another --out"):
+            RunDir(run_path, rank=0).prepare({"seed": 0})
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(r)
+    with RunDir(run_path, rank=0) as run:  # the lock died with its holder
+        assert run.prepare({"seed": 0}) is True
+        assert (run_path / ".lock").read_text().strip() == str(os.getpid())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork and fcntl")
+def test_lock_is_reentrant_in_a_process_and_released_by_close(tmp_path: Path) -> None:
+    a, b = RunDir(tmp_path, rank=0), RunDir(tmp_path, rank=0)
+    a.prepare({"seed": 0})
+    assert b.prepare({"seed": 0}) is True  # this process may reopen its own run
+    a.close()
+    b.close()
+    pid, r = _hold_lock_in_child(tmp_path)  # released: another process gets it
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(r)
+    del a, b

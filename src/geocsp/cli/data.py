@@ -1,6 +1,6 @@
 """``geocsp data``: check datasets and import data users already have.
 
-Subcommands: ``check``, ``import-inat``, ``import-table``, ``split``, and ``make-world`` /
+Subcommands: ``check``, ``import-inat``, ``import-table``, ``add-probs``, ``split``, and ``make-world`` /
 ``from-photos`` (defined in ``geocsp.cli.data_world`` / ``geocsp.cli.data_photos``).
 """
 
@@ -13,6 +13,7 @@ import click
 
 from geocsp.cli.data_photos import from_photos_cmd
 from geocsp.cli.data_world import make_world_cmd
+from geocsp.data.probs import add_probs
 from geocsp.data.readers.inat import convert_inat
 from geocsp.data.readers.table import import_table
 from geocsp.data.resplit import split_dataset
@@ -49,9 +50,10 @@ def check_cmd(directory: Path, as_json: bool) -> None:
 @click.option("--dataset", type=click.Choice(["inat2018", "fmow"]), default="inat2018", show_default=True,
               help="Which release layout SRC holds.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
-def import_inat_cmd(src: Path, dataset: str, out: Path) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
+def import_inat_cmd(src: Path, dataset: str, out: Path, overwrite: bool) -> None:
     """Convert the paper's iNat2018/fMoW release directory SRC to a geocsp dataset."""
-    path = convert_inat(src, out, dataset)
+    path = convert_inat(src, out, dataset, overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 
@@ -69,7 +71,13 @@ def import_inat_cmd(src: Path, dataset: str, out: Path) -> None:
               help="Row-aligned (N, D) float .npy image features.")
 @click.option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
               help="Text file with one class name per line (the class order); default: sorted labels.")
+@click.option("--split-col", default=None,
+              help="Column naming each row's split (train, val, calib, unlabeled...); overrides --split.")
+@click.option("--probs", "probs", multiple=True, metavar="KEY=PROBS.npy",
+              help="Row-aligned (N, Q) image probabilities in the class order under KEY "
+                   "(default or ratio{λ:.3f}, e.g. ratio0.050); repeatable.")
 @click.option("--wrap-lon", is_flag=True, help="Wrap longitudes outside [-180, 180].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def import_table_cmd(
     file: Path,
     out: Path,
@@ -82,15 +90,43 @@ def import_table_cmd(
     feature_cols: str | None,
     features_file: Path | None,
     classes_file: Path | None,
+    split_col: str | None,
+    probs: tuple[str, ...],
     wrap_lon: bool,
+    overwrite: bool,
 ) -> None:
-    """Convert a CSV/Parquet FILE with user-named columns to a one-split geocsp dataset."""
+    """Convert a CSV/Parquet FILE with user-named columns to a geocsp dataset."""
     cols = [c.strip() for c in feature_cols.split(",") if c.strip()] if feature_cols else None
     path, rows, n_classes = import_table(
-        file, out, split=split_name, lon_col=lon_col, lat_col=lat_col, label_col=label_col,
-        date_col=date_col, image_col=image_col, feature_cols=cols, features_file=features_file,
-        classes_file=classes_file, wrap_lon=wrap_lon)
+        file, out, split=split_name, split_col=split_col, probs=_key_files(probs), lon_col=lon_col,
+        lat_col=lat_col, label_col=label_col, date_col=date_col, image_col=image_col, feature_cols=cols,
+        features_file=features_file, classes_file=classes_file, wrap_lon=wrap_lon, overwrite=overwrite)
     click.echo(f"wrote {path} ({rows} rows, {n_classes} classes)")
+
+
+def _key_files(values: tuple[str, ...]) -> dict[str, str]:
+    """``("ratio0.050=p.npy", ...)`` -> ``{"ratio0.050": "p.npy"}``; malformed or repeated keys are refused."""
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, file = v.partition("=")
+        if not sep or not key or not file:
+            raise click.BadParameter(f"expected KEY=PROBS.npy, got {v!r}", param_hint="--probs")
+        if key in out:
+            raise click.BadParameter(f"key {key!r} given twice", param_hint="--probs")
+        out[key] = file
+    return out
+
+
+@data.command("add-probs")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("probs_file", metavar="PROBS", type=click.Path(path_type=Path))
+@click.option("--split", "split_name", required=True, help="Split the probabilities belong to.")
+@click.option("--key", required=True, help="default (λ = 1) or ratio{λ:.3f}, e.g. ratio0.100.")
+@click.option("--overwrite", is_flag=True, help="Replace a set already stored under --key.")
+def add_probs_cmd(directory: Path, probs_file: Path, split_name: str, key: str, overwrite: bool) -> None:
+    """Add row-aligned (N, Q) image probabilities PROBS to a split of dataset DIRECTORY, atomically."""
+    path = add_probs(directory, split_name, key, probs_file, overwrite=overwrite)
+    click.echo(f"wrote {path} ({split_name} probabilities '{key}')")
 
 COMMANDS = [data]
 
@@ -104,11 +140,12 @@ COMMANDS = [data]
               help="random rows, or whole lon/lat blocks (geographic generalisation).")
 @click.option("--block-deg", default=10.0, show_default=True, help="Block size for --method spatial.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def split_cmd(src: Path, out: Path, source_split: str, val_frac: float, method: str,
-              block_deg: float, seed: int) -> None:
+              block_deg: float, seed: int, overwrite: bool) -> None:
     """Copy dataset SRC to OUT with a held-out `val` split carved from one split."""
     path = split_dataset(src, out, source_split=source_split, val_frac=val_frac, method=method,
-                         block_deg=block_deg, seed=seed)
+                         block_deg=block_deg, seed=seed, overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 

@@ -10,9 +10,12 @@ from typing import Any
 
 import click
 
+from geocsp.demo.compare import format_comparisons
 from geocsp.demo.report import format_table
 from geocsp.demo.run import run_table
-from geocsp.demo.tables import TABLE_GAIN, settings_for
+from geocsp.demo.tables import TABLE_GAIN, methods_by_name, settings_for
+from geocsp.errors import ConfigError
+from geocsp.experiments.execute import Interrupted, interruptible
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
@@ -35,7 +38,8 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """
     options = [
         click.option("--quick", is_flag=True, help="the geoworld-quick preset (small world, tiny budget)."),
-        click.option("--preset", default=None, help="demo preset name or YAML (default geoworld-demo)."),
+        click.option("--preset", default=None,
+                     help="demo preset name or YAML, or auto (default geoworld-demo; auto for --data not a GeoWorld)."),
         click.option("--seeds", type=click.IntRange(min=1), default=None, help="number of seeds (0 .. N-1)."),
         click.option("--ratios", default=None, help="label ratios, e.g. 0.05,0.1,0.2,1.0"),
         click.option("--world", default=None, help="GeoWorld preset (small, default, ...)."),
@@ -52,8 +56,12 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
                   ratios: str | None, world: str | None, device: str, jobs: int | None,
-                  runs: str | None, no_figures: bool) -> None:
+                  runs: str | None, no_figures: bool, data: str | None = None,
+                  methods: str | None = None) -> None:
     """Resolve the settings, run the table, print it and where the files are.
+
+    Prints the paper's fused top-1 table first (as before), then the calibrated fusion's
+    table and the paired per-seed differences (docs/protocol.md).
 
     Args:
         table: 1, 2 or 3.
@@ -67,17 +75,46 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
         jobs: worker processes.
         runs: training-run directory.
         no_figures: skip the PNG figures.
+        data: a geocsp dataset directory instead of the preset's GeoWorld.
+        methods: comma-separated method names (``img-only,sup-grid,...``); None for the table's.
+
+    SIGINT/SIGTERM end the command (and its worker processes) with one stderr line,
+    ``geocsp: interrupted (SIGTERM); rerun the same command to resume``, and exit status 130
+    (SIGINT) or 143 (SIGTERM); rerunning resumes.
     """
+    try:
+        with interruptible():
+            _run_and_print(table, out, quick, preset, seeds, ratios, world, device, jobs, runs, no_figures,
+                           data, methods)
+    except Interrupted as e:
+        click.echo(f"geocsp: {e}", err=True)
+        click.get_current_context().exit(e.exit_code)
+
+
+def _run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
+                   ratios: str | None, world: str | None, device: str, jobs: int | None,
+                   runs: str | None, no_figures: bool, data: str | None, methods: str | None) -> None:
+    chosen = methods_by_name(methods)
+    if chosen is not None and table != 1:
+        raise ConfigError(f"--methods: applies to --table 1 (Table 1's methods), not --table {table}")
     settings = settings_for(preset, quick=quick, seeds=seeds, ratios=_floats(ratios), world=world,
-                            device=device, jobs=jobs)
-    click.echo(f"geocsp: table {table} on GeoWorld '{settings.world}' (seed {settings.world_seed}), "
+                            device=device, jobs=jobs, data=data, out=out)
+    where = (f"dataset {settings.data}" if settings.data is not None
+             else f"GeoWorld '{settings.world}' (seed {settings.world_seed})")
+    click.echo(f"geocsp: table {table} on {where}, "
                f"preset {settings.preset}, seeds {list(settings.seeds)}, ratios {list(settings.ratios)}, "
                f"{settings.jobs} job(s)", err=True)
     res = run_table(settings, table, out, runs=runs, progress=lambda s: click.echo(s, err=True),
-                    figures=not no_figures)
+                    figures=not no_figures, methods=chosen)
     click.echo(format_table(res["rows"], TABLE_GAIN[table]))
     click.echo(f"fused top-1 %, mean (std) over {len(settings.seeds)} seeds; {res['seconds']:.0f} s; "
                f"wrote {', '.join(sorted(str(p) for p in res['paths'].values()))}")
+    click.echo("\ncalibrated fusion (docs/fusion.md):")
+    click.echo(format_table(res["rows"], TABLE_GAIN[table], prefix="cal_"))
+    if res["comparisons"]:
+        click.echo(format_comparisons(res["comparisons"]))
+    for note in res["notes"]:
+        click.echo(f"note: {note}", err=True)
 
 
 @click.command("demo")

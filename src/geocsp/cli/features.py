@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from geocsp.data.tables import refuse_existing
 from geocsp.features.export_onnx import export_onnx
 from geocsp.features.extract import ExtractConfig, extract_folder
 from geocsp.features.preprocess import PreprocessConfig
@@ -43,11 +44,18 @@ def features() -> None:
 @click.option("--preprocess", "preprocess_json", default=None,
               help='Override preprocessing, JSON: {"size":224,"crop_pct":0.875,...}.')
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def extract_cmd(images_dir: Path, backbone: str, weights: Path | None, out: Path, batch_size: int,
                 chunk_size: int, device: str, no_amp: bool, split: str, labels_csv: Path | None,
                 locations_csv: Path | None, id_col: str, label_col: str, lon_col: str,
-                lat_col: str, l2_normalize: bool, preprocess_json: str | None, quiet: bool) -> None:
-    """Extract features of every image under IMAGES_DIR into a geocsp dataset at --out."""
+                lat_col: str, l2_normalize: bool, preprocess_json: str | None, quiet: bool,
+                overwrite: bool) -> None:
+    """Extract features of every image under IMAGES_DIR into a geocsp dataset at --out.
+
+    An interrupted extraction resumes from OUT.partial/; a finished dataset at --out is refused
+    unless --overwrite.
+    """
+    refuse_existing(out, overwrite)
     pre = PreprocessConfig.from_json(preprocess_json) if preprocess_json else None
     cfg = ExtractConfig(batch_size=batch_size, chunk_size=chunk_size, l2_normalize=l2_normalize,
                         split=split, progress=not quiet)
@@ -70,9 +78,11 @@ def extract_cmd(images_dir: Path, backbone: str, weights: Path | None, out: Path
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--size", type=int, default=None, help="Trace input side (default: backbone crop).")
 @click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 def export_onnx_cmd(backbone: str, weights: Path | None, out: Path, size: int | None,
-                    opset: int) -> None:
+                    opset: int, overwrite: bool) -> None:
     """Export a torch backbone to ONNX (+ OUT.json preprocessing) and check it matches."""
+    refuse_existing(out, overwrite)
     res = export_onnx(backbone, str(weights) if weights else None, out, size=size, opset=opset)
     click.echo(f"wrote {res['onnx']} ({res['dim']}-d) + {res['sidecar']}; "
                f"max |ORT - torch| = {res['max_abs_diff']:.3g}")

@@ -4,12 +4,21 @@ Each top-level command lives in a module of this package and is imported only wh
 runs, so ``geocsp --help`` needs neither torch nor matplotlib and the command modules
 import the library at module level. :data:`COMMANDS` is the table of top-level commands;
 ``tests/cli/test_main.py`` checks it against the modules.
+
+Exit codes: 0 success; 1 a bug (traceback shown); 2 bad input or environment (one stderr
+line ``geocsp: error: <file or option>: <what was expected>``, or click's usage error);
+130 interrupted. ``GEOCSP_DEBUG=1`` re-raises every error with its traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import click
@@ -52,11 +61,100 @@ def load_command(name: str) -> click.Command:
     raise KeyError(f"{COMMANDS[name][0]} defines no command '{name}'")
 
 
+DECODE_ERRORS = {
+    ("json.decoder", "JSONDecodeError"), ("yaml", "YAMLError"), ("yaml.error", "YAMLError"),
+    ("pandas.errors", "ParserError"), ("pandas.errors", "EmptyDataError"),
+    ("pyarrow.lib", "ArrowInvalid"), ("safetensors._safetensors_rust", "SafetensorError"),
+    ("zipfile", "BadZipFile"), ("zlib", "error"), ("builtins", "EOFError"),
+}
+"""(module, class) of third-party "cannot decode this file" errors the boundary reports as
+bad input (matched along the exception's MRO, so nothing is imported to check them)."""
+
+OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""errno values that mean the output could not be written (named after ``--out``)."""
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined by ``; `` (a message is always one line)."""
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip()) or text.strip()
+
+
+def _file_in_traceback(tb: TracebackType | None) -> str | None:
+    """The innermost path a geocsp frame was working on (a ``Path`` local), if any.
+
+    Args:
+        tb: the traceback of the error.
+
+    Returns:
+        The path as a string, or None.
+    """
+    frames = [f for f, _ in traceback.walk_tb(tb) if f.f_globals.get("__name__", "").startswith("geocsp.")]
+    for frame in reversed(frames):
+        for name in ("path", "p", "tmp", "file", "src", "directory", "out"):
+            value = frame.f_locals.get(name)
+            if isinstance(value, Path):
+                return str(value)
+    return None
+
+
+def _is_decode_error(e: BaseException) -> bool:
+    """Whether ``e`` is a "this file cannot be decoded" error of a parser library."""
+    return isinstance(e, UnicodeError) or any(
+        (c.__module__, c.__name__) in DECODE_ERRORS for c in type(e).__mro__)
+
+
+def user_error_message(e: BaseException) -> str | None:
+    """The one-line message for an error caused by the input or environment.
+
+    An OS error that names no file is attributed to the innermost geocsp frame's path, or
+    for a full disk to the command's ``--out``.
+
+    Args:
+        e: the exception that ended the command.
+
+    Returns:
+        ``<file or option>: <what was expected>``, or None when ``e`` is a bug.
+    """
+    if isinstance(e, GeocspError):
+        return _one_line(str(e))
+    where = _file_in_traceback(e.__traceback__)
+    if isinstance(e, OSError) and not _is_decode_error(e):
+        what = e.strerror or _one_line(str(e)) or type(e).__name__
+        name = e.filename
+        if name is None and e.errno in OUTPUT_FULL:
+            out = _out_option(e.__traceback__)
+            name = f"--out {out}" if out else None
+        name = name if name is not None else where
+        names = [str(n) for n in (name, e.filename2) if n is not None]
+        return f"{' -> '.join(names)}: {what}" if names else what
+    if _is_decode_error(e):
+        kind = "unexpected end of file" if isinstance(e, EOFError) else f"cannot decode ({_one_line(str(e))})"
+        return f"{where}: {kind}" if where else f"input file: {kind}"
+    if isinstance(e, RecursionError):
+        return f"{where or 'input'}: too deeply nested to read"
+    if isinstance(e, MemoryError):
+        return f"{where or 'input'}: too large to read into memory"
+    if isinstance(e, RuntimeError) and "Error(s) in loading state_dict" in str(e):
+        return f"{where or 'checkpoint'}: weights do not fit its config ({_one_line(str(e))})"
+    return None
+
+
+def _out_option(tb: TracebackType | None) -> str | None:
+    """The ``--out`` value of the innermost click command in the traceback, if it has one."""
+    contexts = [f.f_locals["ctx"] for f, _ in traceback.walk_tb(tb)
+                if isinstance(f.f_locals.get("ctx"), click.Context)]
+    out = contexts[-1].params.get("out") if contexts else None
+    return str(out) if out is not None else None
+
+
 class GeocspGroup(click.Group):
     """The top-level group: commands loaded on use, and the one error boundary.
 
-    A :class:`~geocsp.errors.GeocspError` raised anywhere below becomes one stderr line
-    ``geocsp: error: ...`` and exit status 2, with no traceback.
+    An error caused by the input or the environment (:class:`~geocsp.errors.GeocspError`,
+    ``OSError``, a file that cannot be decoded, input too deep or too large, checkpoint
+    weights that do not fit) becomes one stderr line ``geocsp: error: ...`` and exit
+    status 2, with no traceback; Ctrl-C is ``geocsp: interrupted`` and status 130; any
+    other exception is a bug and keeps its traceback (status 1).
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -73,11 +171,26 @@ class GeocspGroup(click.Group):
             formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a GeocspError becomes one line and exit status 2."""
+        """Run the command behind the error boundary (see the class docstring).
+
+        Raises:
+            click.exceptions.Exit: status 2 for bad input, 130 when interrupted.
+        """
+        debug = os.environ.get("GEOCSP_DEBUG", "") not in ("", "0")
         try:
             return super().invoke(ctx)
-        except GeocspError as e:
-            click.echo(f"geocsp: error: {e}", err=True)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("geocsp: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as e:
+            message = None if debug else user_error_message(e)
+            if message is None:
+                raise
+            click.echo(f"geocsp: error: {message}", err=True)
             ctx.exit(2)
 
 

@@ -22,6 +22,18 @@ def device_option(default: str | None = "auto") -> Callable[[Callable[..., Any]]
     return click.option("--device", default=default, show_default=default is not None, help=DEVICE_HELP)
 
 
+def overwrite_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--overwrite``: an existing output is refused without it (nothing is silently replaced).
+
+    Args:
+        help_text: what it replaces.
+
+    Returns:
+        A click option decorator.
+    """
+    return click.option("--overwrite", is_flag=True, help=help_text)
+
+
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``pretrain`` and ``finetune`` (config precedence: docs/training.md).
 
@@ -43,7 +55,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seed", type=int, default=None, help="seed"),
         device_option(None),
         click.option("--quiet", is_flag=True, help="no progress bars."),
-        click.option("--overwrite", is_flag=True, help="discard an existing run in --out."),
+        overwrite_option("discard an existing run in --out."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -85,14 +97,21 @@ def parse_beta(value: str) -> float | str:
 
 
 def echo_metrics(metrics: dict[str, Any]) -> None:
-    """Print the image / location / fused lines of a metrics dict.
+    """Print the image / location / fused lines of a metrics dict, then the fusion warning.
+
+    ``fused`` is the paper's product, ``fused_cal`` the calibrated fusion (docs/fusion.md);
+    when the paper's fusion lowers top-1 on the calibration rows, one ``warning:`` line follows.
 
     Args:
         metrics: as returned by :func:`geocsp.training.evaluate`.
     """
-    for key in ("image", "location", "fused"):
+    for key, label in (("image", "image"), ("location", "location"), ("fused", "fused"),
+                       ("fused_calibrated", "fused_cal")):
         m = metrics.get(key)
         if m is None and key in metrics:
-            click.echo(f"{key:9s} n/a (the split has no image-classifier probabilities)")
+            click.echo(f"{label:9s} n/a (the split has no image-classifier probabilities)")
         elif m is not None:
-            click.echo(f"{key:9s} top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  mrr {m['mrr']:.4f}  n {m['n']}")
+            click.echo(f"{label:9s} top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  mrr {m['mrr']:.4f}  n {m['n']}")
+    warning = (metrics.get("fusion") or {}).get("warning")
+    if warning:
+        click.echo(f"geocsp: {warning}", err=True)

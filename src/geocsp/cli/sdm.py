@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from geocsp.cli.options import overwrite_option
+from geocsp.data.tables import refuse_existing
 from geocsp.errors import ConfigError
 from geocsp.sdm import (
     LOSSES,
@@ -132,10 +134,9 @@ def fit_cmd(records: str, species_col: str | None, lon_col: str, lat_col: str, p
                                   _list(rasters), date_col, region, min_records),
             background=BackgroundConfig(background, background_sample or None, background_sampler),  # 0 = none
             model=ModelChoice(inputs, encoder, init_dir),
-            # Kept as it was: the --lr value used to be passed positionally into min_steps, so
-            # lr stays FitOptions' default and min_steps is 1 (identical for 0 < --lr <= 1).
-            # Passing lr=lr and the default min_steps would change every CLI fit's numbers.
-            options=FitOptions(loss, epochs, min_steps=1, batch_size=batch_size, seed=seed, device=device),
+            # min_steps=1: the CLI fits exactly --epochs passes (as it always has); --lr sets
+            # the learning rate (the default 1e-3 is FitOptions' default).
+            options=FitOptions(loss, epochs, min_steps=1, lr=lr, batch_size=batch_size, seed=seed, device=device),
             evaluation=EvalConfig(cv_folds, block_deg, pa_path),
         )
         metrics = fit_run(config, out)
@@ -164,9 +165,11 @@ def _echo_summary(out: str, metrics: dict[str, Any]) -> None:
 @click.option("--site-col", default=None, help="Site id column (default: row number).")
 @click.option("--wide", is_flag=True, help="One column per species instead of site_id,species,score rows.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
+@overwrite_option("replace an existing --out file.")
 def predict_cmd(run_dir: str, sites: str, lon_col: str, lat_col: str, date_col: str | None,
-                site_col: str | None, wide: bool, out: str) -> None:
-    """Suitability scores of every species at SITES (CSV/Parquet)."""
+                site_col: str | None, wide: bool, out: str, overwrite: bool) -> None:
+    """Suitability scores of every species at SITES (CSV/Parquet); an existing --out needs --overwrite."""
+    refuse_existing(out, overwrite)
     n = predict_file(run_dir, sites, out, lon_col=lon_col, lat_col=lat_col, date_col=date_col,
                      site_col=site_col, wide=wide)
     click.echo(f"wrote {n} rows -> {out}")
@@ -182,9 +185,11 @@ def predict_cmd(run_dir: str, sites: str, lon_col: str, lat_col: str, date_col: 
 @click.option("--threshold", type=float, default=None, help="With --richness: count species with score >= T.")
 @click.option("--land-mask/--no-land-mask", default=True, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 def map_cmd(run_dir: str, species: str | None, region: str | None, date: str | None, res: float,
-            richness: bool, threshold: float | None, land_mask: bool, out: str) -> None:
+            richness: bool, threshold: float | None, land_mask: bool, out: str, overwrite: bool) -> None:
     """Map the predicted range of a species (or richness) from an SDM or a CSP prior run."""
+    refuse_existing(out, overwrite)
     draw_map(run_dir, out, species, region, date, res, richness, threshold, land_mask)
     click.echo(f"wrote {out}")
 

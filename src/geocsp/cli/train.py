@@ -8,13 +8,21 @@ arguments, makes one library call and prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from geocsp.cli.options import device_option, echo_metrics, flag_overrides, parse_beta, run_options
+from geocsp.cli.options import (
+    device_option,
+    echo_metrics,
+    flag_overrides,
+    overwrite_option,
+    parse_beta,
+    run_options,
+)
 from geocsp.distributed import cleanup
 from geocsp.training import (
     FinetuneConfig,
@@ -30,11 +38,17 @@ from geocsp.training import (
 
 @contextlib.contextmanager
 def _process_group() -> Iterator[None]:
-    """Destroy the torchrun process group (if the command joined one) when it ends."""
+    """Destroy the torchrun process group (if the command joined one) when it ends.
+
+    On success the ranks meet at a barrier first, so none tears down while another is still
+    writing or communicating.
+    """
     try:
         yield
-    finally:
+    except BaseException:
         cleanup()
+        raise
+    cleanup(sync=True)
 
 
 @click.command("pretrain")
@@ -54,11 +68,17 @@ def pretrain_cmd(data: str, out: str, preset: str | None, config_file: str | Non
 @run_options
 @click.option("--init", default=None, type=click.Path(), help="pre-training run (default: Sup. Only).")
 @click.option("--ratio", type=float, default=None, help="label ratio λ in (0, 1].")
+@click.option("--subset", default=None, metavar="FILE[:COLUMN]",
+              help="train rows the image classifier used: indices (.txt/.csv/.npy) or a 0/1 column; "
+                   "replaces the stratified λ-subset (docs/dataset.md).")
 def finetune_cmd(data: str, out: str, preset: str | None, config_file: str | None,
-                 overrides: tuple[str, ...], overwrite: bool, init: str | None, **flags: Any) -> None:
+                 overrides: tuple[str, ...], overwrite: bool, init: str | None, subset: str | None,
+                 **flags: Any) -> None:
     """Fine-tune the location prior P(y|x) on a label subset; evaluates on val."""
     cfg = resolve_config(FinetuneConfig, stage="finetune", preset=preset, config_file=config_file,
                          overrides=[*overrides, *flag_overrides(**flags)])
+    if subset is not None:  # an explicit flag overrides --set subset=...
+        cfg = dataclasses.replace(cfg, subset=subset)
     with _process_group():
         metrics = finetune(cfg, data, out, init=init, overwrite=overwrite)
     echo_metrics(metrics)
@@ -73,10 +93,18 @@ def finetune_cmd(data: str, out: str, preset: str | None, config_file: str | Non
 @click.option("--batch-size", type=int, default=4096, show_default=True)
 @device_option()
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON.")
+@click.option("--out", "out", default=None, type=click.Path(dir_okay=False),
+              help="JSON file to write (default RUN/eval-<split>-<dataset>-<probs key>.json).")
+@overwrite_option("replace an existing output file.")
 def evaluate_cmd(run: str, data: str, split: str, probs_key: str, beta: str, batch_size: int,
-                 device: str, as_json: bool) -> None:
-    """Image / location / fused metrics of a fine-tuned RUN (writes RUN/metrics.json)."""
-    metrics = evaluate(run, data, split, probs_key, parse_beta(beta), batch_size=batch_size, device=device)
+                 device: str, as_json: bool, out: str | None, overwrite: bool) -> None:
+    """Image / location / fused metrics of a fine-tuned RUN on a dataset.
+
+    Writes --out, or RUN/eval-<split>-<dataset>-<probs key>.json; never the run's own
+    metrics.json, and never over an existing file unless --overwrite.
+    """
+    metrics = evaluate(run, data, split, probs_key, parse_beta(beta), batch_size=batch_size, device=device,
+                       out=out, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:
@@ -92,12 +120,16 @@ def evaluate_cmd(run: str, data: str, split: str, probs_key: str, beta: str, bat
 @click.option("--image-probs", default=None, type=click.Path(), help="(N, Q) .npy of P(y|I).")
 @click.option("--probs-key", default="auto", show_default=True)
 @click.option("--beta", type=float, default=1.0, show_default=True)
+@click.option("--renormalize", is_flag=True,
+              help="rescale --image-probs rows that do not sum to 1 (within 1e-3) instead of refusing them.")
 @device_option()
+@overwrite_option("replace an existing --out file.")
 def predict_cmd(run: str, input_: str, out: str, top_k: int, split: str, image_probs: str | None,
-                probs_key: str, beta: float, device: str) -> None:
+                probs_key: str, beta: float, renormalize: bool, device: str, overwrite: bool) -> None:
     """Top-k classes for INPUT (a dataset dir or a CSV/Parquet of lon, lat)."""
     df = predict(run, input_, out, top_k=top_k, split=split, image_probs=image_probs,
-                 probs_key=probs_key, beta=beta, device=device)
+                 probs_key=probs_key, beta=beta, device=device, renormalize=renormalize,
+                 overwrite=overwrite)
     click.echo(f"predict: {len(df)} rows -> {out}")
 
 
@@ -106,9 +138,10 @@ def predict_cmd(run: str, input_: str, out: str, top_k: int, split: str, image_p
 @click.argument("input_", metavar="INPUT", type=click.Path())
 @click.option("--out", "out", required=True, type=click.Path(), help=".npy, .csv or .parquet")
 @device_option()
-def embed_cmd(run: str, input_: str, out: str, device: str) -> None:
+@overwrite_option("replace an existing --out file.")
+def embed_cmd(run: str, input_: str, out: str, device: str, overwrite: bool) -> None:
     """Location embeddings e(x) for a CSV/Parquet of lon, lat (RUN: run or encoder dir)."""
-    emb = embed(run, input_, out, device=device)
+    emb = embed(run, input_, out, device=device, overwrite=overwrite)
     click.echo(f"embed: {emb.shape[0]} x {emb.shape[1]} -> {out}")
 
 

@@ -29,6 +29,7 @@ from geocsp.data.format import (
     Problems,
     check_features,
     check_probs,
+    check_probs_key,
     load_npy,
     load_probs,
 )
@@ -237,6 +238,7 @@ def load_split(
                 raise err(fpath, f"feature dim {dim} differs from the manifest's {manifest['feature_dim']}")
     for key, file in (entry.get("probs") or {}).items():
         with problems.guard():
+            check_probs_key(key, f"{root / MANIFEST}: split '{name}'")
             ppath = root / file
             p = load_probs(ppath)
             check_probs(p, n, len(classes), str(ppath), verify_values=verify_values)

@@ -9,6 +9,8 @@ anywhere. :class:`Problems` collects the format's errors when a check keeps goin
 from __future__ import annotations
 
 import contextlib
+import difflib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,12 @@ MANIFEST = "manifest.json"
 """The manifest's file name inside a dataset directory."""
 
 DEFAULT_PROBS = "default"
-"""Key of the default probability set of a split."""
+"""Key of the probability set of the classifier trained on all labels (λ = 1)."""
+
+PROBS_KEY_FORM = "'default' (λ = 1) or 'ratio{λ:.3f}' with λ in (0, 1), e.g. 'ratio0.050'"
+"""The one documented form of a probability-set key (docs/dataset.md)."""
+
+_RATIO_KEY_RE = re.compile(r"^ratio([0-9]*\.?[0-9]*)$")
 
 PROB_TOLERANCE = 1e-3
 """Probabilities may exceed 1 by this much (float16 rounding)."""
@@ -61,6 +68,74 @@ class Problems:
             if not self.collect:
                 raise
             self.items.append(str(e))
+
+
+def ratio_probs_key(ratio: float | None) -> str:
+    """The probability-set key of the image classifier trained on a label ratio λ.
+
+    Args:
+        ratio: λ in (0, 1]; None or 1 means all labels.
+
+    Returns:
+        ``"default"`` for λ = 1 (or None, or λ that rounds to 1.000), else ``f"ratio{λ:.3f}"``
+        (``0.05 -> "ratio0.050"``).
+    """
+    key = DEFAULT_PROBS if ratio is None else f"ratio{min(float(ratio), 1.0):.3f}"
+    return DEFAULT_PROBS if key == "ratio1.000" else key
+
+
+def _canonical_probs_key(key: str) -> str | None:
+    """The well-formed key a near-miss such as ``ratio0.05`` or ``ratio1`` stands for, or None."""
+    m = _RATIO_KEY_RE.match(key.strip().lower())
+    if m is None:
+        return None
+    try:
+        ratio = float(m.group(1))
+    except ValueError:
+        return None
+    return ratio_probs_key(ratio) if 0.0 < ratio <= 1.0 and ratio_probs_key(ratio) != "ratio0.000" else None
+
+
+def check_probs_key(key: Any, source: str) -> str:
+    """Refuse a probability-set key that is not ``default`` or ``ratio{λ:.3f}``, λ in (0, 1).
+
+    Args:
+        key: the key as stored or given.
+        source: file or split named first in the message.
+
+    Returns:
+        ``key``, unchanged.
+
+    Raises:
+        DatasetError: ``val probs: probability key 'ratio0.05' must be 'default' (λ = 1) or
+            'ratio{λ:.3f}' ...; did you mean 'ratio0.050'?`` (``ratio1.000``: name it ``default``).
+    """
+    if isinstance(key, str) and (key == DEFAULT_PROBS or key == _canonical_probs_key(key)):
+        return key
+    fixed = _canonical_probs_key(key) if isinstance(key, str) else None
+    if fixed == DEFAULT_PROBS:
+        raise err(source, f"probability key {key!r} is the classifier trained on all labels (λ = 1); "
+                          f"name it {DEFAULT_PROBS!r}")
+    hint = f"; did you mean {fixed!r}?" if fixed else ""
+    raise err(source, f"probability key {key!r} must be {PROBS_KEY_FORM}{hint}")
+
+
+def missing_probs_key(key: str, stored: list[str], split: str) -> str:
+    """The message for a probability set a split does not store, with a did-you-mean.
+
+    Args:
+        key: the key asked for.
+        stored: the split's stored keys.
+        split: the split's name.
+
+    Returns:
+        ``split 'val' has no probabilities 'ratio0.05' (stored: default, ratio0.050);
+        did you mean 'ratio0.050'?``
+    """
+    fixed = _canonical_probs_key(key)
+    close = [fixed] if fixed in stored else difflib.get_close_matches(key, stored, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"split '{split}' has no probabilities {key!r} (stored: {', '.join(stored) or 'none'}){hint}"
 
 
 def load_npy(path: str | Path) -> np.ndarray:
@@ -201,6 +276,30 @@ def check_probs(p: Any, n: int, q: int, source: str, *, verify_values: bool = Tr
     pos = first_bad(p, _bad_prob)
     if pos is not None:
         raise err(source, f"probability {p[pos]} outside [0, 1]", row=pos[0], column=f"class {pos[1]}")
+
+
+def check_prob_sums(p: Any, source: str, tolerance: float = PROB_TOLERANCE) -> None:
+    """Refuse image probabilities whose rows do not sum to 1 (a distribution per row).
+
+    Args:
+        p: (N, Q) dense array, memmap or scipy sparse matrix (values already checked).
+        source: file named in messages.
+        tolerance: allowed absolute deviation of a row sum from 1.
+
+    Raises:
+        DatasetError: ``probs.npy:12: row sums to 0.97; expected 1 within 0.001 ...``.
+    """
+    if scipy.sparse.issparse(p):
+        sums = np.asarray(p.sum(axis=1), dtype=np.float64).ravel()
+        pos = first_bad(sums, lambda c: np.abs(c - 1.0) > tolerance)
+    else:
+        pos = first_bad(p, lambda c: np.broadcast_to(
+            np.abs(c.sum(axis=1, dtype=np.float64) - 1.0)[:, None] > tolerance, c.shape))
+        sums = None
+    if pos is not None:
+        total = float(sums[pos[0]]) if sums is not None else float(np.sum(p[pos[0]], dtype=np.float64))
+        raise err(source, f"row sums to {total:.6g}; expected 1 within {tolerance} (probabilities in the "
+                          "dataset's class order, one distribution per row)", row=pos[0])
 
 
 def feature_dtype(arr: np.ndarray) -> np.dtype:

@@ -8,6 +8,7 @@ import numpy as np
 
 from geocsp.data.dataset import Split, SplitData, load_dataset, write_dataset
 from geocsp.data.splits import spatial_block_split
+from geocsp.data.tables import refuse_existing
 from geocsp.errors import ConfigError, DatasetError
 
 
@@ -37,15 +38,30 @@ def split_indices(lonlat: np.ndarray, val_frac: float, method: str, block_deg: f
 
 def split_dataset(src: str | Path, out: str | Path, *, source_split: str = "train",
                   val_frac: float = 0.2, method: str = "random", block_deg: float = 10.0,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, overwrite: bool = False) -> Path:
     """Write a copy of dataset ``src`` whose ``source_split`` becomes ``train`` + ``val``.
 
     Other splits are copied unchanged (a split already called ``val`` is refused).
     Features and probabilities follow their rows.
 
+    Args:
+        src: the dataset directory.
+        out: the new dataset directory (an existing one is refused unless ``overwrite``).
+        source_split: the split to divide.
+        val_frac: fraction of its rows held out as ``val``.
+        method: ``random`` rows or ``spatial`` lon/lat blocks.
+        block_deg: block size in degrees for ``spatial``.
+        seed: the split's seed.
+        overwrite: replace an existing dataset at ``out``.
+
+    Returns:
+        The new dataset directory.
+
     Raises:
         DatasetError: when ``source_split`` is missing or ``val`` already exists.
+        ConfigError: on an existing ``out`` without ``overwrite``.
     """
+    refuse_existing(out, overwrite)
     ds = load_dataset(src)
     if source_split not in ds.split_names:
         raise DatasetError(f"{src}: no split '{source_split}' (have {', '.join(ds.split_names)})")

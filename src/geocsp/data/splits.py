@@ -1,6 +1,7 @@
 """Seeded, saved data splits.
 
-The stratified label-ratio subset (spec §5) and spatial block splits / folds for
+The stratified label-ratio subset (spec §5), a label subset read from a file (the image
+classifier's own labelled rows), and spatial block splits / folds for
 geographic-generalisation evaluation.
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from geocsp.coords import validate_lonlat
+from geocsp.data.subset_file import read_subset, subset_sha256
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.io import atomic_path, atomic_write_json
 
@@ -114,7 +117,10 @@ def load_or_make_subset(run_dir: str | Path, labels: np.ndarray, ratio: float, s
 
     The indices go to ``subset/ratio{λ:.3f}_seed{seed}.npy`` (``np.save``, no pickle) with a
     ``.json`` sidecar fingerprinting the labels, so a rerun on the same data reuses them and
-    a rerun on different data is refused.
+    a rerun on different data is refused. The pair is one artifact: the sidecar is removed
+    before the indices are (re)written and written last (each file atomically), so a pair
+    left incomplete or unreadable by a killed run is simply drawn again -- deterministically,
+    from ``labels``, ``ratio`` and ``seed``.
 
     Args:
         run_dir: the run directory.
@@ -126,29 +132,97 @@ def load_or_make_subset(run_dir: str | Path, labels: np.ndarray, ratio: float, s
         Sorted int64 row indices.
 
     Raises:
-        DatasetError: when the saved subset is unreadable or belongs to other labels.
+        DatasetError: when the saved subset belongs to other labels.
     """
     lab = _labels_array(labels)
     path = subset_path(run_dir, ratio, seed)
     meta_path = path.with_suffix(".json")
     fp = _fingerprint(lab)
-    if path.is_file():
-        try:
-            idx = np.load(path, allow_pickle=False)
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{path}: unreadable saved subset ({type(e).__name__}); delete it to redraw") from None
-        if meta.get("labels_sha1") != fp or idx.ndim != 1 or (idx.size and idx.max() >= len(lab)):
+    saved = _read_saved_subset(path, meta_path)
+    if saved is not None:
+        idx, meta = saved
+        if meta.get("labels_sha1") != fp or (idx.size and (idx.max() >= len(lab) or idx.min() < 0)):
             raise DatasetError(
                 f"{path}: saved subset was drawn from different labels (N={meta.get('n')}, now {len(lab)}); "
                 "use a new run directory or delete the file"
             )
         return idx.astype(np.int64, copy=False)
     idx = stratified_subset(lab, ratio, seed)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    meta_path.unlink(missing_ok=True)  # from here until the sidecar is back, the pair is incomplete
+    with atomic_path(path, fault="subset") as tmp, open(tmp, "wb") as f:
         np.save(f, idx, allow_pickle=False)
-    atomic_write_json(meta_path, {"ratio": float(ratio), "seed": int(seed), "n": len(lab), "labels_sha1": fp})
+    atomic_write_json(meta_path, {"ratio": float(ratio), "seed": int(seed), "n": len(lab), "labels_sha1": fp},
+                      fault="subset")
     return idx
+
+
+def _read_saved_subset(path: Path, meta_path: Path) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The saved (indices, sidecar) pair, or None when either is missing or unreadable."""
+    try:
+        idx = np.load(path, allow_pickle=False)
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError, EOFError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(idx, np.ndarray) or idx.ndim != 1 or (
+            idx.size and idx.dtype.kind not in "iu"):
+        return None
+    return idx, meta
+
+
+# ---------------------------------------------------------------- a subset from a file
+
+SUBSET_FILE = "file"
+"""Stem of the saved copy of a ``--subset FILE`` in ``run_dir/subset/`` (``file.npy`` + ``file.json``)."""
+
+
+def _saved_file_subset(run_dir: Path, spec: str | Path, labels: np.ndarray) -> np.ndarray:
+    """Read ``spec`` and save it into the run (``subset/file.npy`` + sidecar), or check the saved one."""
+    idx = read_subset(spec, labels)
+    path = run_dir / SUBSET_DIR / f"{SUBSET_FILE}.npy"
+    meta = {"source": str(spec), "sha256": subset_sha256(spec), "n": len(labels),
+            "labels_sha1": _fingerprint(labels), "rows": int(idx.size)}
+    saved = _read_saved_subset(path, path.with_suffix(".json"))
+    if saved is not None:
+        if saved[1].get("sha256") != meta["sha256"] or saved[1].get("labels_sha1") != meta["labels_sha1"]:
+            raise DatasetError(f"{path}: the run's saved subset came from another file or other labels "
+                               f"({saved[1].get('source')}); use a new run directory or --overwrite")
+        return idx
+    path.with_suffix(".json").unlink(missing_ok=True)
+    with atomic_path(path, fault="subset") as tmp, open(tmp, "wb") as f:
+        np.save(f, idx, allow_pickle=False)
+    atomic_write_json(path.with_suffix(".json"), meta, fault="subset")
+    return idx
+
+
+def training_subset(run_dir: str | Path, labels: np.ndarray | None, has_location: np.ndarray, ratio: float,
+                    seed: int, subset: str | Path | None = None) -> np.ndarray:
+    """The labelled rows a prior is fine-tuned on, as positions among the usable train rows.
+
+    Usable rows are those with a label and a location (in train-split order). Without
+    ``subset`` this is the saved stratified λ-subset (:func:`load_or_make_subset`); with it,
+    the rows of :func:`read_subset` (saved into ``run_dir/subset/``) that have a location --
+    a labelled row without one cannot train a location prior.
+
+    Args:
+        run_dir: the run directory.
+        labels: (N,) int class indices of the train split, -1 = unlabelled (None: none).
+        has_location: (N,) bool, False where the location is missing.
+        ratio: label ratio λ in (0, 1] of the stratified subset.
+        seed: seed of the stratified subset.
+        subset: ``FILE[:COLUMN]`` (see :func:`read_subset`), or None.
+
+    Returns:
+        Sorted int64 positions among the usable rows.
+
+    Raises:
+        DatasetError: on an invalid subset file or a saved subset of other data.
+    """
+    lab = _labels_array(np.full(len(has_location), -1) if labels is None else labels)
+    usable = np.flatnonzero((lab >= 0) & np.asarray(has_location, dtype=bool))
+    if subset is None:
+        return load_or_make_subset(run_dir, lab[usable], ratio, seed)
+    idx = _saved_file_subset(Path(run_dir), subset, lab)
+    return np.searchsorted(usable, idx[has_location[idx]]).astype(np.int64)
 
 
 # ---------------------------------------------------------------- spatial blocks

@@ -3,19 +3,22 @@
 Every table geocsp reads goes through :func:`read_raw_table` (in CSV only empty cells are
 missing; "NA" is text). Point files have ``lon``, ``lat`` columns in degrees, validated once
 by :func:`table_lonlat` (:func:`geocsp.coords.validate_lonlat`); outputs are written
-atomically, by suffix. Errors are one :class:`~geocsp.errors.DatasetError` line
-``source:row:column: message`` (rows count from 0, the header excluded).
+atomically, by suffix, and never over an existing output unless asked (:func:`refuse_existing`).
+Errors are one :class:`~geocsp.errors.DatasetError` line ``source:row:column: message`` (rows
+count from 0, the header excluded); a column named twice in the header is refused.
 """
 
 from __future__ import annotations
 
 import gzip
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs; pandas reads Parquet with it
 
 from geocsp.coords import validate_lonlat
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
@@ -49,11 +52,7 @@ def err(source: Any, message: str, *, row: int | None = None, column: str | None
     Returns:
         The error (to raise).
     """
-    where = str(source)
-    if row is not None:
-        where += f":{row}"
-    if column is not None:
-        where += f":{column}"
+    where = str(source) + (f":{row}" if row is not None else "") + (f":{column}" if column is not None else "")
     return DatasetError(f"{where}: {message}")
 
 
@@ -110,15 +109,15 @@ def read_raw_table(
         path: the file.
         sep: CSV delimiter; None picks the most frequent of ``,`` ``;`` tab in the header
             line (``,`` on a tie).
-        text_columns: CSV columns read as text (name -> pandas dtype); None infers every
-            column's type.
+        text_columns: CSV columns read as text (name -> pandas dtype); None infers all types.
 
     Returns:
         The table, columns as stored (possibly empty).
 
     Raises:
         MissingFileError: when the file does not exist.
-        DatasetError: when the file is not a readable table or has another suffix.
+        DatasetError: when the file is not a readable table, has another suffix or names a
+            column twice (``FILE: column 'lon' appears 2 times``).
     """
     p = Path(path)
     require_file(p)
@@ -127,13 +126,25 @@ def read_raw_table(
         raise err(p, "unsupported table format; expected .parquet or .csv")
     try:
         if kind == "parquet":
+            _refuse_duplicates(p, pq.read_schema(p).names)
             return pd.read_parquet(p)
         delimiter = _sniff_separator(p) if sep is None else sep
+        head = pd.read_csv(p, sep=delimiter, header=None, nrows=1, dtype=str, keep_default_na=False)
+        _refuse_duplicates(p, head.iloc[0].tolist())
         dtype = None if text_columns is None else dict(text_columns)
         return pd.read_csv(p, sep=delimiter, keep_default_na=False, na_values=[""], dtype=dtype)
+    except DatasetError:
+        raise
     except Exception as e:  # pyarrow/pandas raise many types for corrupt input
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise err(p, f"unreadable {kind} table ({type(e).__name__}: {first[:120]})") from None
+
+
+def _refuse_duplicates(p: Path, header: list[Any]) -> None:
+    """Refuse a header naming a column twice (pandas would rename the second ``lon`` to ``lon.1``)."""
+    name, count = next(((n, c) for n, c in Counter(map(str, header)).items() if c > 1 and n), (None, 0))
+    if name is not None:
+        raise err(p, f"column {name!r} appears {count} times; expected unique column names")
 
 
 def open_table(
@@ -235,18 +246,34 @@ def table_lonlat(table: pd.DataFrame, source: str, *, wrap: bool = False) -> np.
     for col in ("lon", "lat"):
         if col not in table.columns:
             raise err(source, f"missing column; available columns: {available_columns(table)}", column=col)
-        raw = table[col]
-        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-            cols.append(raw.to_numpy(dtype=np.float64, na_value=np.nan))
-            continue
-        num = pd.to_numeric(raw, errors="coerce")
-        empty = raw.isna() | (raw.astype("string").str.strip() == "").fillna(True)
-        bad = num.isna().to_numpy() & ~empty.to_numpy()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise err(source, f"not a number: {show(raw.iloc[i])}; expected degrees", row=i, column=col)
-        cols.append(num.to_numpy(dtype=np.float64, na_value=np.nan))
+        cols.append(numeric_cells(table[col], source, col, "degrees"))
     return validate_lonlat(np.stack(cols, axis=1), wrap=wrap, allow_missing=True, source=source)
+
+
+def numeric_cells(raw: pd.Series, source: Any, column: str, expected: str = "a number") -> np.ndarray:
+    """(N,) float64 values of a column of numbers or numeric text; only empty cells become NaN.
+
+    Args:
+        raw: (N,) cells (numbers, numeric text, None / NaN / "" for missing).
+        source: file or split named in messages.
+        column: the column named in messages.
+        expected: what a cell should be (``"degrees"``).
+
+    Returns:
+        (N,) float64 values, NaN where the cell is empty.
+
+    Raises:
+        DatasetError: ``source:row:column: not a number: 'north'; expected degrees``.
+    """
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(raw, errors="coerce")
+    empty = raw.isna() | (raw.astype("string").str.strip() == "").fillna(True)
+    bad = num.isna().to_numpy() & ~empty.to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise err(source, f"not a number: {show(raw.iloc[i])}; expected {expected}", row=i, column=column)
+    return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def label_strings(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -325,31 +352,24 @@ def read_points(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     return table, table[["lon", "lat"]].to_numpy(dtype=np.float64)
 
 
-def load_row_aligned(path: str | Path, rows: int, what: str) -> np.ndarray:
-    """A 2-D ``.npy`` array row-aligned with an input of ``rows`` rows (no pickle).
+def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out") -> Path:
+    """Refuse an output that exists (an empty directory excepted) unless ``overwrite``.
 
     Args:
-        path: the ``.npy`` file.
-        rows: the number of rows it must have.
-        what: what the array is, for messages.
+        path: the output file or directory.
+        overwrite: allow replacing it.
+        option: the option that named it, for the message.
 
     Returns:
-        (rows, Q) float32 array.
+        The path.
 
     Raises:
-        MissingFileError: when the file does not exist.
-        DatasetError: when it is not a readable 2-D array of ``rows`` rows.
+        ConfigError: ``path: exists; pass --overwrite to replace it or choose another --out``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise MissingFileError(f"{p}: {what} file not found")
-    try:
-        arr = np.load(p, allow_pickle=False, mmap_mode="r")
-    except ValueError as e:
-        raise DatasetError(f"{p}: not a readable .npy array ({e})") from None
-    if arr.ndim != 2 or arr.shape[0] != rows:
-        raise DatasetError(f"{p}: expected a ({rows}, Q) array row-aligned with the input, got {arr.shape}")
-    return np.asarray(arr, dtype=np.float32)
+    if p.exists() and not overwrite and not (p.is_dir() and not any(p.iterdir())):  # an empty dir is free
+        raise ConfigError(f"{p}: exists; pass --overwrite to replace it or choose another {option}")
+    return p
 
 
 def write_table(df: pd.DataFrame, out: str | Path) -> Path:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +23,14 @@ from geocsp.data.format import (
     VERSION,
     check_features,
     check_probs,
+    check_probs_key,
     feature_dtype,
     save_npy,
     save_probs,
 )
 from geocsp.data.tables import check_classes, encode_labels, err, table_lonlat
 from geocsp.errors import DatasetError
+from geocsp.io import atomic_dir
 
 __all__ = ["DEFAULT_PROBS", "FORMAT", "MANIFEST", "VERSION", "SplitData", "write_dataset"]
 
@@ -86,7 +85,7 @@ def _prepare_split(
     if sd.features is not None:
         dim = check_features(sd.features, n, f"{name} features")
     for key, p in sd.probs.items():
-        _check_name(key, "probability key")
+        check_probs_key(key, f"{name} probs")
         check_probs(p, n, len(classes), f"{name} probs '{key}'")
     return t, dim
 
@@ -121,8 +120,9 @@ def write_dataset(
     """Validate ``splits`` and write them as a geocsp dataset directory, atomically.
 
     Everything is validated before anything is written; the files go to a temporary
-    directory beside ``out_dir`` that is renamed into place, so a failure leaves no trace.
-    An existing geocsp dataset (or empty directory) at ``out_dir`` is replaced.
+    directory beside ``out_dir`` that is fsynced and renamed into place
+    (:func:`geocsp.io.atomic_dir`), so a failure or a kill leaves no partial dataset. An
+    existing geocsp dataset (or empty directory) at ``out_dir`` is replaced as a whole.
 
     Args:
         out_dir: target directory.
@@ -147,10 +147,7 @@ def write_dataset(
     if len(dims) > 1:
         raise DatasetError(f"features of different splits have different dims {sorted(dims)}")
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"
-    tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp
-    try:
+    with atomic_dir(out) as tmp:
         entries = {
             name: _write_split(tmp, name, table, splits[name]) for name, (table, _) in prepared.items()
         }
@@ -163,10 +160,6 @@ def write_dataset(
             "provenance": dict(provenance or {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -186,16 +179,3 @@ def _write_split(root: Path, name: str, table: pd.DataFrame, sd: SplitData) -> d
         probs[key] = save_probs(root, stem, p)
     return {"rows": len(table), "table": table_file, "features": feat_file, "probs": probs}
 
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.old"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

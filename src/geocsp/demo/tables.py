@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geocsp._registry import Registry
 from geocsp.config import load_yaml
+from geocsp.data import load_dataset
+from geocsp.data.geoworld import TRUTH_FILE, WORLD_PRESETS
+from geocsp.demo.autopreset import write_auto_preset
 from geocsp.errors import ConfigError
 from geocsp.experiments.execute import default_jobs
 from geocsp.experiments.plan import Method
@@ -53,6 +57,33 @@ TABLES: dict[int, tuple[Method, ...]] = {
 }
 """The methods of the paper's Tables 1-3 (spec §8); Table 1's objective args (τ0) come from the preset."""
 
+METHODS: Registry[Method] = Registry("method")
+"""Table 1's methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``)."""
+for _short, _method in zip(("img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld"), TABLES[1],
+                           strict=True):
+    METHODS.register(_short, description=_method.name)(_method)
+
+
+def methods_by_name(text: str | None) -> tuple[Method, ...] | None:
+    """The methods of a comma-separated list of :data:`METHODS` names, in the given order.
+
+    Args:
+        text: e.g. ``"img-only,sup-grid,csp-mc-bld"``; None or empty for None (the table's).
+
+    Returns:
+        The methods, or None.
+
+    Raises:
+        ConfigError: on an unknown name ("did you mean") or a repeated one.
+    """
+    names = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if not names:
+        return None
+    canonical = [METHODS.canonical(n) for n in names]
+    if len(set(canonical)) != len(canonical):
+        raise ConfigError(f"--methods: expected distinct names, got {names}")
+    return tuple(METHODS.get(n).obj for n in canonical)
+
 TABLE_TITLES = {1: "Table 1: fused top-1 on GeoWorld val", 2: "Table 2: ablation of the CSP-MC terms",
                 3: "Table 3: location embedding dimension d (CSP-MC-BLD)"}
 """The heading of each table's ``results.md``."""
@@ -76,6 +107,7 @@ class DemoSettings:
         jobs: worker processes (1 = in this process).
         threads: torch threads per worker (0 = leave torch's default).
         figure_ratio: the ratio whose runs the range figure shows (closest stored one).
+        data: a geocsp dataset directory to run on instead of generating ``world``.
 
     Raises:
         ConfigError: on repeated seeds, ratios outside (0, 1], jobs < 1 or threads < 0.
@@ -90,6 +122,7 @@ class DemoSettings:
     jobs: int = 1
     threads: int = 0
     figure_ratio: float = 0.1
+    data: str | None = None
 
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -119,34 +152,55 @@ def load_demo_section(preset: str) -> dict[str, Any]:
     return section
 
 
-def settings_for(preset: str | None = None, *, quick: bool = False, seeds: int | None = None,
-                 ratios: tuple[float, ...] | None = None, world: str | None = None, device: str = "cpu",
-                 jobs: int | None = None) -> DemoSettings:
-    """The settings of a run: the preset's ``demo:`` section with the given overrides.
+def is_geoworld(data: str | Path) -> bool:
+    """Whether a dataset directory is a GeoWorld (it holds the true ranges, ``truth.npz``).
 
     Args:
-        preset: demo preset name or YAML (default ``geoworld-quick`` with ``quick``, else
-            ``geoworld-demo``).
+        data: a dataset directory.
+
+    Returns:
+        True for a GeoWorld.
+    """
+    return (Path(data) / TRUTH_FILE).is_file()
+
+
+def settings_for(preset: str | None = None, *, quick: bool = False, seeds: int | None = None,
+                 ratios: tuple[float, ...] | None = None, world: str | None = None, device: str = "cpu",
+                 jobs: int | None = None, data: str | None = None, out: str | Path = ".") -> DemoSettings:
+    """The settings of a run: the preset's ``demo:`` section with the given overrides.
+
+    With ``data`` (any geocsp dataset), ``preset="auto"`` -- the default when ``data`` is
+    not a GeoWorld -- writes ``OUT/preset-auto.yaml`` sized from the dataset
+    (:mod:`geocsp.demo.autopreset`) and uses it.
+
+    Args:
+        preset: demo preset name or YAML, or ``auto`` (default ``geoworld-quick`` with
+            ``quick``, else ``geoworld-demo``, or ``auto`` for a ``data`` that is not a GeoWorld).
         quick: use the quick preset when ``preset`` is None.
         seeds: number of seeds (``0 .. seeds-1``); None for the section's seeds.
         ratios: label ratios; None or empty for the section's ratios.
         world: GeoWorld preset; None for the section's world.
         device: device of every run.
         jobs: worker processes; None for :func:`~geocsp.experiments.execute.default_jobs`.
+        data: a dataset directory to run on (None: the preset's GeoWorld).
+        out: the output directory (receives ``preset-auto.yaml``).
 
     Returns:
         The settings.
 
     Raises:
         ConfigError: on an unknown preset or invalid settings.
+        DatasetError: when ``data`` is not a dataset (or lacks what ``auto`` needs).
     """
     name = preset or ("geoworld-quick" if quick else "geoworld-demo")
+    if data is not None and (preset == "auto" or (preset is None and not is_geoworld(data))):
+        name = str(write_auto_preset(load_dataset(data), Path(out) / "preset-auto.yaml"))
     section = load_demo_section(name)
     n_jobs, threads = default_jobs(device)
     kw: dict[str, Any] = {k: section[k] for k in ("world", "world_seed", "figure_ratio") if k in section}
     kw["seeds"] = tuple(range(seeds)) if seeds else tuple(int(s) for s in section.get("seeds", (0, 1, 2)))
     kw["ratios"] = ratios or tuple(float(r) for r in section.get("ratios", (0.05, 0.1, 0.2, 1.0)))
     if world:
-        kw["world"] = world
+        kw["world"] = WORLD_PRESETS.canonical(world)  # an unknown name: one line, before any work
     return DemoSettings(preset=name, device=device, jobs=jobs or n_jobs,
-                        threads=threads if (jobs or n_jobs) > 1 else 0, **kw)
+                        threads=threads if (jobs or n_jobs) > 1 else 0, data=data, **kw)

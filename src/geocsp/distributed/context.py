@@ -237,7 +237,16 @@ def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
-def cleanup() -> None:
-    """Destroy the process group if this process created one."""
+def cleanup(sync: bool = False) -> None:
+    """Destroy the process group if this process created one.
+
+    Args:
+        sync: wait at a barrier first, so that no rank tears down its communicator while
+            another still uses it (gloo aborts a process whose peer vanished mid-call).
+            Use it on the normal exit path only: after an error a barrier could wait for a
+            rank that is gone.
+    """
     if dist.is_available() and dist.is_initialized():
+        if sync and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()

@@ -2,20 +2,22 @@
 
 Scores are processed in row chunks on a device; metrics accumulate exactly in a
 :class:`~geocsp.evaluation.metrics.MetricAccumulator`, whose state can be reduced across
-ranks through the ``reduce`` hook of :func:`evaluate_scores`.
+ranks through the ``reduce`` hook of :func:`evaluate_scores`. :func:`evaluate_fused` reports
+any number of named fusions (e.g. the paper's and a calibrated one, docs/fusion.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from geocsp.errors import ConfigError
 from geocsp.evaluation.functional import DEFAULT_KS
 from geocsp.evaluation.metrics import MetricAccumulator, iter_chunks
-from geocsp.prior.fusion import fused_log_scores, fused_product64
+from geocsp.prior.fusion import Fusion, fused_product64
 
 
 def evaluate_scores(
@@ -55,10 +57,76 @@ def evaluate_scores(
         DatasetError: on mismatched shapes or out-of-range labels.
         ConfigError: on a negative or non-finite ``beta`` or ``batch_size < 1``.
     """
+    return evaluate_fused(
+        img_probs, loc_probs, labels, has_location, {"fused": Fusion("paper", beta)},
+        batch_size=batch_size, device=device, n_bins=n_bins, reduce=reduce,
+    )
+
+
+def update_fused(acc: MetricAccumulator, fusion: Fusion, img: Tensor, loc: Tensor,
+                 has: Tensor, labels: Tensor) -> None:
+    """Add one chunk's fused scores to ``acc``.
+
+    ε = 0, β = 1 uses the exact float64 product (no logs over (B, Q)); every other fusion
+    its float64 log-scores. ``evaluate_scores``' ``fused`` block is this with
+    ``Fusion("paper", beta)``.
+
+    Args:
+        acc: the accumulator of this fusion.
+        fusion: the fusion.
+        img: (B, Q) P(y|I).
+        loc: (B, Q) P(y|x) (ignored where ``has`` is False).
+        has: (B,) bool.
+        labels: (B,) true classes.
+    """
+    if fusion.eps == 0.0 and fusion.beta == 1.0:
+        acc.update(fused_product64(img, loc, has), labels)
+    else:
+        acc.update(fusion.log_scores(img, loc, has), labels, log_space=True)
+
+
+def evaluate_fused(
+    img_probs: Any,
+    loc_probs: Any,
+    labels: Any,
+    has_location: Any,
+    fusions: Mapping[str, Fusion],
+    batch_size: int = 4096,
+    device: torch.device | str | None = None,
+    n_bins: int = 15,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> dict[str, dict[str, float | int]]:
+    """Image-only, location-only and one metric block per named fusion, in one pass.
+
+    E.g. ``fusions={"fused-paper": Fusion("paper"), "fused-calibrated": fit.fusion}``.
+    Arguments are those of :func:`evaluate_scores`, with ``fusions`` instead of ``beta``.
+
+    Args:
+        img_probs: (N, Q) P(y|I): tensor, NumPy array, memmap or SciPy sparse matrix.
+        loc_probs: (N, Q) P(y|x) (ignored, may be NaN, where ``has_location`` is False).
+        labels: (N,) int true class indices in [0, Q).
+        has_location: (N,) bool.
+        fusions: block name -> fusion; names other than ``image`` and ``location``.
+        batch_size: rows per chunk.
+        device: where to compute (default: CPU).
+        n_bins: number of ECE bins.
+        reduce: optional sum over processes of the stacked (2 + len(fusions), S) states.
+
+    Returns:
+        ``{"image": m, "location": m, name: m, ...}`` in the order of ``fusions``; each
+        fused block covers all rows, rows without a location using P(y|I) alone.
+
+    Raises:
+        ConfigError: on a fusion named ``image`` or ``location``, or ``batch_size < 1``.
+        DatasetError: on mismatched shapes or out-of-range labels.
+    """
+    clash = sorted(set(fusions) & {"image", "location"})
+    if clash:
+        raise ConfigError(f"fusions: name {clash[0]!r} is reserved; use e.g. 'fused-calibrated'")
     dev = torch.device(device) if device is not None else torch.device("cpu")
     accs = {
         key: MetricAccumulator(DEFAULT_KS, n_bins, device=dev)
-        for key in ("image", "location", "fused")
+        for key in ("image", "location", *fusions)
     }
     for img, loc, lab, has in iter_chunks(
         img_probs, loc_probs, labels, has_location, batch_size, dev
@@ -66,10 +134,8 @@ def evaluate_scores(
         accs["image"].update(img, lab)
         every = bool(has.all())
         accs["location"].update(loc if every else loc[has], lab if every else lab[has])
-        if beta == 1.0:  # exact float64 products: no logs over (B, Q)
-            accs["fused"].update(fused_product64(img, loc, has), lab)
-        else:
-            accs["fused"].update(fused_log_scores(img, loc, has, beta), lab, log_space=True)
+        for name, fusion in fusions.items():
+            update_fused(accs[name], fusion, img, loc, has, lab)
     if reduce is None:
         return {key: acc.compute() for key, acc in accs.items()}
     states = reduce(torch.stack([acc.state() for acc in accs.values()]))

@@ -1,17 +1,101 @@
-"""Choosing the fusion exponent β on held-out data (never on the data you report)."""
+"""Choosing fusion parameters on held-out data (never on the data you report).
+
+:func:`grid_states` is the one pass over the rows that scores a whole grid of fusions
+``(β, ε)`` (optionally split into row groups, for cross-fitting); :func:`tune_beta` picks
+the paper-form exponent from it, and :mod:`geocsp.evaluation.calibration` the calibrated
+fusion.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
-from geocsp.errors import ConfigError
+from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation.metrics import MetricAccumulator, iter_chunks
-from geocsp.prior.fusion import check_beta, fused_log_scores
+from geocsp.prior.fusion import check_beta, check_eps, combine_log_scores, prior_log_term
 
 DEFAULT_BETA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 """The β values :func:`tune_beta` tries by default."""
+
+
+def grid_states(
+    img_probs: Any,
+    loc_probs: Any,
+    labels: Any,
+    has_location: Any,
+    points: Sequence[tuple[float, float]],
+    *,
+    groups: Any = None,
+    n_groups: int = 1,
+    ks: tuple[int, ...] = (1,),
+    n_bins: int = 1,
+    batch_size: int = 4096,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Metric-accumulator states of every fusion ``(β, ε)`` in ``points``, in one pass.
+
+    Each chunk's ``log P(y|I)`` is computed once and ``log(ε + (1 − ε) P(y|x))`` once per
+    distinct ε; the fused log-scores of each point then feed a
+    :class:`~geocsp.evaluation.metrics.MetricAccumulator` per (group, point). States are
+    sums over rows, so the state of a union of groups is the sum of their states.
+
+    Args:
+        img_probs: (N, Q) P(y|I) (tensor, NumPy array, memmap or SciPy sparse).
+        loc_probs: (N, Q) P(y|x) (ignored where ``has_location`` is False).
+        labels: (N,) true class indices in [0, Q).
+        has_location: (N,) bool.
+        points: the ``(β, ε)`` pairs, β finite >= 0, ε in [0, 1].
+        groups: optional (N,) int group of each row in [0, n_groups) (default: all 0).
+        n_groups: number of groups.
+        ks: top-k cut-offs of the accumulators.
+        n_bins: ECE bins of the accumulators.
+        batch_size: rows per chunk.
+        device: where to compute (default: CPU).
+
+    Returns:
+        (n_groups, len(points), S) float64 states (see ``MetricAccumulator.state``).
+
+    Raises:
+        ConfigError: on an empty grid, an invalid β or ε, or a bad ``batch_size``.
+        DatasetError: on mismatched shapes, out-of-range labels or groups.
+    """
+    if len(points) == 0:
+        raise ConfigError("grid: expected at least one (beta, eps) point")
+    for beta, eps in points:
+        check_beta(beta)
+        check_eps(eps)
+    n = img_probs.shape[0]
+    gid = np.zeros(n, np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    if gid.shape != (n,) or (n and (gid.min() < 0 or gid.max() >= n_groups)):
+        raise DatasetError(f"groups: expected {n} values in [0, {n_groups}), got shape {gid.shape}")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    accs = [[MetricAccumulator(ks, n_bins, device=dev) for _ in points] for _ in range(n_groups)]
+    epsilons = sorted({float(eps) for _, eps in points})
+    start = 0
+    for img, loc, lab, has in iter_chunks(
+        img_probs, loc_probs, labels, has_location, batch_size, dev
+    ):
+        g = torch.from_numpy(gid[start : start + img.shape[0]])
+        start += img.shape[0]
+        counts = torch.bincount(g, minlength=n_groups).tolist()
+        if n_groups > 1:  # group rows contiguously: each group's rows are then a view
+            order = torch.argsort(g, stable=True).to(dev)
+            img, loc, lab, has = (t[order] for t in (img, loc, lab, has))
+        log_img = img.double().log()
+        log_prior = {eps: prior_log_term(loc, has, eps) for eps in epsilons}
+        for p, (beta, eps) in enumerate(points):
+            scores = combine_log_scores(log_img, log_prior[float(eps)], beta)
+            lo = 0
+            for grp, cnt in enumerate(counts):
+                if cnt:
+                    accs[grp][p].update(scores[lo : lo + cnt], lab[lo : lo + cnt], log_space=True)
+                lo += cnt
+    return torch.stack([torch.stack([acc.state() for acc in row]) for row in accs]).cpu()
 
 
 def tune_beta(
@@ -51,15 +135,10 @@ def tune_beta(
     """
     if len(grid) == 0:
         raise ConfigError("grid: expected at least one beta value")
-    for b in grid:
-        check_beta(b)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    accs = [MetricAccumulator((1,), n_bins=1, device=dev) for _ in grid]
-    for img, loc, lab, has in iter_chunks(
-        img_probs, loc_probs, labels, has_location, batch_size, dev
-    ):
-        for acc, b in zip(accs, grid, strict=True):
-            acc.update(fused_log_scores(img, loc, has, b), lab, log_space=True)
-    results = [acc.compute() for acc in accs]
+    states = grid_states(
+        img_probs, loc_probs, labels, has_location, [(b, 0.0) for b in grid],
+        batch_size=batch_size, device=device,
+    )[0]
+    results = [MetricAccumulator.from_state(s, (1,), n_bins=1).compute() for s in states]
     best = max(range(len(grid)), key=lambda i: (results[i]["top1"], results[i]["mrr"], -i))
     return float(grid[best])

@@ -9,17 +9,25 @@ The runner itself, :func:`geocsp.experiments.execute.execute`, is not re-exporte
 name would hide its module.
 """
 
-from geocsp.experiments.execute import default_jobs, finished_metrics, run_job
+from geocsp.experiments.execute import (
+    Interrupted,
+    default_jobs,
+    finished_metrics,
+    interruptible,
+    run_job,
+)
 from geocsp.experiments.plan import Job, Method, PlanSettings, plan_jobs
 from geocsp.experiments.provenance import dataset_identity, machine_info
 
 __all__ = [
+    "Interrupted",
     "Job",
     "Method",
     "PlanSettings",
     "dataset_identity",
     "default_jobs",
     "finished_metrics",
+    "interruptible",
     "machine_info",
     "plan_jobs",
     "run_job",

@@ -5,23 +5,90 @@ its config (runtime keys aside) is finished and not rerun; an interrupted run re
 training functions resume from their run directory). With several workers a fine-tuning
 job is submitted once the pre-training run it depends on has finished; results do not
 depend on the scheduling.
+
+SIGINT and SIGTERM (:func:`interruptible`): the parent kills its worker processes (which
+ignore SIGINT, so Ctrl-C reaches the parent only, and die with the parent on Linux) and
+raises :class:`Interrupted`, which the CLI prints as one line, exiting 130 (SIGINT) or 143
+(SIGTERM). Finished runs stay; unfinished ones resume from their last checkpoint on rerun.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import multiprocessing as mp
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from geocsp.config import from_dict, load_yaml
+from geocsp.errors import GeocspError
 from geocsp.experiments.plan import Job
 from geocsp.experiments.provenance import available_cores
 from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain
 from geocsp.training.config import config_dict_for_compare
+
+
+class Interrupted(GeocspError):
+    """SIGINT or SIGTERM ended the runs; rerunning the same command resumes them.
+
+    Args:
+        signum: the signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM (shell convention)
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted ({name}); rerun the same command to resume")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[list[int]]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block.
+
+    The previous handlers come back on exit. Outside the main thread (where handlers cannot
+    be installed) nothing changes.
+
+    Yields:
+        A list that receives the numbers of the signals caught (for code that must tell an
+        interruption from another failure, e.g. a worker killed by the same signal).
+    """
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _worker_init() -> None:
+    """Pool worker start-up: ignore SIGINT (Ctrl-C goes to the parent) and die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
 
 
 def finished_metrics(job: Job) -> dict[str, Any] | None:
@@ -90,19 +157,42 @@ def _describe(job: Job, res: dict[str, Any]) -> str:
     return f"{job.kind:8s} {job.method}{ratio} seed {job.seed}: {what}"
 
 
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes, reap them and shut the pool down."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(timeout=5)
+
+
 def _run_pool(jobs: Sequence[Job], data: str, jobs_n: int, threads: int,
               note: Callable[[Job, dict[str, Any]], None], results: dict[str, dict[str, Any]]) -> None:
     pending = list(jobs)
-    with ProcessPoolExecutor(jobs_n, mp_context=mp.get_context("spawn")) as pool:
-        running: dict[Future[dict[str, Any]], Job] = {}
-        while pending or running:
-            ready = [j for j in pending if all(d in results for d in j.deps)]
-            for j in ready:
-                pending.remove(j)
-                running[pool.submit(run_job, j, data, threads)] = j
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                note(running.pop(fut), fut.result())
+    pool = ProcessPoolExecutor(jobs_n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    with interruptible() as caught:
+        try:
+            running: dict[Future[dict[str, Any]], Job] = {}
+            while pending or running:
+                ready = [j for j in pending if all(d in results for d in j.deps)]
+                for j in ready:
+                    pending.remove(j)
+                    running[pool.submit(run_job, j, data, threads)] = j
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    note(running.pop(fut), fut.result())
+        except BrokenProcessPool:
+            _kill_pool(pool)
+            if caught:  # a worker died of the same signal before the parent's handler ran
+                raise Interrupted(caught[0]) from None
+            raise
+        except BaseException:
+            _kill_pool(pool)
+            raise
+    pool.shutdown(wait=True)
 
 
 def execute(jobs: Sequence[Job], data: str, jobs_n: int = 1, threads: int = 0,
@@ -121,6 +211,9 @@ def execute(jobs: Sequence[Job], data: str, jobs_n: int = 1, threads: int = 0,
 
     Returns:
         Metrics dicts by run directory.
+
+    Raises:
+        Interrupted: on SIGINT or SIGTERM (the workers are killed first).
     """
     say = progress or (lambda _msg: None)
     results: dict[str, dict[str, Any]] = {}
@@ -131,8 +224,9 @@ def execute(jobs: Sequence[Job], data: str, jobs_n: int = 1, threads: int = 0,
         say(f"[{len(results)}/{len(jobs)} {time.perf_counter() - t0:6.1f}s] {_describe(job, res)}")
 
     if jobs_n <= 1:
-        for job in jobs:
-            note(job, run_job(job, data, threads))
+        with interruptible():
+            for job in jobs:
+                note(job, run_job(job, data, threads))
     else:
         _run_pool(jobs, data, jobs_n, threads, note, results)
     return results

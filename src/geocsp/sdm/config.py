@@ -13,6 +13,7 @@ set to ``"hard"``), grouped by loss family.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, field, fields
 
 from geocsp.errors import ConfigError
@@ -83,8 +84,8 @@ class FitOptions:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         _at_least("", 1, epochs=self.epochs, batch_size=self.batch_size)
         _at_least("", 0, weight_decay=self.weight_decay)
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be > 0 and finite, got {self.lr!r}")
 
 
 @dataclass(frozen=True)

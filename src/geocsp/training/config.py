@@ -128,8 +128,8 @@ class DataConfig:
     use_unlabeled: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ConfigError(f"data.epochs must be an integer >= 0, got {self.epochs!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"data.epochs must be an integer >= 1, got {self.epochs!r}")
         _positive("data", batch_size=self.batch_size, max_per_class=self.max_per_class)
         if self.sampler not in ("shuffle", "balanced"):
             raise ConfigError(f"data.sampler must be 'shuffle' or 'balanced', got {self.sampler!r}")
@@ -200,11 +200,16 @@ class FinetuneConfig:
 
     Args:
         init: pre-training run dir (or encoder dir) to start from; None = "Sup. Only".
-        model: the location encoder when ``init`` is None (ignored otherwise).
+        model: the location encoder when ``init`` is None; with ``init`` the architecture is
+            the checkpoint's, and a field set to anything else is refused (ConfigError).
         loss: fine-tuning loss (``FINETUNE_LOSSES``), default the presence-only ``full``.
         optim: Adam; lr * 0.98^epoch by default.
         data: epochs, batch size, epoch sampler, background-location sampler.
-        ratio: label ratio λ in (0, 1]: a stratified subset of the labelled training rows.
+        ratio: label ratio λ in (0, 1]: a stratified subset of the labelled training rows;
+            with ``subset`` it only names the image classifier (``auto`` -> ``ratio{λ:.3f}``).
+        subset: ``FILE[:COLUMN]`` of the train rows the image classifier was trained on
+            (:func:`geocsp.data.subset_file.read_subset`), used instead of the stratified draw.
+        subset_sha256: the SHA-256 of the subset file, pinned when the run starts.
         freeze_encoder: train T only (a linear probe on e(x)); the encoder runs in eval mode.
         beta: exponent of P(y|x) in the fused score for the final evaluation.
         seed, device, precision, compile, checkpoint_every, keep_checkpoints, eval_every,
@@ -218,6 +223,8 @@ class FinetuneConfig:
     optim: OptimConfig = field(default_factory=_finetune_optim)
     data: DataConfig = field(default_factory=_finetune_data)
     ratio: float = 1.0
+    subset: str | None = None
+    subset_sha256: str | None = None
     freeze_encoder: bool = False
     beta: float = 1.0
     seed: int = 0
@@ -244,9 +251,13 @@ class EvaluateConfig:
         split: dataset split to evaluate.
         probs_key: image-probability set; ``auto`` = ``ratio{λ:.3f}`` when the split has it
             (the few-shot classifier of the run's ratio), else ``default``.
-        beta: exponent of P(y|x) in the fused score, or ``tune`` (chosen on this split).
+        beta: exponent of P(y|x) in the paper's fused score (``fused``), or ``tune`` (chosen
+            on the ``calib_split``, which must exist).
         batch_size: rows per evaluation chunk.
         device: ``auto``, ``cpu``, ``cuda`` ...
+        calib_split: the split the calibrated fusion (``fused_calibrated``) is fitted on when
+            the dataset has it; otherwise it is cross-fitted on the evaluated split.
+        crossfit_folds: folds of that cross-fitting (>= 2; fewer when the split has fewer rows).
     """
 
     split: str = "val"
@@ -254,9 +265,13 @@ class EvaluateConfig:
     beta: float | str = 1.0
     batch_size: int = 4096
     device: str = "auto"
+    calib_split: str = "calib"
+    crossfit_folds: int = 5
 
     def __post_init__(self) -> None:
         _positive("evaluate", batch_size=self.batch_size)
+        if self.crossfit_folds < 2:
+            raise ConfigError(f"evaluate.crossfit_folds must be >= 2, got {self.crossfit_folds}")
         if isinstance(self.beta, str) and self.beta != "tune":
             raise ConfigError(f"evaluate.beta must be a number >= 0 or 'tune', got {self.beta!r}")
         if not isinstance(self.beta, str):

@@ -24,16 +24,18 @@ from geocsp.checkpoints import PRIOR_DIR, load_encoder
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
 from geocsp.data.samplers import create_location_sampler
-from geocsp.data.splits import load_or_make_subset
+from geocsp.data.splits import training_subset
+from geocsp.data.subset_file import pin_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
+from geocsp.encoders import ENCODERS
 from geocsp.errors import ConfigError
-from geocsp.nets import LocationEncoder
+from geocsp.nets import NETWORKS, LocationEncoder, LocationEncoderConfig
 from geocsp.objectives import create_finetune_loss
 from geocsp.prior import GeoPrior
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
-from geocsp.training.evaluate import evaluate_split
+from geocsp.training.evaluate import calib_split, evaluate_split
 from geocsp.training.loop import (
     LoopSpec,
     make_optimizer,
@@ -49,13 +51,56 @@ from geocsp.training.rundir import CLASSES_FILE, RunDir
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
     """Seeded ``{"encoder", "head"}``: the (pre-trained or new) encoder and T (Q x d)."""
     seed_all(cfg.seed)
-    encoder = load_encoder(cfg.init) if cfg.init is not None else LocationEncoder(cfg.model)
+    if cfg.init is not None:
+        encoder = load_encoder(cfg.init)
+        check_init_architecture(cfg, to_dict(encoder.config))
+    else:
+        encoder = LocationEncoder(cfg.model)
     if getattr(encoder.config, "extra_dim", 0):
         raise ConfigError("model.extra_dim > 0 (covariates) is not supported by geocsp finetune yet")
     head = nn.Linear(int(encoder.dim), num_classes, bias=False)
     if cfg.freeze_encoder:
         encoder.requires_grad_(False)
     return nn.ModuleDict({"encoder": encoder, "head": head})
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": v}`` for every non-dict value of a nested dict."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
+def _canonical(key: str, value: Any) -> Any:
+    registry = {"encoder": ENCODERS, "network": NETWORKS}.get(key)
+    return registry.canonical(value) if registry is not None and isinstance(value, str) else value
+
+
+def check_init_architecture(cfg: FinetuneConfig, saved_model: dict[str, Any]) -> None:
+    """Refuse model fields that were set for a run whose architecture comes from ``init``.
+
+    A ``model.*`` field that differs from the default (set by ``--set``, ``--config`` or a
+    preset) must equal the init checkpoint's: it would otherwise be ignored while the run's
+    config.yaml records it.
+
+    Args:
+        cfg: the resolved fine-tune config, with ``init`` set.
+        saved_model: the init encoder's (resolved) ``LocationEncoderConfig`` as a dict.
+
+    Raises:
+        ConfigError: ``model.dim: the architecture comes from --init RUN (32), not 64;
+            remove --set model.dim or drop --init``.
+    """
+    default, saved = _leaves(to_dict(LocationEncoderConfig())), _leaves(saved_model)
+    for key, value in _leaves(to_dict(cfg.model)).items():
+        if key in default and value == default[key]:
+            continue
+        if key not in saved or _canonical(key, value) != _canonical(key, saved[key]):
+            raise ConfigError(
+                f"model.{key}: the architecture comes from --init {cfg.init} "
+                f"({saved.get(key, 'unset')!r}, not {value!r}); remove --set model.{key} or drop --init"
+            )
 
 
 def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: Any,
@@ -105,7 +150,8 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
 
     Returns:
         The metrics written to ``metrics.json``: the ``val`` evaluation (``image``,
-        ``location``, ``fused``...) when the dataset has a labelled ``val`` split with
+        ``location``, ``fused``, ``fused_calibrated``, ``fusion`` ...: see
+        :func:`~geocsp.training.evaluate.evaluate_split`) when the dataset has a labelled ``val`` split with
         image probabilities, plus a ``train`` entry with the final epoch's loss.
 
     Raises:
@@ -124,23 +170,28 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
-    main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
-    rows = rows.subset(main_first(lambda: load_or_make_subset(run.path, rows.labels_np, config.ratio, config.seed)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, config.optim, device)
-    order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
-    val = _val_eval(model, ds, config)
-    spec = LoopSpec(
-        stage="finetune", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
-        seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
-        epoch_indices=order.epoch_indices, step=make_step(model, rows, loss, sampler, config.compile, info),
-        batch_size=config.data.batch_size, device=device, precision=config.precision,
-        set_mode=_mode_setter(model, config.freeze_encoder), evaluate=val,
-        eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
-    )
-    history = train_epochs(spec)
-    metrics = _finish(run, model, ds, config, val, history)
+    train = ds.split("train")
+    if config.subset is not None:  # validated, and its SHA-256 pinned in config.yaml, before the run dir is touched
+        config = dataclasses.replace(config, subset_sha256=pin_subset(config.subset, train.labels, config.subset_sha256))
+    with run:  # the run lock is held until the outputs are written
+        main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
+        rows = rows.subset(main_first(lambda: training_subset(run.path, train.labels, train.has_location, config.ratio,
+                                                              config.seed, config.subset)))
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(params, config.optim, device)
+        order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
+        val = _val_eval(model, ds, config)
+        spec = LoopSpec(
+            stage="finetune", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
+            seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
+            epoch_indices=order.epoch_indices, step=make_step(model, rows, loss, sampler, config.compile, info),
+            batch_size=config.data.batch_size, device=device, precision=config.precision,
+            set_mode=_mode_setter(model, config.freeze_encoder), evaluate=val,
+            eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
+            keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
+        )
+        history = train_epochs(spec)
+        metrics = _finish(run, model, ds, config, val, history)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
@@ -162,12 +213,13 @@ def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> Call
     if split.labels is None or not (split.labels >= 0).any():
         return None
     ecfg = EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device)
+    calib = calib_split(ds, ecfg)  # the calibrated fusion is fitted there (else cross-fitted on val)
 
     def logits(x: Tensor) -> Tensor:
         return model["head"](model["encoder"](x))
 
     def evaluate(epoch: int) -> dict[str, Any]:
-        return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio)
+        return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio, calib)
 
     return evaluate
 

@@ -4,7 +4,10 @@
 * :func:`predict` -- top-k classes with scores for a dataset split or a lon/lat table;
 * :func:`embed` -- location embeddings e(x) from a run or an encoder directory.
 
-Fused scores are P(y|I) * P(y|x)^beta; rows without a location use P(y|I) alone.
+Fused scores are P(y|I) * P(y|x)^beta; rows without a location use P(y|I) alone. Given image
+probabilities must be finite, in [0, 1] and sum to 1 per row (:func:`check_image_probs`); a
+dataset scored by a run must have the run's classes, in its order (:func:`check_same_classes`);
+an existing output is never replaced unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,8 @@ from torch import Tensor, nn
 from geocsp.checkpoints import load_encoder, load_prior
 from geocsp.coords import validate_lonlat
 from geocsp.data import GeoDataset, Split
-from geocsp.data.tables import load_row_aligned, read_points, write_table
+from geocsp.data.format import DEFAULT_PROBS, check_probs, missing_probs_key, ratio_probs_key
+from geocsp.data.tables import err, read_points, refuse_existing, write_table
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
 from geocsp.io import atomic_path
 from geocsp.prior import fuse
@@ -62,38 +65,173 @@ def location_probs(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, lon
 
 
 def resolve_probs_key(split: Split, key: str, ratio: float | None) -> str:
-    """``auto`` -> ``ratio{λ:.3f}`` if the split stores it, else ``default``."""
+    """The stored image-probability set to score ``split`` with (docs/dataset.md, the key rule).
+
+    ``auto`` is the classifier trained on the run's labels: ``default`` when λ = 1 (or
+    ``ratio`` is None), ``ratio{λ:.3f}`` when λ < 1. Nothing falls back silently: a set that
+    is not stored is an error.
+
+    Args:
+        split: the dataset split.
+        key: ``auto`` or a stored key (``default``, ``ratio0.050``...).
+        ratio: the run's label ratio λ in (0, 1], or None.
+
+    Returns:
+        A key the split stores.
+
+    Raises:
+        DatasetError: when the key (explicit, or the one ``auto`` stands for) is not stored;
+            the message lists the stored keys and how to fix it.
+    """
+    stored = split.prob_keys
     if key != "auto":
+        if key not in stored:
+            raise DatasetError(f"{missing_probs_key(key, stored, split.name)}; pass one of the stored keys")
         return key
-    candidate = f"ratio{ratio:.3f}" if ratio is not None else None
-    return candidate if candidate in split.prob_keys else "default"
+    want = ratio_probs_key(ratio)
+    if want in stored:
+        return want
+    fix = ("store the full-label classifier's probabilities under 'default'" if want == DEFAULT_PROBS else
+           f"store the few-shot classifier's probabilities under '{want}' (geocsp data add-probs), or pass "
+           f"probs_key=default to score with the full-label classifier")
+    raise DatasetError(f"split '{split.name}' has no probabilities '{want}' for label ratio "
+                       f"{1.0 if ratio is None else ratio} (stored: {', '.join(stored) or 'none'}); {fix}")
 
 
-def predict_inputs(source: GeoDataset | str | Path, split: str, image_probs: Any,
+PROB_SUM_TOLERANCE = 1e-3
+"""How far a row of image probabilities may sum from 1 (absolute)."""
+
+
+def check_same_classes(run_classes: list[str], ds: GeoDataset) -> None:
+    """Refuse a dataset whose classes are not the run's (same names in the same order).
+
+    Args:
+        run_classes: the prior's class names in index order.
+        ds: the dataset to score.
+
+    Raises:
+        DatasetError: ``world2: dataset classes differ from the run's (run 40 classes,
+            dataset 33; missing from the dataset: 'g01_s02', ...)``.
+    """
+    mine, theirs = list(run_classes), list(ds.classes)
+    if mine == theirs:
+        return
+    listed = [("missing from the dataset", [c for c in mine if c not in set(theirs)]),
+              ("extra in the dataset", [c for c in theirs if c not in set(mine)])]
+    parts = [f"{what}: {_names(names)}" for what, names in listed if names]
+    if not parts:  # the same names in another order
+        i = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
+        parts = [f"same names in another order; class {i} is {mine[i]!r} in the run, {theirs[i]!r} in the dataset"]
+    raise DatasetError(f"{ds.root}: dataset classes differ from the run's (run {len(mine)} classes, "
+                       f"dataset {len(theirs)}; {'; '.join(parts)})")
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(map(repr, names[:shown])) + more
+
+
+def load_row_aligned(path: str | Path, rows: int, what: str) -> np.ndarray:
+    """A 2-D ``.npy`` array row-aligned with an input of ``rows`` rows (no pickle).
+
+    Args:
+        path: the ``.npy`` file.
+        rows: the number of rows it must have.
+        what: what the array is, for messages.
+
+    Returns:
+        (rows, Q) float32 array.
+
+    Raises:
+        MissingFileError: when the file does not exist.
+        DatasetError: when it is not a readable 2-D array of ``rows`` rows.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(f"{p}: {what} file not found")
+    try:
+        arr = np.load(p, allow_pickle=False, mmap_mode="r")
+    except ValueError as e:
+        raise DatasetError(f"{p}: not a readable .npy array ({e})") from None
+    if arr.ndim != 2 or arr.shape[0] != rows:
+        raise DatasetError(f"{p}: expected a ({rows}, Q) array row-aligned with the input, got {arr.shape}")
+    if arr.dtype.kind not in "fiub":
+        raise DatasetError(f"{p}: expected a numeric array, got dtype {arr.dtype}")
+    return np.asarray(arr, dtype=np.float32)
+
+
+def check_image_probs(img: np.ndarray, num_classes: int, source: str, *,
+                      renormalize: bool = False) -> np.ndarray:
+    """Refuse image probabilities that are not a distribution per row.
+
+    Args:
+        img: (N, Q) P(y|I).
+        num_classes: Q, the run's number of classes.
+        source: file named in messages.
+        renormalize: divide rows that do not sum to 1 by their sum instead of refusing them
+            (NaN / inf, negative and > 1 values are still refused).
+
+    Returns:
+        (N, Q) float32 probabilities (renormalised rows when asked).
+
+    Raises:
+        DatasetError: on another shape than (N, Q), ``FILE:row:class j: probability -0.2
+            outside [0, 1]`` or ``FILE:row: probabilities sum to 0.7; expected 1 (within 0.001)``.
+    """
+    img = np.asarray(img, dtype=np.float32)
+    check_probs(img, len(img), num_classes, source)
+    sums = img.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1.0) > PROB_SUM_TOLERANCE
+    if not off.any():
+        return img
+    i = int(np.flatnonzero(off)[0])
+    if not renormalize:
+        raise err(source, f"probabilities sum to {sums[i]:.6g}; expected 1 (within {PROB_SUM_TOLERANCE:g}); "
+                  "pass --renormalize to rescale rows", row=i)
+    zero = sums <= 0
+    if zero.any():
+        raise err(source, "probabilities are all 0; cannot renormalise the row", row=int(np.flatnonzero(zero)[0]))
+    return (img / sums[:, None]).astype(np.float32)
+
+
+def predict_inputs(source: GeoDataset | str | Path, split: str, classes: list[str],
                    probs_key: str, ratio: float | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
     """Rows to predict: from a dataset split or a CSV/Parquet file of lon/lat.
 
+    Args:
+        source: a dataset, its directory, or a CSV/Parquet file with ``lon``, ``lat``.
+        split: the split of a dataset.
+        classes: the run's classes; a dataset must have the same (:func:`check_same_classes`).
+        probs_key: stored probability set of a dataset split (``auto``: see :func:`resolve_probs_key`).
+        ratio: the run's label ratio, for ``auto``.
+
     Returns:
         (table, (N, 2) longitude, latitude in degrees with NaN rows, (N, Q) P(y|I) or None).
+
+    Raises:
+        DatasetError: on a dataset with other classes, or unreadable inputs.
+        MissingFileError: when ``source`` does not exist.
     """
     p = None if isinstance(source, GeoDataset) else Path(source)
     if p is None or (p / "manifest.json").is_file():
-        s = as_dataset(source).split(split)
-        img = image_probs
-        if img is None and s.prob_keys:
+        ds = as_dataset(source)
+        check_same_classes(classes, ds)
+        s = ds.split(split)
+        img = None
+        if s.prob_keys:
             img = s.probs(resolve_probs_key(s, probs_key, ratio))
         table = s.table[[c for c in ("lon", "lat", "label", "image") if c in s.table.columns]]
         return table.reset_index(drop=True), s.lonlat, img
     if not p.exists():
         raise MissingFileError(f"{p}: input not found (expected a dataset directory or a .csv/.parquet file)")
     table, lonlat = read_points(p)
-    return table, lonlat, image_probs
+    return table, lonlat, None
 
 
 def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Path | None = None, *,
             top_k: int = 5, split: str = "val", image_probs: str | Path | np.ndarray | None = None,
             probs_key: str = "auto", beta: float = 1.0, batch_size: int = 4096,
-            device: str = "auto") -> pd.DataFrame:
+            device: str = "auto", renormalize: bool = False, overwrite: bool = False) -> pd.DataFrame:
     """Top-k classes with scores for each input row.
 
     Scores are the fused P(y|I) * P(y|x)^beta when image probabilities are available (a
@@ -107,29 +245,36 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
         out: optional ``.csv`` / ``.parquet`` to write.
         top_k: classes per row.
         split: dataset split when ``source`` is a dataset.
-        image_probs: (N, Q) P(y|I) as an array or ``.npy`` path, row-aligned with the input.
+        image_probs: (N, Q) P(y|I) as an array or ``.npy`` path, row-aligned with the input:
+            finite, in [0, 1], each row summing to 1 (within 1e-3).
         probs_key: stored probability set of a dataset split (``auto`` as in evaluate).
         beta: exponent of P(y|x) in the fused score.
         batch_size: rows per chunk.
         device: ``auto``, ``cpu``, ``cuda`` ...
+        renormalize: rescale ``image_probs`` rows that do not sum to 1 instead of refusing them.
+        overwrite: replace an existing ``out`` (else it is refused before any work).
 
     Returns:
         The input's lon/lat (and label/image if present) plus ``class_1, score_1, ...``.
 
     Raises:
         CoordinateError: on invalid or swapped coordinates in the input file.
-        DatasetError, MissingFileError: on unreadable inputs or misaligned probabilities.
-        ConfigError: on ``top_k < 1`` or a bad output suffix.
+        DatasetError, MissingFileError: on unreadable inputs, invalid or misaligned
+            probabilities, or a dataset whose classes are not the run's.
+        ConfigError: on ``top_k < 1``, a bad output suffix or an existing ``out``.
     """
     if top_k < 1:
         raise ConfigError(f"top_k must be >= 1, got {top_k}")
+    if out is not None:
+        refuse_existing(out, overwrite)
     dev = resolve_device(device)
     prior = load_prior(run_dir).to(dev)
-    table, lonlat, img = predict_inputs(source, split, None, probs_key, run_ratio(Path(run_dir)))
+    table, lonlat, img = predict_inputs(source, split, prior.classes, probs_key, run_ratio(Path(run_dir)))
     if isinstance(image_probs, (str, Path)):
-        img = load_row_aligned(image_probs, len(lonlat), "image probabilities")
+        given = load_row_aligned(image_probs, len(lonlat), "image probabilities")
+        img = check_image_probs(given, prior.num_classes, str(image_probs), renormalize=renormalize)
     elif image_probs is not None:
-        img = np.asarray(image_probs, dtype=np.float32)
+        img = check_image_probs(image_probs, prior.num_classes, "image_probs", renormalize=renormalize)
     has = ~np.isnan(lonlat).any(axis=1)
     q = prior.num_classes
     loc = location_probs(prior.logits, prior, lonlat, has, q, batch_size, dev)
@@ -165,7 +310,7 @@ def _top_k(loc: np.ndarray, img: np.ndarray | None, has: np.ndarray, k: int, bet
 
 
 def embed(source: str | Path, lonlat: np.ndarray | str | Path, out: str | Path | None = None, *,
-          batch_size: int = 4096, device: str = "auto") -> np.ndarray:
+          batch_size: int = 4096, device: str = "auto", overwrite: bool = False) -> np.ndarray:
     """Location embeddings e(x) in eval mode.
 
     Args:
@@ -176,6 +321,7 @@ def embed(source: str | Path, lonlat: np.ndarray | str | Path, out: str | Path |
             e0 ... e{d-1}).
         batch_size: rows per chunk.
         device: ``auto``, ``cpu``, ``cuda`` ...
+        overwrite: replace an existing ``out`` (else it is refused before any work).
 
     Returns:
         (N, d) float32 embeddings.
@@ -183,8 +329,10 @@ def embed(source: str | Path, lonlat: np.ndarray | str | Path, out: str | Path |
     Raises:
         CoordinateError: on invalid or swapped coordinates.
         CheckpointError: when no encoder is found at ``source``.
-        ConfigError: on a bad output suffix.
+        ConfigError: on a bad output suffix or an existing ``out``.
     """
+    if out is not None:
+        refuse_existing(out, overwrite)
     if isinstance(lonlat, (str, Path)):
         _, pts = read_points(lonlat)
         pts = validate_lonlat(pts, source=str(lonlat))

@@ -127,11 +127,15 @@ class LoopSpec:
 def resume(spec: LoopSpec) -> int:
     """Load the run's last complete checkpoint into the module and optimizer.
 
+    The log is cut back to the checkpoint's epoch (to epoch 0 without one): epochs logged
+    after it by a killed run are trained and logged again, never twice.
+
     Returns:
         Number of completed epochs (0 when starting fresh).
     """
     ckpt = spec.run.latest_checkpoint()
     if ckpt is None:
+        spec.run.truncate_log(0)
         return 0
     spec.module.load_state_dict(ckpt.model)
     state = unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"])

@@ -156,24 +156,25 @@ def pretrain(config: PretrainConfig, data: GeoDataset | str | Path, run_dir: str
     model = build_pretrain_model(config, rows.feature_dim).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
-    main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, config.optim, device)
-    order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
-    val = None
-    if config.eval_every and "val" in ds and ds.split("val").features is not None:
-        val = TrainRows([ds.split("val")], device, need_features=True, need_labels=False)
-    spec = LoopSpec(
-        stage="pretrain", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
-        seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
-        epoch_indices=order.epoch_indices, step=make_step(model, rows, sampler, config.compile, info),
-        batch_size=config.data.batch_size, device=device, precision=config.precision,
-        evaluate=_val_loss(model, val, sampler, config, device), eval_every=config.eval_every,
-        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-        quiet=config.quiet, rank=rank,
-    )
-    history = train_epochs(spec)
-    metrics = _finish(run, model, config, rows.feature_dim, history)
+    with run:  # the run lock is held until the outputs are written
+        main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(params, config.optim, device)
+        order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
+        val = None
+        if config.eval_every and "val" in ds and ds.split("val").features is not None:
+            val = TrainRows([ds.split("val")], device, need_features=True, need_labels=False)
+        spec = LoopSpec(
+            stage="pretrain", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
+            seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
+            epoch_indices=order.epoch_indices, step=make_step(model, rows, sampler, config.compile, info),
+            batch_size=config.data.batch_size, device=device, precision=config.precision,
+            evaluate=_val_loss(model, val, sampler, config, device), eval_every=config.eval_every,
+            checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+            quiet=config.quiet, rank=rank,
+        )
+        history = train_epochs(spec)
+        metrics = _finish(run, model, config, rows.feature_dim, history)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 

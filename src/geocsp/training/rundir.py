@@ -9,25 +9,47 @@ Layout::
     RUN/checkpoints/latest           name of the last complete checkpoint (written last)
     RUN/subset/ratio0.100.npy        label-subset indices (fine-tuning)
     RUN/encoder/ RUN/prior/          outputs (pre-trained encoder + W / fine-tuned prior)
+    RUN/.lock                        run lock (pid of the process holding it)
 
 Only rank 0 writes (``RANK`` / ``WORLD_SIZE`` from the environment, as set by torchrun).
-A checkpoint directory is filled first and the ``latest`` pointer is replaced atomically
-afterwards, so a run killed at any moment resumes from a complete checkpoint.
+A checkpoint directory is written as a whole (:func:`geocsp.io.atomic_dir`) and the ``latest``
+pointer is replaced atomically afterwards, so a run killed at any moment resumes from a
+complete checkpoint. Rank 0 holds an OS lock on ``RUN/.lock`` from :meth:`RunDir.prepare`
+until :meth:`RunDir.close` (or the end of the process), and removes the temporaries a killed
+run left in the directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+if sys.platform != "win32":
+    import fcntl
 
 from geocsp.checkpoints import ENCODER_DIR, PRIOR_DIR
 from geocsp.config import dump_yaml, load_yaml
 from geocsp.data.splits import SUBSET_DIR
 from geocsp.errors import CheckpointError, ConfigError
-from geocsp.io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
+from geocsp.io import (
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_text,
+    clean_temporaries,
+    fault_point,
+    is_temporary,
+    json_text,
+    load_tensors,
+    write_tensors,
+)
 from geocsp.runtime import rank_and_world
 from geocsp.training.config import config_dict_for_compare
 
@@ -37,6 +59,7 @@ METRICS_FILE = "metrics.json"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 CLASSES_FILE = "classes.json"
+LOCK_FILE = ".lock"
 RUN_OUTPUTS = (CONFIG_FILE, LOG_FILE, METRICS_FILE, CHECKPOINTS, SUBSET_DIR, ENCODER_DIR,
                PRIOR_DIR, CLASSES_FILE)
 """Every name a training run writes in its directory (what ``--overwrite`` removes)."""
@@ -67,6 +90,49 @@ def run_ratio(run_dir: str | Path) -> float | None:
     return float(load_yaml(p).get("ratio", 1.0)) if p.is_file() else None
 
 
+_HELD: dict[Path, list[int]] = {}
+"""Run locks this process holds: lock file -> [file descriptor, users]. A process may reopen
+its own run (a fine-tune after a pre-training on the same directory); other processes may not."""
+
+
+def _acquire_lock(run: Path) -> Path | None:
+    """Take the OS lock on ``run/.lock`` (writing this pid into it); None without fcntl.
+
+    Raises:
+        ConfigError: when another process holds it.
+    """
+    if sys.platform == "win32":
+        return None
+    key = (run / LOCK_FILE).resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigError(f"{run}: run directory is in use by process {holder}; "
+                          "wait for it or use another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[key] = [fd, 1]
+    return key
+
+
+def _release_lock(key: Path) -> None:
+    entry = _HELD.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _HELD[key]
+        with contextlib.suppress(OSError):  # a finished run leaves no lock file behind
+            key.unlink()
+        os.close(entry[0])  # closing the descriptor releases the flock
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A loaded checkpoint.
@@ -95,6 +161,33 @@ class RunDir:
     def __init__(self, path: str | Path, rank: int | None = None) -> None:
         self.path = Path(path)
         self.rank = rank_and_world()[0] if rank is None else rank
+        self._unlock: weakref.finalize[..., Any] | None = None
+
+    def __enter__(self) -> RunDir:
+        """The run directory itself (``with RunDir(...) as run:`` closes it at the end)."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Release the run lock (see :meth:`close`)."""
+        self.close()
+
+    def close(self) -> None:
+        """Release the run lock taken by :meth:`prepare` (also done when the object is freed)."""
+        if self._unlock is not None:
+            self._unlock()
+            self._unlock = None
+
+    def _lock(self) -> None:
+        if self._unlock is None:
+            key = _acquire_lock(self.path)
+            if key is not None:
+                self._unlock = weakref.finalize(self, _release_lock, key)
+
+    def _foreign(self) -> bool:
+        """Whether the directory holds files that are not a geocsp run's."""
+        return self.path.is_dir() and any(
+            p.name != LOCK_FILE and not is_temporary(p.name) for p in self.path.iterdir())
 
     @property
     def writer(self) -> bool:
@@ -102,7 +195,10 @@ class RunDir:
         return self.rank == 0
 
     def prepare(self, config: dict[str, Any], *, overwrite: bool = False) -> bool:
-        """Write the resolved config, or check it against the saved one.
+        """Lock the directory, remove stray temporaries, write or check the resolved config.
+
+        Rank 0 takes the run lock (held until :meth:`close`; released on any error here)
+        and removes the temporaries a killed run left (:func:`geocsp.io.clean_temporaries`).
 
         Args:
             config: resolved config as plain data.
@@ -112,9 +208,28 @@ class RunDir:
             True when an existing run with the same config is resumed.
 
         Raises:
-            ConfigError: when the directory holds a run with a different config (the
-                message names the first differing key) or is a non-empty non-run dir.
+            ConfigError: when another process uses the directory, when it holds a run with a
+                different config (the message names the first differing key) or is a
+                non-empty non-run dir.
         """
+        saved = self.path / CONFIG_FILE
+        if not overwrite and not saved.is_file() and self._foreign():
+            raise ConfigError(f"{self.path}: directory exists and is not a geocsp run; use another --out")
+        if not self.writer:
+            return self._prepare(config, overwrite)
+        existed = self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            clean_temporaries(self.path)
+            return self._prepare(config, overwrite)
+        except BaseException:  # a refused run leaves the directory as it found it
+            self.close()
+            if not existed and not any(self.path.iterdir()):
+                self.path.rmdir()
+            raise
+
+    def _prepare(self, config: dict[str, Any], overwrite: bool) -> bool:
         saved = self.path / CONFIG_FILE
         if overwrite and self.writer:
             self.clear()
@@ -129,8 +244,6 @@ class RunDir:
             if self.writer:
                 atomic_write_text(saved, dump_yaml(config))
             return True
-        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
-            raise ConfigError(f"{self.path}: directory exists and is not a geocsp run; use another --out")
         if self.writer:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(saved, dump_yaml(config))
@@ -150,24 +263,31 @@ class RunDir:
         """Append one JSON line to ``log.jsonl`` (rank 0 only)."""
         if not self.writer:
             return
+        fault_point("log.before")
         with open(self.path / LOG_FILE, "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
             f.flush()
+        fault_point("log.after")
 
     def truncate_log(self, epoch: int) -> None:
-        """Drop log lines of epochs after ``epoch`` (work lost when a run was killed)."""
+        """Drop log lines of epochs after ``epoch`` (work lost when a run was killed).
+
+        A line that is not a JSON object (cut short by a kill or a full disk) is dropped too.
+        """
         p = self.path / LOG_FILE
         if not self.writer or not p.is_file():
             return
-        keep = [line for line in p.read_text().splitlines()
-                if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
-        atomic_write_text(p, "".join(line + "\n" for line in keep))
+        text = p.read_text()
+        keep = [line for line in text.splitlines() if _epoch_of(line) <= epoch]
+        new = "".join(line + "\n" for line in keep)
+        if new != text:
+            atomic_write_text(p, new)
 
     def write_metrics(self, metrics: dict[str, Any], name: str = METRICS_FILE) -> Path:
         """Write ``metrics.json`` (or ``name``) atomically (rank 0 only)."""
         p = self.path / name
         if self.writer:
-            atomic_write_json(p, metrics)
+            atomic_write_json(p, metrics, fault="metrics")
         return p
 
     # ---- checkpoints ---------------------------------------------------------------------
@@ -186,13 +306,11 @@ class RunDir:
             return None
         name = f"epoch-{ckpt.epoch:04d}"
         d = self.checkpoint_root / name
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        save_tensors(d / "model.safetensors", ckpt.model)
-        save_tensors(d / "optim.safetensors", ckpt.optim)
-        atomic_write_json(d / "state.json", {"epoch": ckpt.epoch, **ckpt.state})
-        atomic_write_text(self.checkpoint_root / LATEST, name + "\n")
+        with atomic_dir(d, fault="checkpoint") as tmp:  # complete or absent, never partial
+            write_tensors(tmp / "model.safetensors", ckpt.model)
+            write_tensors(tmp / "optim.safetensors", ckpt.optim)
+            (tmp / "state.json").write_text(json_text({"epoch": ckpt.epoch, **ckpt.state}))
+        atomic_write_text(self.checkpoint_root / LATEST, name + "\n", fault="latest")
         self._prune(keep, name)
         return d
 
@@ -222,6 +340,15 @@ class RunDir:
             optim=load_tensors(d / "optim.safetensors"),
             state=state,
         )
+
+
+def _epoch_of(line: str) -> float:
+    """The ``epoch`` of a log line (0 without one; infinity for a line that is not a JSON object)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return float("inf")
+    return float(record.get("epoch", 0)) if isinstance(record, dict) else float("inf")
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:

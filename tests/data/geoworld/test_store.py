@@ -30,12 +30,11 @@ def test_small_world_layout(small) -> None:
     assert (un.labels == -1).all() and (tr.labels >= 0).all()
     assert np.bincount(va.labels).tolist() == [cfg.val_per_class] * cfg.num_classes
     assert (~va.has_location).sum() == round(0.01 * len(va)) and tr.has_location.all()
-    assert sorted(va.prob_keys) == ["default", "ratio0.050", "ratio0.100", "ratio0.200", "ratio1.000"]
+    assert sorted(va.prob_keys) == ["default", "ratio0.050", "ratio0.100", "ratio0.200"]  # λ = 1 is "default"
     for key in va.prob_keys:
         p = va.probs(key)
         assert p.shape == (len(va), cfg.num_classes)
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-4)
-    np.testing.assert_array_equal(va.probs("default"), va.probs("ratio1.000"))
     prov = ds.manifest["provenance"]["geoworld"]
     assert prov["preset"] == "small" and prov["seed"] == 0 and prov["config"]["feature_dim"] == 32
 
@@ -45,7 +44,7 @@ def test_classifier_and_report(small) -> None:
     r = world_report(path)
     img = r["image_top1"]
     assert img["default"] > 5 * r["chance_top1"]
-    assert img["ratio1.000"] > img["ratio0.050"]
+    assert img["default"] > img["ratio0.050"]
     assert r["location_top1"] > 2 * r["chance_top1"]
     assert r["oracle_top1"] >= img["default"]
     assert r["val_missing_location"] == 4 and r["preset"] == "small"
@@ -59,7 +58,7 @@ def test_make_world_reuses_and_refuses(tmp_path) -> None:
     stamp = (out / "manifest.json").stat().st_mtime_ns
     assert make_world("small", 1, out=out, **kw) == out
     assert (out / "manifest.json").stat().st_mtime_ns == stamp
-    assert load_dataset(out).split("val").prob_keys == ["ratio0.500", "ratio1.000", "default"]
+    assert load_dataset(out).split("val").prob_keys == ["ratio0.500", "default"]
     with pytest.raises(DatasetError, match="pass overwrite=True"):
         make_world("small", 2, out=out, **kw)
 

@@ -61,3 +61,27 @@ def test_bad_release_inputs_write_nothing(tmp_path: Path) -> None:
         read_inat(src, "inat2021")
     with pytest.raises(MissingFileError, match=re.escape("category.json: file not found")):
         read_inat(src, "fmow")
+
+
+def test_non_numeric_coordinate_text_is_an_error(tmp_path: Path) -> None:
+    """Only null / empty cells are missing locations; "north" names file:row:column."""
+    src = make_inat.make_inat(tmp_path / "src")
+    loc_file = src / make_inat._names("inat2018", "train")["loc"]
+    locs = json.loads(loc_file.read_text())
+    locs[1]["lat"] = "north"
+    loc_file.write_text(json.dumps(locs))
+    with pytest.raises(DatasetError, match=r"train2018_locations.json:1:lat: not a number: 'north'"):
+        convert_inat(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    locs[1]["lat"] = ""  # empty text: a missing location, as null
+    loc_file.write_text(json.dumps(locs))
+    train = load_dataset(convert_inat(src, tmp_path / "out")).split("train")
+    assert train.has_location.sum() == 4  # the null one of the fixture and this one
+
+
+def test_convert_inat_refuses_an_existing_dataset(tmp_path: Path) -> None:
+    src = make_inat.make_inat(tmp_path / "src")
+    convert_inat(src, tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"out: exists; pass --overwrite"):
+        convert_inat(src, tmp_path / "out")
+    convert_inat(src, tmp_path / "out", overwrite=True)

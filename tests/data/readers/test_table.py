@@ -57,3 +57,18 @@ def test_read_table_corrupt_parquet(tmp_path: Path) -> None:
     p.write_bytes(b"PAR1 not really")
     with pytest.raises(DatasetError, match=r"t.parquet: unreadable parquet table"):
         read_table(p)
+
+
+def test_import_table_refuses_an_existing_dataset(tmp_path: Path) -> None:
+    from geocsp.data.readers.table import import_table
+    from geocsp.errors import ConfigError
+
+    (tmp_path / "t.csv").write_text("lon,lat,label\n1,2,a\n3,4,b\n")
+    import_table(tmp_path / "t.csv", tmp_path / "ds", label_col="label")
+    before = (tmp_path / "ds" / "manifest.json").read_text()
+    (tmp_path / "t.csv").write_text("lon,lat,label\n5,6,c\n")
+    with pytest.raises(ConfigError, match=r"ds: exists; pass --overwrite"):
+        import_table(tmp_path / "t.csv", tmp_path / "ds", label_col="label")
+    assert (tmp_path / "ds" / "manifest.json").read_text() == before
+    _, rows, n = import_table(tmp_path / "t.csv", tmp_path / "ds", label_col="label", overwrite=True)
+    assert (rows, n) == (1, 1)

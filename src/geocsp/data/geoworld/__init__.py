@@ -15,7 +15,9 @@ A seeded generator of a geocsp dataset whose structure makes the CSP problem rea
 * **Splits.** ``train`` (labelled), ``unlabeled`` (image–location pairs, no labels),
   ``val`` (a fixed number per class, ~1 % rows without location) with image-classifier
   probabilities from a linear head really trained on each stratified λ-subset of train
-  (:mod:`~geocsp.data.geoworld.generate`, :mod:`~geocsp.data.geoworld.classifier`).
+  (:mod:`~geocsp.data.geoworld.generate`, :mod:`~geocsp.data.geoworld.classifier`), and
+  optionally ``calib`` (``calib_per_class`` > 0): drawn like ``val``, predicted by the same
+  heads, held out for fitting fusion parameters.
 
 Everything is a pure function of (:class:`GeoWorldConfig`, seed)
 (:mod:`~geocsp.data.geoworld.config`); the world is written with
@@ -28,6 +30,7 @@ from __future__ import annotations
 from geocsp.data.geoworld.classifier import (
     ClassifierSettings,
     classifier_probs,
+    classifier_probs_many,
     predict_probs,
     ratio_key,
     train_linear_classifier,
@@ -75,6 +78,7 @@ __all__ = [
     "Truth",
     "cache_root",
     "classifier_probs",
+    "classifier_probs_many",
     "default_world_dir",
     "draw_range_points",
     "draw_truth",

@@ -20,7 +20,7 @@ thread (a library first loaded inside the limit would escape it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import torch
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from geocsp.data.format import ratio_probs_key
 from geocsp.data.splits import stratified_subset
 
 _PREDICT_ROWS = 8192
@@ -206,8 +207,8 @@ def predict_probs(feats: np.ndarray, w: torch.Tensor, b: torch.Tensor, topk: int
 
 
 def ratio_key(ratio: float) -> str:
-    """Probability-set key of a label ratio, e.g. ``0.05 -> "ratio0.050"``."""
-    return f"ratio{float(ratio):.3f}"
+    """Probability-set key of a label ratio, e.g. ``0.05 -> "ratio0.050"``, ``1.0 -> "default"``."""
+    return ratio_probs_key(ratio)
 
 
 def classifier_probs(
@@ -223,9 +224,7 @@ def classifier_probs(
 ) -> dict[str, Any]:
     """Validation probabilities of classifiers trained on stratified λ-subsets of train.
 
-    For each λ, the rows are ``stratified_subset(train_labels, λ, seed)`` (spec §5), the
-    head is trained on them and applied to ``val_feats``. ``"default"`` is the λ = 1
-    classifier (trained even when 1.0 is not among ``ratios``).
+    :func:`classifier_probs_many` with the one evaluation matrix ``val_feats``.
 
     Args:
         train_feats: (N, D) train features.
@@ -241,18 +240,56 @@ def classifier_probs(
     Returns:
         Key (``"ratio0.050"``..., ``"default"``) -> (M, Q) probabilities.
     """
-    out: dict[str, Any] = {}
+    return classifier_probs_many(train_feats, train_labels, [val_feats], num_classes, ratios,
+                                 settings, seed, topk, device)[0]
+
+
+def classifier_probs_many(
+    train_feats: np.ndarray,
+    train_labels: np.ndarray,
+    eval_feats: Sequence[np.ndarray],
+    num_classes: int,
+    ratios: tuple[float, ...],
+    settings: ClassifierSettings,
+    seed: int,
+    topk: int = 0,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Probabilities on several splits of classifiers trained on stratified λ-subsets of train.
+
+    For each λ, the rows are ``stratified_subset(train_labels, λ, seed)`` (spec §5), the
+    head is trained once on them and applied to every matrix of ``eval_feats`` in turn
+    (each predicted on its own, so a split's probabilities do not depend on the others).
+    ``"default"`` is the λ = 1 classifier (trained even when 1.0 is not among ``ratios``).
+
+    Args:
+        train_feats: (N, D) train features.
+        train_labels: (N,) int64 train class indices.
+        eval_feats: (M_j, D) features of each split to predict (val, calib, ...).
+        num_classes: Q.
+        ratios: label ratios in (0, 1].
+        settings: optimisation settings.
+        seed: subset seed; the head of ratio i uses seed + i + 1 for its minibatches.
+        topk: 0 = dense probabilities, k > 0 = sparse top-k (see :func:`predict_probs`).
+        device: torch device.
+
+    Returns:
+        One dict per matrix of ``eval_feats``: key (``"ratio0.050"``..., ``"default"``) ->
+        (M_j, Q) probabilities.
+    """
+    out: list[dict[str, Any]] = [{} for _ in eval_feats]
     with _single_threaded(device):
         for i, ratio in enumerate(sorted(set(ratios) | {1.0})):
             rows = stratified_subset(train_labels, ratio, seed)
             w, b = train_linear_classifier(
                 train_feats, rows, train_labels, num_classes, settings, seed + i + 1, device
             )
-            probs = predict_probs(val_feats, w, b, topk, device)
-            if ratio in ratios:
-                out[ratio_key(ratio)] = probs
-            if ratio == 1.0:
-                out["default"] = probs
+            for feats, probs_of in zip(eval_feats, out, strict=True):
+                probs = predict_probs(feats, w, b, topk, device)
+                if ratio in ratios:
+                    probs_of[ratio_key(ratio)] = probs
+                if ratio == 1.0:
+                    probs_of["default"] = probs
     return out
 
 

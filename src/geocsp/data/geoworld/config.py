@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from geocsp._registry import Registry
@@ -12,8 +12,14 @@ from geocsp.errors import ConfigError
 
 __all__ = ["GENERATOR_VERSION", "WORLD_PRESETS", "GeoWorldConfig", "get_world_config"]
 
-GENERATOR_VERSION = 2
-"""Bumped whenever the same (config, seed) would produce different data."""
+GENERATOR_VERSION = 3
+"""Bumped whenever the same (config, seed) would produce different data (3: the λ = 1
+classifier is stored once, as ``default``, no longer also as ``ratio1.000``)."""
+
+_LATER_KNOBS = ("calib_per_class",)
+"""Knobs added after GENERATOR_VERSION 2: left out of a world's identity while they keep
+their default (which generates exactly what the generator did before they existed), so
+the directories, manifests and cache hashes of existing worlds stay unchanged."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,12 @@ class GeoWorldConfig:
         val_per_class: validation rows per class (iNat2018 val has 3 per class).
         val_missing_frac: fraction of val rows whose location is withheld (images
             without GPS); their features still carry the habitat of the true location.
+        calib_per_class: rows per class of the held-out ``calib`` split (0 = no such
+            split), drawn like ``val`` (same missing-location fraction) from a stream of
+            its own, with the probabilities of the same image classifiers; fusion
+            parameters are fitted on it, never on the reported ``val``.
         zipf_exponent: s in n_c ∝ rank^-s (before clipping).
-        min_train_per_class: floor on train rows per class (≥ 2).
+        min_train_per_class: floor on train rows per class (≥ 1).
         max_train_per_class: cap on train rows per class (iNat2018 caps at 1000).
         max_components: components per range, drawn uniformly in 1..max_components.
         range_km_min: smallest component scale, km (endemic).
@@ -64,6 +74,7 @@ class GeoWorldConfig:
     unlabeled_rows: int = 36_000
     val_per_class: int = 20
     val_missing_frac: float = 0.01
+    calib_per_class: int = 0
     zipf_exponent: float = 1.2
     min_train_per_class: int = 2
     max_train_per_class: int = 500
@@ -95,14 +106,15 @@ class GeoWorldConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("unlabeled_rows", "probs_topk", "genus_norm", "class_norm",
+        for name in ("unlabeled_rows", "calib_per_class", "probs_topk", "genus_norm", "class_norm",
                      "habitat_norm", "zipf_exponent", "clf_weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.num_genera > self.num_classes:
             raise ConfigError(f"GeoWorldConfig.num_genera ({self.num_genera}) must be <= num_classes ({self.num_classes})")
-        if not 2 <= self.min_train_per_class <= self.max_train_per_class:
-            raise ConfigError("GeoWorldConfig needs 2 <= min_train_per_class <= max_train_per_class")
+        if not 1 <= self.min_train_per_class <= self.max_train_per_class:
+            raise ConfigError("GeoWorldConfig needs 1 <= min_train_per_class <= max_train_per_class, got "
+                              f"{self.min_train_per_class} and {self.max_train_per_class}")
         q = self.num_classes
         if not q * self.min_train_per_class <= self.train_rows <= q * self.max_train_per_class:
             raise ConfigError(f"GeoWorldConfig.train_rows={self.train_rows} must lie in "
@@ -126,15 +138,37 @@ class GeoWorldConfig:
         return ClassifierSettings(self.clf_full_batch_rows, self.clf_lbfgs_iters, self.clf_epochs,
                                   self.clf_batch_size, self.clf_lr, self.clf_weight_decay)
 
+    def identity(self) -> dict[str, Any]:
+        """The knob values that identify the world (its manifest provenance, cache hash).
+
+        Every knob, except knobs added after generator version 2 that keep their default:
+        such a config generates what it generated before the knob existed, so its
+        identity (and the reuse of a world on disk) must not change either.
+
+        Returns:
+            Knob name -> value, as :func:`geocsp.config.to_dict` gives them.
+        """
+        unchanged = {f.name for f in fields(self) if f.name in _LATER_KNOBS and getattr(self, f.name) == f.default}
+        return {k: v for k, v in to_dict(self).items() if k not in unchanged}
+
 
 WORLD_PRESETS: Registry[GeoWorldConfig] = Registry("GeoWorld preset")
-"""Named GeoWorld configurations: ``small``, ``default``, ``inat-scale``."""
+"""Named GeoWorld configurations: ``small``, ``default``, ``default-calib``, ``longtail``,
+``inat-scale``."""
 WORLD_PRESETS.register("small", description="tests: 40 classes, 3k train, D=32, < 10 s")(
     GeoWorldConfig(num_classes=40, num_genera=12, feature_dim=32, train_rows=3000,
                    unlabeled_rows=6000, val_per_class=10, max_train_per_class=300,
                    land_mc_samples=1000))
 WORLD_PRESETS.register("default", description="the demo: 150 classes, 12k train, 36k unlabeled")(
     GeoWorldConfig())
+WORLD_PRESETS.register("default-calib", description="default + a held-out calib split (5 per class)")(
+    GeoWorldConfig(calib_per_class=5))
+WORLD_PRESETS.register("longtail", description="hostile: 2,000 rare endemic classes, 1-10 train each, strong image head")(
+    GeoWorldConfig(num_classes=2000, num_genera=400, feature_dim=64, train_rows=6000,
+                   unlabeled_rows=40_000, val_per_class=3, calib_per_class=2, min_train_per_class=1,
+                   max_train_per_class=10, range_km_min=100.0, range_km_max=800.0,
+                   genus_realm_km=1500.0, class_norm=5.0, clf_lbfgs_iters=200,
+                   clf_weight_decay=1e-4, land_mc_samples=500))
 WORLD_PRESETS.register("inat-scale", description="benchmarks: iNat2018 shapes, 437,513 x 2048")(
     GeoWorldConfig(num_classes=8142, num_genera=4412, feature_dim=2048, train_rows=437_513,
                    unlabeled_rows=0, val_per_class=3, max_train_per_class=1000,
@@ -146,7 +180,8 @@ def get_world_config(preset: str = "default", **overrides: Any) -> GeoWorldConfi
     """The preset's config with ``overrides`` applied (coerced and validated).
 
     Args:
-        preset: ``small``, ``default`` or ``inat-scale`` (see :data:`WORLD_PRESETS`).
+        preset: a name of :data:`WORLD_PRESETS` (``small``, ``default``, ``default-calib``,
+            ``longtail``, ``inat-scale``).
         **overrides: knob values replacing the preset's.
 
     Returns:

@@ -3,7 +3,9 @@
 * **Abundance.** Train counts follow a capped Zipf law (iNat2018 caps classes at 1000).
 * **Splits.** ``train`` (labelled), ``unlabeled`` (image–location pairs, no labels),
   ``val`` (a fixed number per class, ~1 % rows without location) with image-classifier
-  probabilities from a linear head really trained on each stratified λ-subset of train.
+  probabilities from a linear head really trained on each stratified λ-subset of train,
+  and, when ``calib_per_class`` > 0, ``calib``: drawn like ``val`` from a stream of its own,
+  with the same heads' probabilities (held out for fitting fusion parameters).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from geocsp.coords import xyz_to_lonlat
-from geocsp.data.geoworld.classifier import classifier_probs
+from geocsp.data.geoworld.classifier import classifier_probs_many
 from geocsp.data.geoworld.config import GeoWorldConfig
 from geocsp.data.geoworld.features import FeatureModel, feature_model, fill_features
 from geocsp.data.geoworld.ranges import draw_range_points, draw_truth
@@ -33,7 +35,8 @@ class GeoWorld:
         config: the knobs.
         seed: the seed.
         classes: Q class names (``g<genus>_s<class>``).
-        splits: ``train``, ``unlabeled`` (when unlabeled_rows > 0) and ``val``, ready for
+        splits: ``train``, ``unlabeled`` (when unlabeled_rows > 0), ``val`` and ``calib``
+            (when calib_per_class > 0), ready for
             :func:`~geocsp.data.dataset.write_dataset`.
         truth: the true ranges and abundance (see
             :func:`~geocsp.data.geoworld.truth.true_range_density`).
@@ -90,8 +93,10 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
     """Generate a world in memory (features in a memmap under ``scratch_dir`` if given).
 
     Independent random streams (numpy ``SeedSequence(seed).spawn``) drive the truth, the
-    feature model and each split, so changing e.g. ``unlabeled_rows`` leaves ``train``
-    unchanged; the classifiers' subsets are ``stratified_subset(train_labels, λ, seed)``.
+    feature model and each split, so changing e.g. ``unlabeled_rows`` or ``calib_per_class``
+    leaves the other splits unchanged; the classifiers' subsets are
+    ``stratified_subset(train_labels, λ, seed)``, and the heads trained on them predict
+    both ``val`` and ``calib``.
 
     Args:
         config: the knobs.
@@ -103,7 +108,8 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
         The :class:`GeoWorld`.
     """
     cfg, seed = config, int(seed)
-    s_truth, s_feat, s_train, s_unl, s_val = np.random.SeedSequence(seed).spawn(5)
+    # spawn(n) keys child i by i alone: the first five streams are those of spawn(5)
+    s_truth, s_feat, s_train, s_unl, s_val, s_calib = np.random.SeedSequence(seed).spawn(6)
     truth = draw_truth(cfg, np.random.default_rng(s_truth))
     q, wq, wg = cfg.num_classes, len(str(cfg.num_classes - 1)), len(str(cfg.num_genera - 1))
     classes = [f"g{g:0{wg}d}_s{c:0{wq}d}" for c, g in enumerate(truth.genus)]
@@ -118,13 +124,20 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
     rng = np.random.default_rng(s_val)
     y_val = rng.permutation(np.repeat(np.arange(q), cfg.val_per_class))
     val = _make_split(y_val, True, ctx, rng, _alloc((len(y_val), d), None, "val"), cfg.val_missing_frac)
-    probs = classifier_probs(train[1], y_train, val[1], q, cfg.ratios, cfg.classifier(), seed,
-                             cfg.probs_topk, device)
+    held_out = {"val": val}
+    if cfg.calib_per_class:
+        rng = np.random.default_rng(s_calib)
+        y_cal = rng.permutation(np.repeat(np.arange(q), cfg.calib_per_class))
+        held_out["calib"] = _make_split(y_cal, True, ctx, rng, _alloc((len(y_cal), d), None, "calib"),
+                                        cfg.val_missing_frac)
+    probs = classifier_probs_many(train[1], y_train, [f for _, f in held_out.values()], q, cfg.ratios,
+                                  cfg.classifier(), seed, cfg.probs_topk, device)
     splits = {"train": SplitData(*train)}
     if cfg.unlabeled_rows:
         rng = np.random.default_rng(s_unl)
         y_unl = rng.choice(q, cfg.unlabeled_rows, p=truth.abundance)
         splits["unlabeled"] = SplitData(*_make_split(
             y_unl, False, ctx, rng, _alloc((len(y_unl), d), scratch, "unlabeled")))
-    splits["val"] = SplitData(val[0], val[1], probs)
+    for (name, (table, feats)), p in zip(held_out.items(), probs, strict=True):
+        splits[name] = SplitData(table, feats, p)
     return GeoWorld(cfg, seed, classes, splits, truth)

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from geocsp.config import to_dict
 from geocsp.data.dataset import load_dataset
 from geocsp.data.geoworld.config import (
     GENERATOR_VERSION,
@@ -42,7 +41,7 @@ def cache_root() -> Path:
 def _identity(preset: str, seed: int, cfg: GeoWorldConfig) -> dict[str, Any]:
     """What a world on disk must record to be reused (JSON-normalised)."""
     ident = {"generator": "geoworld", "version": GENERATOR_VERSION, "preset": preset,
-             "seed": int(seed), "config": to_dict(cfg)}
+             "seed": int(seed), "config": cfg.identity()}
     return json.loads(json.dumps(ident))
 
 
@@ -60,7 +59,7 @@ def default_world_dir(preset: str, seed: int, config: GeoWorldConfig | None = No
     name = WORLD_PRESETS.canonical(preset)
     path = cache_root() / f"{name}-seed{int(seed)}"
     if config is not None and config != WORLD_PRESETS.get(name).obj:
-        digest = hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(json.dumps(config.identity(), sort_keys=True).encode()).hexdigest()[:10]
         path = path.with_name(f"{path.name}-{digest}")
     return path
 

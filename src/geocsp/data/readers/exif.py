@@ -2,21 +2,23 @@
 
 Pillow reads the GPS IFD (tag ``0x8825``); latitude/longitude are stored as three
 rationals (degrees, minutes, seconds) plus a hemisphere reference (``N``/``S``,
-``E``/``W``). Photos without usable GPS are kept (with missing coordinates) and listed,
-never silently dropped; files that cannot be decoded are listed separately.
+``E``/``W``). Photos without GPS and photos with invalid GPS (latitude 95, longitude 200,
+an unknown reference...) are kept with missing coordinates and listed separately, never
+silently dropped; files that cannot be decoded are listed too.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from PIL import Image
 from PIL.Image import Exif
 
 from geocsp.data.dataset import SplitData, write_dataset
+from geocsp.data.tables import refuse_existing
 from geocsp.errors import DatasetError, MissingFileError
 
 GPS_IFD = 0x8825
@@ -47,33 +49,62 @@ def _ref(value: Any) -> str:
     return str(value or "").strip().strip("\x00").upper()[:1]
 
 
-def gps_from_exif(exif: Exif) -> tuple[float, float] | None:
-    """(lon, lat) in degrees from a Pillow ``Exif`` object, or None without valid GPS.
+class GpsReading(NamedTuple):
+    """The GPS position of a photo: ``lonlat`` when valid; ``problem`` when present but invalid.
 
-    A missing reference tag is read as N/E (positive). Values outside [-180, 180] x
-    [-90, 90], NaN values and unknown references give None.
+    Both None: the photo has no GPS position.
+    """
+
+    lonlat: tuple[float, float] | None
+    problem: str | None = None
+
+
+def read_gps_tags(exif: Exif) -> GpsReading:
+    """The (lon, lat) of a Pillow ``Exif`` object's GPS IFD, or why it is invalid.
+
+    A missing reference tag is read as N/E (positive).
 
     Args:
         exif: the image's EXIF data.
 
     Returns:
-        ``(lon, lat)`` degrees (west/south negative), or None.
+        ``GpsReading((lon, lat))`` in degrees (west/south negative); ``GpsReading(None)``
+        without GPS; ``GpsReading(None, "latitude 95 outside [-90, 90]")`` for values out
+        of range, non-numbers, unknown hemisphere references or a malformed GPS block.
     """
     try:
         gps = exif.get_ifd(GPS_IFD)
-    except Exception:  # a malformed IFD: treat as "no GPS"
-        return None
-    if not gps or _LAT not in gps or _LON not in gps:
-        return None
-    lat, lon = _dms_to_deg(gps[_LAT]), _dms_to_deg(gps[_LON])
-    lat_ref, lon_ref = _ref(gps.get(_LAT_REF, "N")), _ref(gps.get(_LON_REF, "E"))
-    if lat_ref not in ("N", "S", "") or lon_ref not in ("E", "W", ""):
-        return None
-    lat = -lat if lat_ref == "S" else lat
-    lon = -lon if lon_ref == "W" else lon
-    if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90 or abs(lon) > 180:
-        return None
-    return lon, lat
+    except Exception:  # Pillow raises many types for a malformed IFD
+        return GpsReading(None, "malformed GPS block")
+    if not gps or (_LAT not in gps and _LON not in gps):
+        return GpsReading(None)
+    values = []
+    for name, tag, ref_tag, refs, limit in (("latitude", _LAT, _LAT_REF, "NS", 90), ("longitude", _LON, _LON_REF, "EW", 180)):
+        if tag not in gps:
+            return GpsReading(None, f"{name} missing")
+        value, ref = _dms_to_deg(gps[tag]), _ref(gps.get(ref_tag, refs[0]))
+        if ref not in (*refs, ""):
+            return GpsReading(None, f"{name} reference {ref!r} is not {refs[0]} or {refs[1]}")
+        if not math.isfinite(value):
+            return GpsReading(None, f"{name} is not a number")
+        value = -value if ref == refs[1] else value
+        if abs(value) > limit:
+            return GpsReading(None, f"{name} {value:g} outside [-{limit}, {limit}]")
+        values.append(value)
+    return GpsReading((values[1], values[0]))
+
+
+def gps_from_exif(exif: Exif) -> tuple[float, float] | None:
+    """(lon, lat) in degrees from a Pillow ``Exif`` object, or None without valid GPS.
+
+    Args:
+        exif: the image's EXIF data.
+
+    Returns:
+        ``(lon, lat)`` degrees (west/south negative), or None (see :func:`read_gps_tags`
+        for why a position is invalid).
+    """
+    return read_gps_tags(exif).lonlat
 
 
 def read_gps(path: str | Path) -> tuple[float, float] | None:
@@ -90,12 +121,28 @@ def read_gps(path: str | Path) -> tuple[float, float] | None:
         MissingFileError: if ``path`` does not exist.
         DatasetError: if the file cannot be opened as an image.
     """
+    return read_photo_gps(path).lonlat
+
+
+def read_photo_gps(path: str | Path) -> GpsReading:
+    """The EXIF GPS reading of a photo: valid, absent, or invalid with the reason.
+
+    Args:
+        path: an image file (JPEG, TIFF, PNG, WebP with EXIF).
+
+    Returns:
+        A :class:`GpsReading` (see :func:`read_gps_tags`).
+
+    Raises:
+        MissingFileError: if ``path`` does not exist.
+        DatasetError: if the file cannot be opened as an image.
+    """
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"{p}: photo not found")
     try:
         with Image.open(p) as img:
-            return gps_from_exif(img.getexif())
+            return read_gps_tags(img.getexif())
     except (OSError, ValueError, SyntaxError) as e:
         raise DatasetError(f"{p}: cannot read image ({type(e).__name__}: {e})") from None
 
@@ -137,9 +184,26 @@ def label_from_path(rel: str) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def scan_photos(
-    folder: str | Path, recursive: bool = True
-) -> tuple[pd.DataFrame, list[str], list[str]]:
+class PhotoScan(NamedTuple):
+    """What :func:`scan_photos` found.
+
+    Attributes:
+        table: one row per readable photo: ``image`` (path relative to the folder), ``lon``,
+            ``lat`` (degrees; NaN without a valid GPS position), ``label`` (only when
+            sub-folders exist).
+        no_gps: relative paths of readable photos without GPS.
+        unreadable: relative paths of files that could not be decoded (not in the table).
+        invalid_gps: ``"<path>: latitude 95 outside [-90, 90]"`` for photos whose GPS
+            position is invalid (in the table with a missing location).
+    """
+
+    table: pd.DataFrame
+    no_gps: list[str]
+    unreadable: list[str]
+    invalid_gps: list[str]
+
+
+def scan_photos(folder: str | Path, recursive: bool = True) -> PhotoScan:
     """Read the EXIF GPS position of every photo under ``folder``.
 
     Args:
@@ -148,11 +212,7 @@ def scan_photos(
         recursive: also walk sub-folders.
 
     Returns:
-        ``(table, no_gps, unreadable)``: the table has one row per readable photo with
-        columns ``image`` (path relative to ``folder``), ``lon``, ``lat`` (degrees, NaN
-        when the photo has no GPS) and ``label`` (only when sub-folders exist);
-        ``no_gps`` lists the relative paths of readable photos without GPS;
-        ``unreadable`` lists files that could not be decoded.
+        ``(table, no_gps, unreadable, invalid_gps)`` (:class:`PhotoScan`).
 
     Raises:
         MissingFileError: if ``folder`` is not a directory.
@@ -161,49 +221,59 @@ def scan_photos(
     rows: list[dict[str, Any]] = []
     no_gps: list[str] = []
     unreadable: list[str] = []
+    invalid: list[str] = []
     for path in list_images(root, recursive):
         rel = path.relative_to(root).as_posix()
         try:
-            ll = read_gps(path)
+            reading = read_photo_gps(path)
         except DatasetError:
             unreadable.append(rel)
             continue
-        if ll is None:
+        if reading.problem is not None:
+            invalid.append(f"{rel}: {reading.problem}")
+        elif reading.lonlat is None:
             no_gps.append(rel)
-            ll = (math.nan, math.nan)
-        rows.append({"image": rel, "lon": ll[0], "lat": ll[1], "label": label_from_path(rel)})
+        lon, lat = reading.lonlat or (math.nan, math.nan)
+        rows.append({"image": rel, "lon": lon, "lat": lat, "label": label_from_path(rel)})
     table = pd.DataFrame(rows, columns=["image", "lon", "lat", "label"])
     if table["label"].isna().all():
         table = table.drop(columns="label")
-    return table, no_gps, unreadable
+    return PhotoScan(table, no_gps, unreadable, invalid)
 
 
 def import_photos(
-    folder: str | Path, out: str | Path, *, split: str = "train", recursive: bool = True
-) -> tuple[Path, pd.DataFrame, list[str], list[str]]:
+    folder: str | Path, out: str | Path, *, split: str = "train", recursive: bool = True,
+    overwrite: bool = False,
+) -> tuple[Path, PhotoScan]:
     """Write the EXIF GPS positions of a photo folder as a geocsp dataset (no features).
 
-    Photos without GPS are kept with an empty location; unreadable files are left out;
-    sub-folder names become labels (see :func:`scan_photos`).
+    Photos without GPS or with invalid GPS are kept with an empty location; unreadable
+    files are left out; sub-folder names become labels (see :func:`scan_photos`). The
+    provenance lists ``without_gps``, ``invalid_gps`` and ``unreadable``.
 
     Args:
         folder: the photo folder.
         out: the dataset directory to write (atomically).
         split: the split name.
         recursive: also walk sub-folders.
+        overwrite: replace an existing dataset at ``out`` (else it is refused before any work).
 
     Returns:
-        (the dataset directory, the table written, photos without GPS, unreadable files).
+        (the dataset directory, what :func:`scan_photos` found: the table written, photos
+        without GPS, unreadable files, photos with invalid GPS).
 
     Raises:
         MissingFileError: if ``folder`` is not a directory.
         DatasetError: when no photo in it is readable.
+        ConfigError: on an existing ``out`` without ``overwrite``.
     """
-    table, no_gps, unreadable = scan_photos(folder, recursive=recursive)
-    if table.empty:
+    refuse_existing(out, overwrite)
+    scan = scan_photos(folder, recursive=recursive)
+    if scan.table.empty:
         raise DatasetError(f"{folder}: no readable photos found")
+    table = scan.table
     classes = sorted(table["label"].dropna().unique().tolist()) if "label" in table else []
-    prov = {"source": "exif", "photos_dir": str(folder), "without_gps": no_gps,
-            "unreadable": unreadable}
+    prov = {"source": "exif", "photos_dir": str(folder), "without_gps": scan.no_gps,
+            "invalid_gps": scan.invalid_gps, "unreadable": scan.unreadable}
     path = write_dataset(out, {split: SplitData(table)}, classes, provenance=prov)
-    return path, table, no_gps, unreadable
+    return path, scan

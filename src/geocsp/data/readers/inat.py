@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from geocsp.data.dataset import SplitData, write_dataset
-from geocsp.data.format import load_npy, load_probs
-from geocsp.data.tables import err, show
+from geocsp.data.format import load_npy, load_probs, ratio_probs_key
+from geocsp.data.tables import err, numeric_cells, refuse_existing, show
 from geocsp.errors import ConfigError, MissingFileError
 
 SPLITS = ("train", "val")
@@ -133,14 +133,15 @@ def _split_table(src: Path, layout: Layout, split: str, classes: list[str]) -> p
 def _locations(path: Path, image_ids: pd.Series) -> pd.DataFrame:
     """lon, lat (NaN when either is null), user_id, date_c aligned to ``image_ids``."""
     locs = _frame(_read_json(path), path, "locations", ["lon", "lat"])
+    for col in ("lon", "lat"):  # only null / empty cells are missing; "north" is an error
+        locs[col] = numeric_cells(locs[col], path, col, "degrees or null")
     if "id" in locs.columns:
         if locs["id"].duplicated().any():
             raise err(path, "duplicate location ids", column="id")
         locs = locs.set_index("id").reindex(image_ids.to_numpy()).reset_index(drop=True)
     elif len(locs) != len(image_ids):
         raise err(path, f"has {len(locs)} entries but there are {len(image_ids)} images (and no 'id' to match them)")
-    lon = pd.to_numeric(locs["lon"], errors="coerce")
-    lat = pd.to_numeric(locs["lat"], errors="coerce")
+    lon, lat = locs["lon"], locs["lat"]
     missing = (lon.isna() | lat.isna()).to_numpy()
     out = pd.DataFrame({"lon": lon.where(~missing), "lat": lat.where(~missing)})
     for extra in ("user_id", "date_c"):
@@ -165,7 +166,7 @@ def _arrays(src: Path, layout: Layout, split: str, n: int) -> tuple[np.ndarray |
     for p in sorted((src / "fewshot").glob(f"{layout.prefix}_{split}_preds*_ratio*.np[yz]")):
         m = _RATIO_RE.search(p.name)
         if m:
-            probs[f"ratio{float(m.group(1)):.3f}"] = load_probs(p)
+            probs[ratio_probs_key(float(m.group(1)))] = load_probs(p)
     return feats, probs
 
 
@@ -206,12 +207,24 @@ def read_inat(src_dir: str | Path, dataset: str = "inat2018") -> tuple[dict[str,
     return splits, classes, provenance
 
 
-def convert_inat(src_dir: str | Path, out_dir: str | Path, dataset: str = "inat2018") -> Path:
+def convert_inat(src_dir: str | Path, out_dir: str | Path, dataset: str = "inat2018", *,
+                 overwrite: bool = False) -> Path:
     """Convert the release layout in ``src_dir`` into a geocsp dataset at ``out_dir``.
 
+    Args:
+        src_dir: the data directory.
+        out_dir: the dataset directory to write; an existing one is refused unless ``overwrite``.
+        dataset: ``"inat2018"`` or ``"fmow"``.
+        overwrite: replace an existing dataset at ``out_dir``.
+
+    Returns:
+        The dataset directory.
+
     Raises:
-        ConfigError, MissingFileError, DatasetError: as :func:`read_inat` and
+        ConfigError: on an existing ``out_dir`` without ``overwrite``.
+        MissingFileError, DatasetError: as :func:`read_inat` and
             :func:`~geocsp.data.dataset.write_dataset`; nothing is written on error.
     """
+    refuse_existing(out_dir, overwrite)
     splits, classes, provenance = read_inat(src_dir, dataset)
     return write_dataset(out_dir, splits, classes, provenance)

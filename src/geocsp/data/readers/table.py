@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from geocsp.data.dataset import SplitData, write_dataset
-from geocsp.data.format import load_npy
+from geocsp.data.format import check_probs_key, load_npy
+from geocsp.data.probs import read_probs_file
 from geocsp.data.tables import (
     check_classes,
     err,
     label_strings,
     open_table,
+    refuse_existing,
     require_column,
     show,
     table_lonlat,
@@ -112,11 +115,43 @@ def classes_from_labels(split: SplitData, classes_file: str | Path | None = None
     return sorted(set(s[~missing].tolist()))
 
 
+def split_rows(sd: SplitData, split_col: str, source: Path) -> dict[str, SplitData]:
+    """Divide a table (and its row-aligned features and probabilities) by a split-name column.
+
+    Args:
+        sd: the whole table; ``split_col`` is dropped from the parts.
+        split_col: the column naming each row's split (``train``, ``val``, ``calib``...).
+        source: the file named in messages.
+
+    Returns:
+        Split name -> its rows, in order of first appearance.
+
+    Raises:
+        DatasetError: on a missing column or an empty split-name cell.
+    """
+    require_column(sd.table, source, split_col, "--split-col")
+    names, missing = label_strings(sd.table[split_col])
+    if missing.any():
+        raise err(source, "empty split name; every row needs one", row=int(np.flatnonzero(missing)[0]), column=split_col)
+    table = sd.table.drop(columns=[split_col])
+    out = {}
+    for name in pd.unique(names.to_numpy()):
+        rows = np.flatnonzero((names == name).to_numpy())
+        out[str(name)] = SplitData(
+            table=table.iloc[rows].reset_index(drop=True),
+            features=None if sd.features is None else np.asarray(sd.features[rows]),
+            probs={k: p[rows] for k, p in sd.probs.items()},
+        )
+    return out
+
+
 def import_table(
     path: str | Path,
     out: str | Path,
     *,
     split: str = "train",
+    split_col: str | None = None,
+    probs: Mapping[str, str | Path] | None = None,
     lon_col: str = "lon",
     lat_col: str = "lat",
     label_col: str | None = None,
@@ -126,13 +161,19 @@ def import_table(
     features_file: str | Path | None = None,
     classes_file: str | Path | None = None,
     wrap_lon: bool = False,
+    overwrite: bool = False,
 ) -> tuple[Path, int, int]:
-    """Convert a CSV/Parquet table with user-named columns into a one-split geocsp dataset.
+    """Convert a CSV/Parquet table with user-named columns into a geocsp dataset.
 
     Args:
         path: the table (``.csv``, ``.csv.gz``, ``.parquet``).
         out: the dataset directory to write (atomically).
-        split: the split name.
+        split: the split name (without ``split_col``).
+        split_col: column naming each row's split; rows, features and probabilities are
+            divided by it (``split`` is then ignored).
+        probs: probability key (``default``, ``ratio{λ:.3f}``) -> row-aligned (N, Q) ``.npy``
+            (or scipy-sparse ``.npz``) image-classifier probabilities in the class order,
+            covering all rows of the table.
         lon_col: column of longitudes in degrees.
         lat_col: column of latitudes in degrees.
         label_col: column of class names, or None.
@@ -142,21 +183,29 @@ def import_table(
         features_file: a row-aligned (N, D) float ``.npy`` of image features, or None.
         classes_file: class names one per line (the class order); default: sorted labels.
         wrap_lon: wrap longitudes outside [-180, 180] instead of refusing them.
+        overwrite: replace an existing dataset at ``out`` (else it is refused before any work).
 
     Returns:
         (the dataset directory, number of rows, number of classes).
 
     Raises:
-        DatasetError: on unreadable input, or both ``feature_cols`` and ``features_file``.
+        DatasetError: on unreadable input, both ``feature_cols`` and ``features_file``, an
+            invalid probability key or file, or an empty ``split_col`` cell.
         CoordinateError: on invalid or swapped coordinates.
         MissingFileError: when an input file does not exist.
+        ConfigError: on an existing ``out`` without ``overwrite``.
     """
+    refuse_existing(out, overwrite)
     sd = read_table(path, lon_col, lat_col, label_col, date_col, image_col, feature_cols, wrap_lon=wrap_lon)
     if features_file is not None:
         if sd.features is not None:
             raise DatasetError("give either --features or --feature-cols, not both")
         sd.features = load_npy(features_file)
     classes = classes_from_labels(sd, classes_file)
+    for key, file in (probs or {}).items():
+        check_probs_key(key, f"--probs {key}={file}")
+        sd.probs[key] = read_probs_file(file, len(sd.table), len(classes))
+    splits = split_rows(sd, split_col, Path(path)) if split_col is not None else {split: sd}
     provenance = {"reader": "geocsp.data.readers.table", "source": str(Path(path).resolve())}
-    written = write_dataset(out, {split: sd}, classes, provenance)
+    written = write_dataset(out, splits, classes, provenance)
     return written, len(sd.table), len(classes)
