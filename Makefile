@@ -17,6 +17,8 @@ install-test: install
 	@# install them alone (their tests use a test-only torchvision stub).
 	$(PIP) install -q --no-deps "timm>=0.9" "open_clip_torch>=2.20"
 	$(PIP) install -q ftfy regex
+	@# GeoCLIP's released location encoder, the oracle of tests/pretrained (its deps are not needed).
+	$(PIP) install -q --no-deps "geoclip==1.3.0"
 
 demo: install
 	$(PYTHON) -m geocsp demo

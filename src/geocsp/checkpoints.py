@@ -28,6 +28,8 @@ from geocsp._registry import Registry
 from geocsp.errors import CheckpointError
 from geocsp.nets import LocationEncoder
 from geocsp.nets.location_encoder import KIND as ENCODER_KIND
+from geocsp.pretrained import load as load_pretrained_encoder
+from geocsp.pretrained import pretrained_name
 from geocsp.prior import GeoPrior
 from geocsp.prior.prior import KIND as PRIOR_KIND
 
@@ -157,20 +159,27 @@ def load_prior(path: str | Path) -> GeoPrior:
 
 
 def load_encoder(path: str | Path) -> LocationEncoder:
-    """A location encoder: a fine-tune run's or prior's, or a pre-train run's / encoder directory.
+    """A location encoder: a run's, prior's or encoder directory's, or a pretrained one by name.
 
     Args:
         path: a fine-tune run directory (``prior/``), a pre-train run directory
-            (``encoder/``), a saved prior directory or a saved encoder directory.
+            (``encoder/``), a saved prior directory, a saved encoder directory, or a
+            pretrained name (``geoclip``, or ``pretrained:geoclip`` even when a path of that
+            name exists; ``geocsp encoders --pretrained``).
 
     Returns:
         The location encoder (the prior's when ``path`` holds a prior), in eval mode.
 
     Raises:
         CheckpointError: when none of these is found at ``path``.
+        ConfigError: on ``pretrained:NAME`` with an unknown NAME.
+        MissingDependencyError: when a pretrained encoder is neither cached nor installed.
     """
+    name = pretrained_name(path)
+    if name is not None:
+        return load_pretrained_encoder(name)
     missing = ("no location encoder found (expected a run dir with prior/ or encoder/, "
-               "or an encoder dir)")
+               "an encoder dir or a pretrained name)")
     obj = load(path, [PRIOR_KIND, ENCODER_KIND], missing)
     encoder: LocationEncoder = obj.encoder if isinstance(obj, GeoPrior) else obj
     return encoder

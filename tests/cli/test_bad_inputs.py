@@ -159,6 +159,9 @@ CASES = [
     Case("evaluate-missing-data", "evaluate {ft} --data {f}/nowhere"),
     # predict
     Case("predict-swapped", "predict {ft} {f}/swapped.csv --out {o}.csv"),
+    Case("export-no-artifact", "export onnx {f} --out {o}.onnx"),
+    Case("export-missing-run", "export onnx {f}/nowhere --out {o}.onnx"),
+    Case("export-bad-suffix", "export onnx {ft} --out {o}.txt"),
     Case("predict-nan", "predict {ft} {f}/nan.csv --out {o}.csv"),
     Case("predict-text-coords", "predict {ft} {f}/text.csv --out {o}.csv"),
     Case("predict-missing-input", "predict {ft} {f}/nowhere.csv --out {o}.csv"),

@@ -1,4 +1,4 @@
-"""``geocsp encoders``: list the registered position encoders (from the registry)."""
+"""``geocsp encoders``: list the registered position encoders, or the pretrained encoders."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from geocsp.encoders import ENCODERS, create_encoder
+from geocsp.pretrained import pretrained_rows
 
 
 def encoder_rows() -> list[dict[str, Any]]:
@@ -31,8 +32,7 @@ def encoder_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    head = ("name", "dim", "network", "description")
+def _table(rows: list[dict[str, Any]], head: tuple[str, ...] = ("name", "dim", "network", "description")) -> str:
     cells = [[str(r[k]) for k in head] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head[:-1])]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
@@ -45,13 +45,22 @@ def _table(rows: list[dict[str, Any]]) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON list of {name, dim, description, ...}."
 )
-def encoders(as_json: bool) -> None:
+@click.option(
+    "--pretrained", is_flag=True,
+    help="List the pretrained encoders instead (model cards; docs/pretrained.md).",
+)
+def encoders(as_json: bool, pretrained: bool) -> None:
     """List the position encoders: name, output dim at default settings, description."""
-    rows = encoder_rows()
+    if pretrained:
+        rows = pretrained_rows()
+        head: tuple[str, ...] = ("name", "output_dim", "licence", "status", "description")
+    else:
+        rows = encoder_rows()
+        head = ("name", "dim", "network", "description")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
-        click.echo(_table(rows))
+        click.echo(_table(rows, head))
 
 
 COMMANDS = [encoders]

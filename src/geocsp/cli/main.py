@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("geocsp.cli.demo", "The paper's Table 1 on GeoWorld."),
     "embed": ("geocsp.cli.train", "Location embeddings e(x) for a CSV/Parquet of lon, lat."),
     "encoders": ("geocsp.cli.encoders", "List the position encoders."),
+    "export": ("geocsp.cli.export", "Export a prior or location encoder as ONNX (docs/export.md)."),
     "evaluate": ("geocsp.cli.train", "Image / location / fused metrics of a fine-tuned RUN."),
     "features": ("geocsp.cli.features", "Image folders -> feature datasets, with local weights only."),
     "finetune": ("geocsp.cli.train", "Fine-tune the location prior P(y|x) on a label subset."),

@@ -177,18 +177,20 @@ def predict_cmd(run_dir: str, sites: str, lon_col: str, lat_col: str, date_col: 
 
 @click.command("map")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--species", default=None, help="Species to map (required unless --richness).")
+@click.option("--species", multiple=True,
+              help="Species to map (required unless --richness); repeat for one band each in a .tif.")
 @click.option("--region", default=None, help="min_lon,min_lat,max_lon,max_lat (default: raster extent / records).")
 @click.option("--date", default=None, help="Day of year as MM-DD (models fitted with --date-col).")
 @click.option("--res", type=float, default=0.5, show_default=True, help="Grid cell size in degrees.")
 @click.option("--richness", is_flag=True, help="Sum of scores over species (or count above --threshold).")
 @click.option("--threshold", type=float, default=None, help="With --richness: count species with score >= T.")
 @click.option("--land-mask/--no-land-mask", default=True, show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Image file (.png, .pdf, ...) or GeoTIFF (.tif: EPSG:4326, ocean = nodata; docs/export.md).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
-def map_cmd(run_dir: str, species: str | None, region: str | None, date: str | None, res: float,
+def map_cmd(run_dir: str, species: tuple[str, ...], region: str | None, date: str | None, res: float,
             richness: bool, threshold: float | None, land_mask: bool, out: str, overwrite: bool) -> None:
-    """Map the predicted range of a species (or richness) from an SDM or a CSP prior run."""
+    """Map the predicted range of a species (or richness) from an SDM or a CSP prior run (image or GeoTIFF)."""
     refuse_existing(out, overwrite)
     draw_map(run_dir, out, species, region, date, res, richness, threshold, land_mask)
     click.echo(f"wrote {out}")

@@ -24,6 +24,8 @@ from geocsp.cli.options import (
     run_options,
 )
 from geocsp.distributed import cleanup
+from geocsp.errors import ConfigError
+from geocsp.pretrained import PREFIX
 from geocsp.training import (
     FinetuneConfig,
     PretrainConfig,
@@ -134,14 +136,19 @@ def predict_cmd(run: str, input_: str, out: str, top_k: int, split: str, image_p
 
 
 @click.command("embed")
-@click.argument("run", type=click.Path())
-@click.argument("input_", metavar="INPUT", type=click.Path())
+@click.argument("paths", metavar="[RUN] INPUT", nargs=-1, type=click.Path())
+@click.option("--encoder", "encoder", default=None, metavar="NAME",
+              help="a pretrained encoder (geocsp encoders --pretrained) instead of RUN.")
 @click.option("--out", "out", required=True, type=click.Path(), help=".npy, .csv or .parquet")
 @device_option()
 @overwrite_option("replace an existing --out file.")
-def embed_cmd(run: str, input_: str, out: str, device: str, overwrite: bool) -> None:
-    """Location embeddings e(x) for a CSV/Parquet of lon, lat (RUN: run or encoder dir)."""
-    emb = embed(run, input_, out, device=device, overwrite=overwrite)
+def embed_cmd(paths: tuple[str, ...], encoder: str | None, out: str, device: str, overwrite: bool) -> None:
+    """Location embeddings e(x) for a CSV/Parquet of lon, lat (RUN: run or encoder dir; or --encoder NAME)."""
+    want = "--encoder NAME INPUT" if encoder is not None else "RUN INPUT (or --encoder NAME INPUT)"
+    if len(paths) != (1 if encoder is not None else 2):
+        raise ConfigError(f"embed: expected {want}, got {len(paths)} path argument(s)")
+    source = f"{PREFIX}{encoder}" if encoder is not None else paths[0]
+    emb = embed(source, paths[-1], out, device=device, overwrite=overwrite)
     click.echo(f"embed: {emb.shape[0]} x {emb.shape[1]} -> {out}")
 
 

@@ -2,18 +2,24 @@
 
 Default map region: the raster extent (raster-covariate SDMs), else the stored presences'
 bounding box padded by 10 % (at least 2°), else (CSP prior runs without a region) the globe.
+An ``out`` ending in ``.tif`` / ``.tiff`` is a GeoTIFF (:mod:`geocsp.viz.raster`, docs/export.md):
+one band per species (or one richness band), the ocean as nodata, the run's provenance in its tags.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from geocsp import __version__
 from geocsp.checkpoints import find_artifact
 from geocsp.encoders.time import encode_day_of_year
 from geocsp.errors import ConfigError
+from geocsp.landmask import land_cells
 from geocsp.prior import GeoPrior
 from geocsp.prior.prior import KIND as PRIOR_KIND
 from geocsp.sdm.dates import parse_day_of_year
@@ -23,6 +29,7 @@ from geocsp.sdm.predict import grid_scores, load_presences, species_index
 from geocsp.sdm.records import raster_region
 from geocsp.sdm.region import parse_bbox
 from geocsp.viz.maps import grid_extent, plot_species_map, save_figure
+from geocsp.viz.raster import NODATA, TIFF_SUFFIXES, is_geotiff, write_geotiff
 
 Grid = tuple[np.ndarray, tuple[float, float, float, float], np.ndarray | None, str, str]
 """(grid (H, W), extent, presence points (N, 2) or None, title, colour-bar label)."""
@@ -81,6 +88,18 @@ def range_map(
         CheckpointError: ``run_dir`` is neither kind of run.
         ConfigError: unknown species, table-covariate model, bad region, ``res_deg <= 0``.
     """
+    lats, lons, scores, names, points, _, _ = _scores(run_dir, [str(species)], region, date, res_deg, richness)
+    grid, title, label = _reduce(scores, names, species, richness, threshold)
+    return grid, grid_extent(lats, lons), points, title, label
+
+
+Scores = tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None, Path, str]
+"""(lats (H,), lons (W,), scores (H, W, K), K names, presence points (N, 2) or None, artifact dir, kind)."""
+
+
+def _scores(run_dir: str | Path, species: Sequence[str], region: str | None, date: str | None,
+            res_deg: float, richness: bool) -> Scores:
+    """Scores of ``species`` (every species with ``richness``) at the map's cell centres."""
     if not res_deg > 0:
         raise ConfigError(f"--res must be a cell size > 0 degrees, got {res_deg!r}")
     p = Path(run_dir)
@@ -93,22 +112,22 @@ def range_map(
         if date is not None and not fitted.model.config.use_time:
             raise ConfigError("date: this model was fitted without dates (no date column)")
         if not richness:
-            species_index(fitted.species, str(species))
+            for name in species:
+                species_index(fitted.species, name)
         pts_all = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
         bbox = _bbox(region, fitted.rasters, pts_all)
         lats, lons, scores = grid_scores(fitted, bbox, res_deg, doy)
         names = fitted.species
         if pres is not None and not richness:
-            pres = pres[pres["species"] == str(species)]
+            pres = pres[pres["species"].isin(list(species))]
         points = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
     else:
         lats, lons, scores, names = _prior_grid(directory, species, region, res_deg, richness, doy)
         points = None
-    grid, title, label = _reduce(scores, names, species, richness, threshold)
-    return grid, grid_extent(lats, lons), points, title, label
+    return lats, lons, scores, names, points, directory, kind
 
 
-def _prior_grid(prior_dir: Path, species: str | None, region: str | None, res_deg: float,
+def _prior_grid(prior_dir: Path, species: Sequence[str], region: str | None, res_deg: float,
                 richness: bool, doy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """P(y|x) of a GeoPrior on a grid (time input when its encoder takes 2 extra features)."""
     prior = GeoPrior.from_pretrained(prior_dir)
@@ -119,23 +138,75 @@ def _prior_grid(prior_dir: Path, species: str | None, region: str | None, res_de
         extra = encode_day_of_year(torch.tensor([doy]))[0]
     elif extra_dim:
         raise ConfigError(f"{prior_dir}: the prior takes {extra_dim} extra inputs; cannot map it")
-    classes = None if richness else [str(species)]
+    classes = None if richness else list(species)
     lats, lons, probs = prior.predict_grid(res_deg, bbox, classes=classes, extra=extra)
-    names = prior.classes if richness else [str(species)]
+    names = prior.classes if richness else list(species)
     return lats, lons, probs, names
 
 
-def draw_map(
-    run_dir: str | Path, out: str | Path, species: str | None = None, region: str | None = None,
+def write_map_raster(
+    run_dir: str | Path, out: str | Path, species: Sequence[str], region: str | None = None,
     date: str | None = None, res_deg: float = 0.5, richness: bool = False, threshold: float | None = None,
     land_mask: bool = True,
 ) -> Path:
-    """Draw the range map of ``species`` (or the richness map) of a run into an image file.
+    """Write the range map of ``species`` (one band each) or the richness map as a GeoTIFF.
 
     Args:
         run_dir: an SDM run (``model/``) or a fine-tuned CSP run (``prior/``).
-        out: image file to write (format from its suffix).
-        species: species to map (needed unless ``richness``).
+        out: the ``.tif`` / ``.tiff`` file to write (EPSG:4326, float32).
+        species: species to map, one band each (ignored with ``richness``).
+        region: ``min_lon,min_lat,max_lon,max_lat`` or None (see module docs).
+        date: ``MM-DD`` (or ISO date / day of year) for seasonal models, or None.
+        res_deg: grid cell size in degrees.
+        richness: one band, the sum over species (or the count above ``threshold``).
+        threshold: with ``richness``: count species with score >= threshold.
+        land_mask: write ocean cells as :data:`~geocsp.viz.raster.NODATA`.
+
+    Returns:
+        The written file.
+
+    Raises:
+        ConfigError: see :func:`range_map`.
+        CheckpointError: ``run_dir`` is neither kind of run.
+        MissingDependencyError: rasterio is not installed.
+    """
+    lats, lons, scores, names, _, directory, kind = _scores(run_dir, species, region, date, res_deg, richness)
+    if richness:
+        bands = _reduce(scores, names, None, True, threshold)[0][:, :, None]
+        band_names = ["species richness"]
+    else:
+        bands = np.stack([scores[:, :, species_index(names, s)] for s in species], axis=2)
+        band_names = list(species)
+    mask = land_cells(bands.shape, grid_extent(lats, lons)) if land_mask else None
+    tags = {"geocsp_version": __version__, "run": Path(run_dir).resolve(), "artifact": directory.resolve(),
+            "kind": kind, "bands": json.dumps(band_names), "richness": richness, "threshold": threshold,
+            "date": date, "region": region, "res_deg": res_deg, "land_mask": land_mask, "nodata": NODATA}
+    return write_geotiff(out, bands, lons, lats, res_deg, band_names, mask=mask, tags=tags)
+
+
+def _check_suffix(out: str | Path) -> None:
+    """Refuse an ``--out`` that is neither a GeoTIFF nor an image format matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(out).suffix.lower()
+    images = sorted(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
+    if suffix and suffix not in TIFF_SUFFIXES and suffix not in images:
+        raise ConfigError(f"--out {out}: unsupported suffix '{suffix}'; expected {'/'.join(TIFF_SUFFIXES)} "
+                          f"(GeoTIFF) or an image ({', '.join(images)})")
+
+
+def draw_map(
+    run_dir: str | Path, out: str | Path, species: str | Sequence[str] | None = None, region: str | None = None,
+    date: str | None = None, res_deg: float = 0.5, richness: bool = False, threshold: float | None = None,
+    land_mask: bool = True,
+) -> Path:
+    """Draw the range map of ``species`` (or the richness map) of a run into an image or GeoTIFF file.
+
+    Args:
+        run_dir: an SDM run (``model/``) or a fine-tuned CSP run (``prior/``).
+        out: image file to write (format from its suffix); ``.tif`` / ``.tiff`` writes a
+            GeoTIFF (:func:`write_map_raster`).
+        species: species to map (needed unless ``richness``); several only for a GeoTIFF.
         region: ``min_lon,min_lat,max_lon,max_lat`` or None (see module docs).
         date: ``MM-DD`` (or ISO date / day of year) for seasonal models, or None.
         res_deg: grid cell size in degrees.
@@ -147,11 +218,19 @@ def draw_map(
         The written file.
 
     Raises:
-        ConfigError: neither species nor richness; see :func:`range_map`.
+        ConfigError: neither species nor richness, several species for an image, an
+            unsupported ``out`` suffix; see :func:`range_map`.
         CheckpointError: ``run_dir`` is neither kind of run.
     """
-    if not richness and species is None:
+    names = [species] if isinstance(species, str) else list(species or [])
+    _check_suffix(out)
+    if not richness and not names:
         raise ConfigError("map: give a species name or richness")
-    grid, extent, points, title, label = range_map(run_dir, species, region, date, res_deg, richness, threshold)
+    if is_geotiff(out):
+        return write_map_raster(run_dir, out, names, region, date, res_deg, richness, threshold, land_mask)
+    if not richness and len(names) > 1:
+        raise ConfigError(f"--out {out}: an image shows one --species, got {len(names)}; write a .tif for one band each")
+    one = names[0] if names else None
+    grid, extent, points, title, label = range_map(run_dir, one, region, date, res_deg, richness, threshold)
     fig = plot_species_map(grid, extent, points=points, title=title, cbar_label=label, land_mask=land_mask)
     return save_figure(fig, out)
