@@ -222,23 +222,10 @@ def classifier_probs(
     topk: int = 0,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Validation probabilities of classifiers trained on stratified λ-subsets of train.
-
-    :func:`classifier_probs_many` with the one evaluation matrix ``val_feats``.
-
-    Args:
-        train_feats: (N, D) train features.
-        train_labels: (N,) int64 train class indices.
-        val_feats: (M, D) validation features.
-        num_classes: Q.
-        ratios: label ratios in (0, 1].
-        settings: optimisation settings.
-        seed: subset seed; the head of ratio i uses seed + i + 1 for its minibatches.
-        topk: 0 = dense probabilities, k > 0 = sparse top-k (see :func:`predict_probs`).
-        device: torch device.
+    """Validation probabilities: :func:`classifier_probs_many` with ``eval_feats=[val_feats]``.
 
     Returns:
-        Key (``"ratio0.050"``..., ``"default"``) -> (M, Q) probabilities.
+        Key (``"ratio0.050"``..., ``"default"``) -> (M, Q) probabilities of ``val_feats``.
     """
     return classifier_probs_many(train_feats, train_labels, [val_feats], num_classes, ratios,
                                  settings, seed, topk, device)[0]
