@@ -109,8 +109,8 @@ def test_without_calib_the_fusion_is_crossfitted_and_fused_unchanged(dataset, ft
 
 def test_hurts_line_and_echo(capsys: pytest.CaptureFixture[str]) -> None:
     from geocsp.cli.options import echo_metrics
+    from geocsp.evaluation.calibration import hurts_warning as hurts_line
     from geocsp.prior.fusion import Fusion
-    from geocsp.training.evaluate import hurts_line
 
     fusion = Fusion("calibrated", 0.02, 0.01)
     assert hurts_line(0.6, 0.6, 10, fusion, "calib") is None

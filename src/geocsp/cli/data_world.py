@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import click
 
 from geocsp.config import parse_override
-from geocsp.data.format import MANIFEST
+from geocsp.data.dataset import read_manifest
 from geocsp.data.geoworld import WORLD_PRESETS, make_world
 from geocsp.errors import ConfigError
 
@@ -49,5 +48,5 @@ def make_world_cmd(preset: str, seed: int, out: Path | None, overwrite: bool,
 
 def _provenance(path: Path) -> dict[str, Any]:
     """The provenance block of a dataset's manifest."""
-    return json.loads((path / MANIFEST).read_text()).get("provenance", {})
+    return dict(read_manifest(path).get("provenance", {}))
 

@@ -32,7 +32,7 @@ from geocsp.data.tables import check_classes, encode_labels, err, table_lonlat
 from geocsp.errors import DatasetError
 from geocsp.io import atomic_dir
 
-__all__ = ["DEFAULT_PROBS", "FORMAT", "MANIFEST", "VERSION", "SplitData", "write_dataset"]
+__all__ = ["SplitData", "write_dataset"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -33,6 +33,26 @@ IMAGE_ONLY = (0.0, 0.0)
 PAPER = (1.0, 0.0)
 
 
+def hurts_warning(image_top1: float, paper_top1: float, n: int, fusion: Fusion, fitted_on: str) -> str | None:
+    """The one warning line when the paper's fusion lowers top-1 on the fitting rows, else None.
+
+    Args:
+        image_top1: top-1 of the image alone on the fitting rows.
+        paper_top1: top-1 of the paper's product (β = 1) on the same rows.
+        n: number of fitting rows.
+        fusion: the calibrated fusion used instead.
+        fitted_on: what the rows are, e.g. ``calib`` or ``crossfit-<split>-k<K>``.
+
+    Returns:
+        ``warning: the paper's fusion (beta=1) lowers top-1 from ... ; fused_calibrated uses ...``.
+    """
+    if not paper_top1 < image_top1:
+        return None
+    return (f"warning: the paper's fusion (beta=1) lowers top-1 from {image_top1:.4f} (image only) to "
+            f"{paper_top1:.4f} on {n} rows ({fitted_on}); fused_calibrated uses beta={fusion.beta:g}, "
+            f"eps={fusion.eps:g} (docs/protocol.md)")
+
+
 @dataclass(frozen=True)
 class FitResult:
     """A fitted fusion and the grid it was chosen from (all numbers on the fitting rows).
@@ -58,13 +78,7 @@ class FitResult:
 
     def warning(self) -> str | None:
         """One line saying the paper's fusion hurts on the fitting rows, or None."""
-        if not self.hurts:
-            return None
-        return (
-            f"warning: the paper's fusion (beta=1) lowers top-1 from {self.image_only_top1:.4f} "
-            f"(image only) to {self.paper_top1:.4f} on {self.n} fitting rows; using "
-            f"beta={self.fusion.beta:g}, eps={self.fusion.eps:g}"
-        )
+        return hurts_warning(self.image_only_top1, self.paper_top1, self.n, self.fusion, "fitting rows")
 
     def to_dict(self, table: bool = True) -> dict[str, Any]:
         """The JSON form (for metrics.json); ``table`` is a list of rows when kept.

@@ -27,7 +27,7 @@ from geocsp.distributed import shard_rows
 from geocsp.distributed.context import all_reduce_sum
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation import evaluate_scores, tune_beta
-from geocsp.evaluation.calibration import crossfit_fusion, fit_fusion
+from geocsp.evaluation.calibration import crossfit_fusion, fit_fusion, hurts_warning
 from geocsp.evaluation.protocol import evaluate_fused
 from geocsp.io import atomic_write_json
 from geocsp.prior.fusion import Fusion
@@ -90,33 +90,13 @@ def _scored_rows(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, split
     return img, loc, split.labels[rows] if split.labels is not None else None, has
 
 
-def hurts_line(image_top1: float, paper_top1: float, n: int, fusion: Fusion, fitted_on: str) -> str | None:
-    """The one warning line when the paper's fusion lowers top-1 on the fitting rows, else None.
-
-    Args:
-        image_top1: top-1 of the image alone on the fitting rows.
-        paper_top1: top-1 of the paper's product (β = 1) on the same rows.
-        n: number of fitting rows.
-        fusion: the calibrated fusion reported instead.
-        fitted_on: ``calib`` or ``crossfit-<split>-k<K>``.
-
-    Returns:
-        ``warning: the paper's fusion (beta=1) lowers top-1 from ... ; fused_calibrated uses ...``.
-    """
-    if not paper_top1 < image_top1:
-        return None
-    return (f"warning: the paper's fusion (beta=1) lowers top-1 from {image_top1:.4f} (image only) to "
-            f"{paper_top1:.4f} on {n} rows ({fitted_on}); fused_calibrated uses beta={fusion.beta:g}, "
-            f"eps={fusion.eps:g} (docs/protocol.md)")
-
-
 def _fusion_info(fusion: Fusion, beta: float, fitted_on: str, n: int, image_top1: float,
                  paper_top1: float, **extra: Any) -> dict[str, Any]:
     """The ``fusion`` entry of the metrics (see :func:`evaluate_split`)."""
     return {"paper": {"beta": float(beta)}, "calibrated": fusion.to_dict(), "fitted_on": fitted_on,
             "calib_rows": int(n), "image_only_top1_calib": float(image_top1),
             "paper_top1_calib": float(paper_top1), "hurts": bool(paper_top1 < image_top1),
-            "warning": hurts_line(image_top1, paper_top1, n, fusion, fitted_on), **extra}
+            "warning": hurts_warning(image_top1, paper_top1, n, fusion, fitted_on), **extra}
 
 
 def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, split: Split,

@@ -24,7 +24,13 @@ from torch import Tensor, nn
 from geocsp.checkpoints import load_encoder, load_prior
 from geocsp.coords import validate_lonlat
 from geocsp.data import GeoDataset, Split
-from geocsp.data.format import DEFAULT_PROBS, check_probs, missing_probs_key, ratio_probs_key
+from geocsp.data.format import (
+    DEFAULT_PROBS,
+    PROB_TOLERANCE,
+    check_probs,
+    missing_probs_key,
+    ratio_probs_key,
+)
 from geocsp.data.tables import err, read_points, refuse_existing, write_table
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
 from geocsp.io import atomic_path
@@ -98,8 +104,6 @@ def resolve_probs_key(split: Split, key: str, ratio: float | None) -> str:
                        f"{1.0 if ratio is None else ratio} (stored: {', '.join(stored) or 'none'}); {fix}")
 
 
-PROB_SUM_TOLERANCE = 1e-3
-"""How far a row of image probabilities may sum from 1 (absolute)."""
 
 
 def check_same_classes(run_classes: list[str], ds: GeoDataset) -> None:
@@ -181,12 +185,12 @@ def check_image_probs(img: np.ndarray, num_classes: int, source: str, *,
     img = np.asarray(img, dtype=np.float32)
     check_probs(img, len(img), num_classes, source)
     sums = img.sum(axis=1, dtype=np.float64)
-    off = np.abs(sums - 1.0) > PROB_SUM_TOLERANCE
+    off = np.abs(sums - 1.0) > PROB_TOLERANCE
     if not off.any():
         return img
     i = int(np.flatnonzero(off)[0])
     if not renormalize:
-        raise err(source, f"probabilities sum to {sums[i]:.6g}; expected 1 (within {PROB_SUM_TOLERANCE:g}); "
+        raise err(source, f"probabilities sum to {sums[i]:.6g}; expected 1 (within {PROB_TOLERANCE:g}); "
                   "pass --renormalize to rescale rows", row=i)
     zero = sums <= 0
     if zero.any():

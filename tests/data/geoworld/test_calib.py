@@ -9,7 +9,6 @@ import pytest
 
 from geocsp.data.geoworld import (
     WORLD_PRESETS,
-    classifier_probs,
     classifier_probs_many,
     default_world_dir,
     generate_world,
@@ -55,7 +54,7 @@ def test_calib_probs_come_from_the_val_heads() -> None:
     y = _labels(world, "train")
     many = classifier_probs_many(tr.features, y, [va.features, ca.features], *args)
     for got, feats in zip(many, (va.features, ca.features), strict=True):
-        alone = classifier_probs(tr.features, y, feats, *args)
+        alone = classifier_probs_many(tr.features, y, [feats], *args)[0]
         assert list(got) == list(alone)
         for k in alone:
             np.testing.assert_array_equal(got[k], alone[k], err_msg=k)

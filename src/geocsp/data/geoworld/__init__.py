@@ -29,10 +29,8 @@ from __future__ import annotations
 
 from geocsp.data.geoworld.classifier import (
     ClassifierSettings,
-    classifier_probs,
     classifier_probs_many,
     predict_probs,
-    ratio_key,
     train_linear_classifier,
 )
 from geocsp.data.geoworld.config import (
@@ -77,7 +75,6 @@ __all__ = [
     "SplitContext",
     "Truth",
     "cache_root",
-    "classifier_probs",
     "classifier_probs_many",
     "default_world_dir",
     "draw_range_points",
@@ -91,7 +88,6 @@ __all__ = [
     "load_truth",
     "make_world",
     "predict_probs",
-    "ratio_key",
     "sample_vmf",
     "train_linear_classifier",
     "true_location_probs",

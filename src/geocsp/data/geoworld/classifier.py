@@ -206,31 +206,6 @@ def predict_probs(feats: np.ndarray, w: torch.Tensor, b: torch.Tensor, topk: int
     return np.concatenate(dense, axis=0)
 
 
-def ratio_key(ratio: float) -> str:
-    """Probability-set key of a label ratio, e.g. ``0.05 -> "ratio0.050"``, ``1.0 -> "default"``."""
-    return ratio_probs_key(ratio)
-
-
-def classifier_probs(
-    train_feats: np.ndarray,
-    train_labels: np.ndarray,
-    val_feats: np.ndarray,
-    num_classes: int,
-    ratios: tuple[float, ...],
-    settings: ClassifierSettings,
-    seed: int,
-    topk: int = 0,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    """Validation probabilities: :func:`classifier_probs_many` with ``eval_feats=[val_feats]``.
-
-    Returns:
-        Key (``"ratio0.050"``..., ``"default"``) -> (M, Q) probabilities of ``val_feats``.
-    """
-    return classifier_probs_many(train_feats, train_labels, [val_feats], num_classes, ratios,
-                                 settings, seed, topk, device)[0]
-
-
 def classifier_probs_many(
     train_feats: np.ndarray,
     train_labels: np.ndarray,
@@ -274,7 +249,7 @@ def classifier_probs_many(
             for feats, probs_of in zip(eval_feats, out, strict=True):
                 probs = predict_probs(feats, w, b, topk, device)
                 if ratio in ratios:
-                    probs_of[ratio_key(ratio)] = probs
+                    probs_of[ratio_probs_key(ratio)] = probs
                 if ratio == 1.0:
                     probs_of["default"] = probs
     return out
