@@ -122,10 +122,12 @@ def ab_metrics(src: Path, blocks: int, rows: int) -> dict[str, float]:
     """evaluate_scores over rows x 8,142: HEAD's functional/fusion/protocol vs now."""
     from geocsp.evaluation import evaluate_scores
 
+    ren = {"geocsp.evaluation.functional": "old_functional", "geocsp.evaluation.metrics": "old_metrics",
+           "geocsp.prior.fusion": "old_fusion"}
     load_old(src, "geocsp/evaluation/functional.py", "old_functional")
     load_old(src, "geocsp/prior/fusion.py", "old_fusion")
-    old = load_old(src, "geocsp/evaluation/protocol.py", "old_protocol",
-                   {"geocsp.evaluation.functional": "old_functional", "geocsp.prior.fusion": "old_fusion"})
+    load_old(src, "geocsp/evaluation/metrics.py", "old_metrics", ren)  # else HEAD's protocol uses today's
+    old = load_old(src, "geocsp/evaluation/protocol.py", "old_protocol", ren)
     loc, _ = steps.evaluation_runner(rows, 8142, torch.device("cpu"), "fp32")
     lp = loc()
     img = steps._topk_probs(rows, 8142, 100)

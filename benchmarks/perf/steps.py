@@ -152,8 +152,9 @@ def evaluation_runner(rows: int, num_classes: int, device: torch.device, precisi
         with autocast(device, precision):
             return model["head"](model["encoder"](x)).float()
 
-    def loc() -> Any:
-        state["loc"] = location_probs(logits, model, lonlat, has, num_classes, batch, device)
+    def loc(probs_fn: Callable[..., Any] = location_probs) -> Any:
+        """P(y|x) of every row; ``probs_fn`` has ``location_probs``' signature (A/B of variants)."""
+        state["loc"] = probs_fn(logits, model, lonlat, has, num_classes, batch, device)
         return state["loc"]
 
     def metrics() -> Any:

@@ -26,7 +26,7 @@ _API = {
     "create_encoder": "geocsp.encoders",
     "list_encoders": "geocsp.encoders",
     "get_encoder_config": "geocsp.encoders",
-    "LocationEncoder": "geocsp.nets",
+    "LocationEncoder": "geocsp.pretrained",
     "LocationEncoderConfig": "geocsp.nets",
     "load_dataset": "geocsp.data",
     "make_world": "geocsp.data",

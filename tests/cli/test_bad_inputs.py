@@ -211,6 +211,17 @@ CASES = [
     Case("sdm-fit-out-is-file", "sdm fit {f}/pts.csv --out {f}/labels.csv", usage=True),
     Case("sdm-predict-wrong-kind", "sdm predict {ft} {f}/pts.csv --out {o}.csv"),
     Case("sdm-predict-missing-run", "sdm predict {f}/nowhere {f}/pts.csv --out {o}.csv"),
+    # convert
+    Case("convert-missing-file", "convert sinr {f}/nowhere.pt --out {o}"),
+    Case("convert-not-a-checkpoint", "convert sinr {f}/pts.csv --out {o}"),
+    Case("convert-unknown-kind", "convert satclp {f}/pts.csv --out {o}"),
+    Case("convert-missing-out", "convert sinr {f}/pts.csv", usage=True),
+    # serve (each fails before the server starts)
+    Case("serve-missing-run", "serve {f}/nowhere --port 0"),
+    Case("serve-pretrain-run", "serve {pre} --port 0"),
+    Case("serve-bad-port", "serve {ft} --port 70000", usage=True),
+    Case("serve-bad-region", "serve {ft} --port 0 --region 1,2,3"),
+    Case("serve-missing-records", "serve {ft} --port 0 --records {f}/nowhere.csv"),
     # map
     Case("map-missing-run", "map {f}/nowhere --species a --out {o}.png"),
     Case("map-no-species", "map {ft} --out {o}.png"),

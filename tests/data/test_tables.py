@@ -10,11 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from geocsp.data.labels import check_classes, encode_labels, label_strings
 from geocsp.data.tables import (
-    check_classes,
-    encode_labels,
     err,
-    label_strings,
     open_table,
     read_points,
     read_raw_table,
@@ -135,7 +133,7 @@ def test_read_points_write_table_round_trip(tmp_path: Path) -> None:
         table, lonlat = read_points(out)
         np.testing.assert_array_equal(lonlat, df[["lon", "lat"]].to_numpy())
         assert lonlat.dtype == np.float64 and table["id"].tolist() == ["x", "y"]
-    with pytest.raises(ConfigError, match=re.escape("output must end in .csv or .parquet")):
+    with pytest.raises(ConfigError, match=re.escape("output must end in .csv, .csv.gz, .parquet, .pq, .geojson")):
         write_table(df, tmp_path / "p.json")
     (tmp_path / "q.csv").write_text("x,y\n1,2\n")
     with pytest.raises(DatasetError, match=r"q.csv:lon: column 'lon' \(--lon-col\) not found"):

@@ -32,7 +32,7 @@ EXPECTED_DIMS = {
     "direct": 2, "wrap": 4, "wrap_ffn": 4, "xyz": 3, "grid": 128, "grid_rad": 128,
     "theory": 192, "theory_rad": 192, "sphereC": 96, "sphereC+": 192, "sphereM": 160,
     "sphereM+": 256, "dfs": 4224, "nerf": 96, "rbf": 200, "rff": 256, "geoclip": 1536,
-    "spherical_harmonics": 121,
+    "spherical_harmonics": 121, "spherical_harmonics_satclip": 121,
 }  # fmt: skip
 
 

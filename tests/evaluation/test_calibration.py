@@ -1,7 +1,8 @@
-"""fit_fusion, crossfit_fusion and evaluate_fused: the calibrated fusion on data not reported."""
+"""fit_fusion, its chunked form, stratified folds, the metrics record and evaluate_fused."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -13,10 +14,12 @@ from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation.calibration import (
     DEFAULT_FIT_BETAS,
     DEFAULT_FIT_EPSILONS,
-    crossfit_fusion,
+    FittedFusion,
     fit_fusion,
-    fold_assignment,
+    fit_fusion_chunks,
     fusion_grid,
+    stratified_folds,
+    uncalibrated_info,
 )
 from geocsp.evaluation.metrics import MetricAccumulator
 from geocsp.evaluation.protocol import evaluate_fused, evaluate_scores
@@ -176,59 +179,52 @@ def test_grid_and_errors() -> None:
         fit_fusion(img[:0], loc[:0], labels[:0], has[:0])
     with pytest.raises(DatasetError, match="labels: value 20 outside"):
         fit_fusion(img, loc, np.full(20, 20), has)
-    with pytest.raises(ConfigError, match=r"k: expected 2 <= k <= 20 \(the number of rows\), got 1"):
-        crossfit_fusion(img, loc, labels, has, k=1)
+    with pytest.raises(DatasetError, match="labels: expected at least one row"):
+        fit_fusion_chunks([])
 
 
-# --- cross-fitting ------------------------------------------------------------------------
+# --- chunks, folds and the metrics record -------------------------------------------------
 
 
-def test_fold_assignment() -> None:
-    f = fold_assignment(103, 5, seed=3)
-    assert f.dtype == np.int64 and sorted(np.bincount(f, minlength=5).tolist()) == [20, 20, 21, 21, 21]
-    assert np.array_equal(f, fold_assignment(103, 5, seed=3))
-    assert not np.array_equal(f, fold_assignment(103, 5, seed=4))
-    assert not np.array_equal(f[:20], np.sort(f[:20]))  # shuffled, not blocks
+def test_chunked_fit_is_the_fit_of_the_concatenation() -> None:
+    img, loc, labels, has = overconfident_case(3, n=500)
+    has[::9] = False
+    whole = fit_fusion(img, loc, labels, has, batch_size=64)
+    cuts = [0, 7, 180, 181, 500]
+    parts = [(img[a:b], loc[a:b], labels[a:b], has[a:b]) for a, b in itertools.pairwise(cuts)]
+    chunked = fit_fusion_chunks(iter(parts), batch_size=64)
+    assert chunked.fusion == whole.fusion and chunked.n == whole.n == 500
+    for pt, row in whole.table.items():
+        assert chunked.table[pt] == pytest.approx(row, rel=1e-12)
 
 
-def test_crossfit_fold_params_come_from_the_other_folds_only() -> None:
-    img, loc, labels, has = overconfident_case(1, n=400)
-    cross = crossfit_fusion(img, loc, labels, has, k=4, seed=7, batch_size=64)
-    assert len(cross.folds) == 4 and cross.fold_of_row.shape == (400,)
-    for f, fit in enumerate(cross.folds):
-        rest = cross.fold_of_row != f
-        alone = fit_fusion(img[rest], loc[rest], labels[rest], has[rest], batch_size=64)
-        assert fit.fusion == alone.fusion and fit.n == int(rest.sum())
-        for pt, row in alone.table.items():
-            assert fit.table[pt] == pytest.approx(row, rel=1e-12)
-    # adversarial labels in fold 0 change nothing fitted for fold 0
-    bad = labels.copy()
-    in0 = cross.fold_of_row == 0
-    bad[in0] = (labels[in0] + 1 + np.argmax(loc[in0], 1)) % 10
-    again = crossfit_fusion(img, loc, bad, has, k=4, seed=7, batch_size=64)
-    assert again.folds[0].fusion == cross.folds[0].fusion
-    assert again.folds[0].table == cross.folds[0].table
-    assert any(a.table != b.table for a, b in zip(again.folds[1:], cross.folds[1:], strict=True))
+def test_stratified_folds() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 103)
+    labels[:3] = 9  # a class with fewer rows than folds
+    f = stratified_folds(labels, 5, seed=3)
+    assert f.dtype == np.int64 and set(f.tolist()) == set(range(5))
+    assert sorted(np.bincount(f, minlength=5).tolist()) == [20, 20, 21, 21, 21]  # sizes differ by <= 1
+    for c in np.unique(labels):  # every class spread as evenly as its size allows
+        counts = np.bincount(f[labels == c], minlength=5)
+        assert counts.max() - counts.min() <= 1
+    assert np.array_equal(f, stratified_folds(labels, 5, seed=3))
+    assert not np.array_equal(f, stratified_folds(labels, 5, seed=4))
+    with pytest.raises(ConfigError, match=r"k: expected 2 <= k <= 3 \(the number of rows\), got 4"):
+        stratified_folds(labels[:3], 4)
 
 
-def test_crossfit_metrics_are_the_held_out_scores() -> None:
-    img, loc, labels, has = overconfident_case(2, n=300)
-    has[::7] = False
-    cross = crossfit_fusion(img, loc, labels, has, k=3, seed=1, batch_size=50)
-    scores = np.empty(img.shape)
-    for f, fit in enumerate(cross.folds):
-        m = cross.fold_of_row == f
-        scores[m] = fit.fusion.log_scores(
-            torch.tensor(img[m]), torch.tensor(loc[m]), torch.tensor(has[m])).numpy()
-    acc = MetricAccumulator()
-    acc.update(torch.tensor(scores), torch.tensor(labels), log_space=True)
-    assert cross.metrics == pytest.approx(acc.compute(), rel=1e-12)
-    assert cross.metrics["n"] == 300 and cross.hurts
-    ref = evaluate_scores(img, loc, labels, has)
-    assert cross.image_only_top1 == ref["image"]["top1"] and cross.paper_top1 == ref["fused"]["top1"]
-    assert cross.metrics["top1"] > cross.image_only_top1
-    d = json.loads(json.dumps(cross.to_dict()))
-    assert d["k"] == 3 and len(d["folds"]) == 3 and d["hurts"] is True
+def test_fitted_and_uncalibrated_records_share_one_schema() -> None:
+    fit = fit_fusion(*overconfident_case(4, n=300))
+    rec = FittedFusion.from_fit(fit, "crossfit-train-k3", crossfit={"k": 3})
+    info = json.loads(json.dumps(rec.info(1.0)))
+    assert info["fitted_on"] == "crossfit-train-k3" and info["calib_rows"] == 300 and info["why"] is None
+    assert Fusion.from_dict(info["calibrated"]) == fit.fusion and info["paper"] == {"beta": 1.0}
+    assert info["hurts"] is True and "(crossfit-train-k3)" in info["warning"] and info["crossfit"] == {"k": 3}
+    none = uncalibrated_info(0.5, "no calibrated fusion: needs a calib split")
+    assert set(none) == set(info) - {"crossfit"}
+    assert none["calibrated"] is None and none["fitted_on"] is None and none["why"].startswith("no calibrated")
+    assert none["paper"] == {"beta": 0.5} and none["warning"] is None and none["hurts"] is None
 
 
 # --- evaluate_fused ------------------------------------------------------------------------

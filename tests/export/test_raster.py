@@ -95,7 +95,7 @@ def test_bad_suffix_and_several_species_for_an_image(prior_run: Path, tmp_path: 
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
     assert "unsupported suffix '.xyz'" in r.output and ".tif" in r.output
     r = run("map", prior_run, "--species", CLASSES[0], "--species", CLASSES[1], "--out", tmp_path / "m.png")
-    assert r.exit_code == 2 and "write a .tif for one band each" in r.output
+    assert r.exit_code == 2 and "write a .tif or .nc for one band each" in r.output
     assert list(tmp_path.iterdir()) == []
 
 

@@ -144,11 +144,15 @@ EXPECTED_FINETUNE = {
     "an_full_me": ((), "AnFullMEConfig", {**_FULL, "pos_weight": 2048.0, "negatives": "entropy"}),
     "an_ssdl_me": ((), "AnMEConfig", {"negatives": "entropy"}),
     "an_slds_me": ((), "AnMEConfig", {"negatives": "entropy"}),
+    "distill": (("self-training",), "DistillConfig", {
+        "base": "full", "base_args": {}, "mode": "em", "weight": 1.0, "temperature": 1.0, "threshold": 0.0,
+        "balance": True, "topk": 20, "batch_size": 1024, "splits": ("unlabeled", "train"), "probs_key": "auto"}),
 }
 
 
 def _defaults(cfg: type) -> dict[str, object]:
-    return {f.name: f.default for f in dataclasses.fields(cfg)}
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            for f in dataclasses.fields(cfg)}
 
 
 def _assert_real_class(cfg: type) -> None:

@@ -14,9 +14,14 @@ from click.testing import CliRunner
 from geocsp import checkpoints, pretrained
 from geocsp.cli.encoders import encoders
 from geocsp.cli.main import cli
+from geocsp.config import to_dict
 from geocsp.errors import CheckpointError, ConfigError, MissingDependencyError, MissingFileError
+from geocsp.nets import LocationEncoder
 from geocsp.pretrained import registry
-from geocsp.pretrained.geoclip import geoclip_state_dict
+from geocsp.pretrained.geoclip import GEOCLIP_CONFIG, geoclip_state_dict
+from geocsp.training.config import FinetuneConfig
+from geocsp.training.finetune import check_init_architecture
+from geocsp.training.presets import resolve_config
 
 
 @pytest.fixture(autouse=True)
@@ -130,3 +135,26 @@ def test_listing_shows_cards_and_status() -> None:
     lines = table.output.splitlines()
     assert lines[0].split() == ["name", "output_dim", "licence", "status", "description"]
     assert lines[2].split()[:4] == ["geoclip", "512", "MIT", "missing"]
+
+
+@pytest.mark.usefixtures("no_package")
+def test_from_pretrained_names_go_through_the_registry() -> None:
+    with pytest.raises(MissingDependencyError, match="pip install geoclip --no-deps"):
+        LocationEncoder.from_pretrained("geoclip")
+    with pytest.raises(ConfigError, match="did you mean 'geoclip'"):
+        LocationEncoder.from_pretrained("pretrained:geoclp")
+    with pytest.raises(CheckpointError):  # not a name, not a directory
+        LocationEncoder.from_pretrained("no-such-encoder")
+
+
+def test_model_overrides_make_a_preset_fit_the_init() -> None:
+    """``finetune --preset geoworld-demo --init geoclip`` is refused (the preset's model is grid
+    + FFN); with ``model_overrides("geoclip")`` it passes finetune's architecture check."""
+    saved = to_dict(LocationEncoder(GEOCLIP_CONFIG).config)
+    plain = resolve_config(FinetuneConfig, stage="finetune", preset="geoworld-demo", overrides=["init=geoclip"])
+    with pytest.raises(ConfigError, match="the architecture comes from --init geoclip"):
+        check_init_architecture(plain, saved)
+    fixed = resolve_config(FinetuneConfig, stage="finetune", preset="geoworld-demo",
+                           overrides=["init=geoclip", *pretrained.model_overrides("geoclip")])
+    check_init_architecture(fixed, saved)
+    assert fixed.model.dim == 512 and fixed.model.encoder == "geoclip"

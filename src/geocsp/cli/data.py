@@ -13,6 +13,7 @@ import click
 
 from geocsp.cli.data_photos import from_photos_cmd
 from geocsp.cli.data_world import make_world_cmd
+from geocsp.cli.options import point_options
 from geocsp.data.probs import add_probs
 from geocsp.data.readers.inat import convert_inat
 from geocsp.data.readers.table import import_table
@@ -61,8 +62,7 @@ def import_inat_cmd(src: Path, dataset: str, out: Path, overwrite: bool) -> None
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
 @click.option("--split", "split_name", default="train", show_default=True, help="Split name to write.")
-@click.option("--lon-col", default="lon", show_default=True, help="Column of longitudes (degrees).")
-@click.option("--lat-col", default="lat", show_default=True, help="Column of latitudes (degrees).")
+@point_options
 @click.option("--label-col", default=None, help="Column of class names.")
 @click.option("--date-col", default=None, help="Column of ISO dates.")
 @click.option("--image-col", default=None, help="Column of image paths or ids.")
@@ -84,6 +84,7 @@ def import_table_cmd(
     split_name: str,
     lon_col: str,
     lat_col: str,
+    crs: str | None,
     label_col: str | None,
     date_col: str | None,
     image_col: str | None,
@@ -95,12 +96,12 @@ def import_table_cmd(
     wrap_lon: bool,
     overwrite: bool,
 ) -> None:
-    """Convert a CSV/Parquet FILE with user-named columns to a geocsp dataset."""
+    """Convert a table FILE (CSV, CSV.gz, Parquet, GeoParquet, GeoJSON points) to a geocsp dataset."""
     cols = [c.strip() for c in feature_cols.split(",") if c.strip()] if feature_cols else None
     path, rows, n_classes = import_table(
         file, out, split=split_name, split_col=split_col, probs=_key_files(probs), lon_col=lon_col,
         lat_col=lat_col, label_col=label_col, date_col=date_col, image_col=image_col, feature_cols=cols,
-        features_file=features_file, classes_file=classes_file, wrap_lon=wrap_lon, overwrite=overwrite)
+        features_file=features_file, classes_file=classes_file, wrap_lon=wrap_lon, crs=crs, overwrite=overwrite)
     click.echo(f"wrote {path} ({rows} rows, {n_classes} classes)")
 
 

@@ -27,6 +27,7 @@ from geocsp.errors import GeocspError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("geocsp.cli.bench", "Benchmarks that print a table and write results files."),
+    "convert": ("geocsp.cli.convert", "Convert a peer's encoder checkpoint (SatCLIP, SINR, CSP) to geocsp."),
     "data": ("geocsp.cli.data", "Create, import and check geocsp datasets (docs/dataset.md)."),
     "demo": ("geocsp.cli.demo", "The paper's Table 1 on GeoWorld."),
     "embed": ("geocsp.cli.train", "Location embeddings e(x) for a CSV/Parquet of lon, lat."),
@@ -35,9 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("geocsp.cli.train", "Image / location / fused metrics of a fine-tuned RUN."),
     "features": ("geocsp.cli.features", "Image folders -> feature datasets, with local weights only."),
     "finetune": ("geocsp.cli.train", "Fine-tune the location prior P(y|x) on a label subset."),
-    "map": ("geocsp.cli.sdm", "Map the predicted range of a species (or richness)."),
+    "map": ("geocsp.cli.maps", "Map the predicted range of a species (or richness)."),
     "predict": ("geocsp.cli.train", "Top-k classes for a dataset split or a CSV/Parquet of points."),
     "pretrain": ("geocsp.cli.train", "CSP pre-training of a location encoder."),
+    "serve": ("geocsp.cli.serve", "Serve an interactive, offline map of a run (docs/map.md)."),
     "sdm": ("geocsp.cli.sdm", "Species distribution models from presence-only records."),
 }
 """Top-level command name -> (module defining it in its ``COMMANDS`` list, one-line help)."""

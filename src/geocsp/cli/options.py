@@ -34,6 +34,42 @@ def overwrite_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[
     return click.option("--overwrite", is_flag=True, help=help_text)
 
 
+def crs_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--crs EPSG:N``: the CRS of the input points, reprojected once to (lon, lat) degrees.
+
+    Returns:
+        A click option decorator (value: the CRS string, or None for degrees).
+    """
+    return click.option("--crs", default=None, metavar="EPSG:N",
+                        help="CRS of the input points (e.g. EPSG:28355, metres), reprojected to lon/lat "
+                             "degrees with pyproj; default: degrees (or a GeoParquet/GeoJSON file's own CRS).")
+
+
+def point_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--lon-col``, ``--lat-col`` and ``--crs`` for a command that reads a table of points.
+
+    Tables are CSV, CSV.gz, Parquet, GeoParquet or GeoJSON; the point geometry of the last two
+    gives the location unless other columns are named (docs/dataset.md).
+
+    Args:
+        f: the command function (gets ``lon_col``, ``lat_col``, ``crs``).
+
+    Returns:
+        The function with the options attached.
+    """
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("--lon-col", default="lon", show_default=True,
+                     help="column of longitudes in degrees (x with --crs); a GeoJSON/GeoParquet file's "
+                          "point geometry when not given."),
+        click.option("--lat-col", default="lat", show_default=True,
+                     help="column of latitudes in degrees (y with --crs)."),
+        crs_option(),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``pretrain`` and ``finetune`` (config precedence: docs/training.md).
 
@@ -99,16 +135,19 @@ def parse_beta(value: str) -> float | str:
 def echo_metrics(metrics: dict[str, Any]) -> None:
     """Print the image / location / fused lines of a metrics dict, then the fusion warning.
 
-    ``fused`` is the paper's product, ``fused_cal`` the calibrated fusion (docs/fusion.md);
-    when the paper's fusion lowers top-1 on the calibration rows, one ``warning:`` line follows.
+    ``fused`` is the paper's product, ``fused_cal`` the calibrated fusion (docs/fusion.md;
+    without one, ``n/a`` and the one-line reason, ``fusion.why``); when the paper's fusion lowers top-1 on the calibration rows, one ``warning:`` line follows.
 
     Args:
         metrics: as returned by :func:`geocsp.training.evaluate`.
     """
+    why = (metrics.get("fusion") or {}).get("why")
     for key, label in (("image", "image"), ("location", "location"), ("fused", "fused"),
                        ("fused_calibrated", "fused_cal")):
         m = metrics.get(key)
-        if m is None and key in metrics:
+        if m is None and key == "fused_calibrated" and why:
+            click.echo(f"{label:9s} n/a ({why})")
+        elif m is None and key in metrics:
             click.echo(f"{label:9s} n/a (the split has no image-classifier probabilities)")
         elif m is not None:
             click.echo(f"{label:9s} top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  mrr {m['mrr']:.4f}  n {m['n']}")

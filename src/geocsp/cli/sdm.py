@@ -1,4 +1,4 @@
-"""``geocsp sdm fit|predict`` and ``geocsp map``: species distribution models (docs/sdm.md).
+"""``geocsp sdm fit|predict|evaluate``: species distribution models (docs/sdm.md).
 
 Each command parses its flags into the library's arguments (``sdm fit``: an
 :class:`~geocsp.sdm.SDMFitConfig`), makes one library call and prints the result. Library
@@ -26,11 +26,15 @@ from geocsp.sdm import (
     ModelChoice,
     RecordsConfig,
     SDMFitConfig,
-    draw_map,
     fit_run,
     predict_file,
 )
-from geocsp.sdm.config import INPUTS, SAMPLERS
+from geocsp.sdm.config import INPUTS, MODEL_KINDS, SAMPLERS
+from geocsp.sdm.evaluate import evaluate_run
+from geocsp.sdm.kde import parse_bandwidth, parse_shrink
+from geocsp.sdm.mapping import write_map_raster
+from geocsp.sdm.model import FittedSDM
+from geocsp.viz.raster import is_geotiff
 
 FLAGS = {
     "records.species_col": "--species-col",
@@ -42,15 +46,23 @@ FLAGS = {
     "records.date_col": "--date-col",
     "records.region": "--region",
     "records.min_records": "--min-records",
+    "records.crs": "--crs",
+    "records.categorical": "--categorical",
+    "records.group_col": "--group-col",
     "background.path": "--background",
     "background.sample": "--background-sample",
     "background.sampler": "--background-sampler",
     "model.inputs": "--inputs",
     "model.encoder": "--encoder",
     "model.init": "--init",
+    "model.kind": "--model",
+    "model.bandwidth": "--bandwidth",
+    "model.shrink": "--shrink-to-kde",
+    "model.r_min_deg": "--r-min",
     "evaluation.cv_folds": "--cv-folds",
     "evaluation.block_deg": "--block-deg",
     "evaluation.pa": "--pa",
+    "evaluation.pa_group_col": "--pa-group-col",
 }
 """``sdm fit``: config field path -> the flag that sets it."""
 
@@ -121,34 +133,54 @@ def sdm() -> None:
 @click.option("--cv-folds", type=int, default=0, help="K spatial-block CV folds (0 = no CV).")
 @click.option("--block-deg", type=float, default=1.0, show_default=True)
 @click.option("--pa", "pa_path", type=click.Path(dir_okay=False), default=None, help="Presence/absence sites table.")
+@click.option("--pa-group-col", default=None, help="Survey-group column of the --pa sites (needs --group-col).")
+@click.option("--crs", default=None, help="CRS of the lon/lat columns, e.g. EPSG:28355 (reprojected to degrees).")
+@click.option("--categorical", default=None, help="Comma-separated categorical covariate columns (one-hot).")
+@click.option("--group-col", default=None, help="Survey-group column of the records (stored per species).")
+@click.option("--model", "kind", type=click.Choice(list(MODEL_KINDS)), default="neural", show_default=True,
+              help="neural SDM, or a KDE of each species' presences on coordinates.")
+@click.option("--bandwidth", default="cv", show_default=True, help="KDE bandwidth: cv, scott or km.")
+@click.option("--shrink-to-kde", "shrink", default=None, help="Pool the network with the KDE, weight n/(n+K): K or cv.")
+@click.option("--r-min", "r_min", type=float, default=None, help="Finest scale of the default position encoder, degrees (0.1).")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
 def fit_cmd(records: str, species_col: str | None, lon_col: str, lat_col: str, presence_col: str | None,
             background: str | None, background_sample: int | None, background_sampler: str, region: str | None,
             covariates: str | None, rasters: str | None, inputs: str | None, date_col: str | None, loss: str,
             init_dir: str | None, encoder: str | None, min_records: int, epochs: int, lr: float, batch_size: int,
-            seed: int, device: str, cv_folds: int, block_deg: float, pa_path: str | None, out: str) -> None:
-    """Fit one multi-species SDM on RECORDS (CSV with , ; or tab, or Parquet)."""
+            seed: int, device: str, cv_folds: int, block_deg: float, pa_path: str | None, pa_group_col: str | None,
+            crs: str | None, categorical: str | None, group_col: str | None, kind: str, bandwidth: str,
+            shrink: str | None, r_min: float | None, out: str) -> None:
+    """Fit one multi-species SDM on RECORDS (CSV, CSV.gz, Parquet, GeoParquet, GeoJSON)."""
     with _flags():
         config = SDMFitConfig(
             records=RecordsConfig(records, species_col, presence_col, lon_col, lat_col, _list(covariates),
-                                  _list(rasters), date_col, region, min_records),
+                                  _list(rasters), date_col, region, min_records, crs, _list(categorical), group_col),
             background=BackgroundConfig(background, background_sample or None, background_sampler),  # 0 = none
-            model=ModelChoice(inputs, encoder, init_dir),
+            model=ModelChoice(inputs, encoder, init_dir, kind, parse_bandwidth(bandwidth), parse_shrink(shrink), r_min),
             # min_steps=1: the CLI fits exactly --epochs passes (as it always has); --lr sets
             # the learning rate (the default 1e-3 is FitOptions' default).
             options=FitOptions(loss, epochs, min_steps=1, lr=lr, batch_size=batch_size, seed=seed, device=device),
-            evaluation=EvalConfig(cv_folds, block_deg, pa_path),
+            evaluation=EvalConfig(cv_folds, block_deg, pa_path, pa_group_col),
         )
         metrics = fit_run(config, out)
     for note in metrics["notes"]:
         click.echo(f"geocsp: note: {note}", err=True)
+    _warn(metrics.get("warnings", []))
     _echo_summary(out, metrics)
+
+
+def _warn(lines: list[str]) -> None:
+    """Print each warning line on stderr as ``geocsp: warning: ...``."""
+    for line in lines:
+        click.echo(f"geocsp: warning: {line}", err=True)
 
 
 def _echo_summary(out: str, metrics: dict[str, Any]) -> None:
     """Print the counts and the CV / presence-absence means of a fit."""
     line = f"fitted {metrics['n_species']} species on {metrics['n_presences']} presences, {metrics['n_background']} background -> {out}"
     click.echo(line)
+    if "shrink" in metrics:
+        click.echo(f"  shrunk toward the KDE: k = {metrics['shrink']['k']:g} (weight n/(n+k))")
     for name, res in metrics.get("cv", {}).items():
         if name != "folds":
             click.echo(f"  cv {name}: mean AUC {res['mean_auc']:.3f}, AP {res['mean_ap']:.3f} ({res['n_species_scored']} species)")
@@ -158,43 +190,71 @@ def _echo_summary(out: str, metrics: dict[str, Any]) -> None:
 
 @sdm.command("predict")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.argument("sites", type=click.Path(dir_okay=False))
+@click.argument("sites", type=click.Path(dir_okay=False), required=False)
 @click.option("--lon-col", default="lon", show_default=True)
 @click.option("--lat-col", default="lat", show_default=True)
+@click.option("--crs", default=None, help="CRS of the sites' lon/lat columns, e.g. EPSG:28355.")
 @click.option("--date-col", default=None)
 @click.option("--site-col", default=None, help="Site id column (default: row number).")
+@click.option("--group-col", default=None, help="Sites' survey-group column: score only the species of the site's group.")
 @click.option("--wide", is_flag=True, help="One column per species instead of site_id,species,score rows.")
+@click.option("--grid", "grid", default=None, help="min_lon,min_lat,max_lon,max_lat: predict on a grid (GeoTIFF --out).")
+@click.option("--res", type=float, default=0.1, show_default=True, help="With --grid: cell size in degrees.")
+@click.option("--species", multiple=True, help="With --grid: species to write, one band each (default all).")
+@click.option("--land-mask/--no-land-mask", default=True, show_default=True, help="With --grid: ocean cells as nodata.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @overwrite_option("replace an existing --out file.")
-def predict_cmd(run_dir: str, sites: str, lon_col: str, lat_col: str, date_col: str | None,
-                site_col: str | None, wide: bool, out: str, overwrite: bool) -> None:
-    """Suitability scores of every species at SITES (CSV/Parquet); an existing --out needs --overwrite."""
+def predict_cmd(run_dir: str, sites: str | None, lon_col: str, lat_col: str, crs: str | None, date_col: str | None,
+                site_col: str | None, group_col: str | None, wide: bool, grid: str | None, res: float,
+                species: tuple[str, ...], land_mask: bool, out: str, overwrite: bool) -> None:
+    """Suitability scores of every species at SITES (a table), or on a --grid as a GeoTIFF."""
     refuse_existing(out, overwrite)
-    n = predict_file(run_dir, sites, out, lon_col=lon_col, lat_col=lat_col, date_col=date_col,
-                     site_col=site_col, wide=wide)
+    if grid is not None:
+        if sites is not None:
+            raise ConfigError("--grid: give either SITES or --grid, not both")
+        if not is_geotiff(out):
+            raise ConfigError(f"--out {out}: a --grid prediction is a GeoTIFF; expected a .tif or .tiff file")
+        names = list(species) or FittedSDM.load(run_dir).species
+        write_map_raster(run_dir, out, names, grid, None, res, land_mask=land_mask)
+        click.echo(f"wrote {len(names)} bands -> {out}")
+        return
+    if sites is None:
+        raise ConfigError("give SITES (a table of sites) or --grid BBOX")
+    warnings: list[str] = []
+    n = predict_file(run_dir, sites, out, lon_col=lon_col, lat_col=lat_col, date_col=date_col, site_col=site_col,
+                     wide=wide, crs=crs, group_col=group_col, warnings=warnings)
+    _warn(warnings)
     click.echo(f"wrote {n} rows -> {out}")
 
 
-@click.command("map")
+@sdm.command("evaluate")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--species", multiple=True,
-              help="Species to map (required unless --richness); repeat for one band each in a .tif.")
-@click.option("--region", default=None, help="min_lon,min_lat,max_lon,max_lat (default: raster extent / records).")
-@click.option("--date", default=None, help="Day of year as MM-DD (models fitted with --date-col).")
-@click.option("--res", type=float, default=0.5, show_default=True, help="Grid cell size in degrees.")
-@click.option("--richness", is_flag=True, help="Sum of scores over species (or count above --threshold).")
-@click.option("--threshold", type=float, default=None, help="With --richness: count species with score >= T.")
-@click.option("--land-mask/--no-land-mask", default=True, show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Image file (.png, .pdf, ...) or GeoTIFF (.tif: EPSG:4326, ocean = nodata; docs/export.md).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
-def map_cmd(run_dir: str, species: tuple[str, ...], region: str | None, date: str | None, res: float,
-            richness: bool, threshold: float | None, land_mask: bool, out: str, overwrite: bool) -> None:
-    """Map the predicted range of a species (or richness) from an SDM or a CSP prior run (image or GeoTIFF)."""
+@click.option("--pa", "pa", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Presence/absence sites (long: species column; wide: one 0/1 column per species); repeat.")
+@click.option("--env", "env", multiple=True, type=click.Path(dir_okay=False),
+              help="Covariates of the same sites, row for row, one per --pa (repeat in the same order).")
+@click.option("--group-col", default=None, help="Survey-group column: each species only on its own group's sites.")
+@click.option("--species-col", default="species", show_default=True, help="Species column of a long table.")
+@click.option("--site-col", default=None, help="Site id column (long tables; checks --env rows).")
+@click.option("--lon-col", default="lon", show_default=True)
+@click.option("--lat-col", default="lat", show_default=True)
+@click.option("--crs", default=None, help="CRS of the lon/lat columns, e.g. EPSG:28355.")
+@click.option("--date-col", default=None)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Per-species AUC/AP: .json or .csv.")
+@overwrite_option("replace an existing --out file.")
+def evaluate_cmd(run_dir: str, pa: tuple[str, ...], env: tuple[str, ...], group_col: str | None, species_col: str,
+                 site_col: str | None, lon_col: str, lat_col: str, crs: str | None, date_col: str | None, out: str,
+                 overwrite: bool) -> None:
+    """Per-species AUC/AP of RUN_DIR on presence/absence sites (the literature's protocol)."""
     refuse_existing(out, overwrite)
-    draw_map(run_dir, out, species, region, date, res, richness, threshold, land_mask)
-    click.echo(f"wrote {out}")
+    warnings: list[str] = []
+    res = evaluate_run(run_dir, pa, out, env_paths=env, species_col=species_col, group_col=group_col,
+                       lon_col=lon_col, lat_col=lat_col, crs=crs, site_col=site_col, date_col=date_col,
+                       warnings=warnings)
+    _warn(warnings)
+    click.echo(f"mean AUC {res['mean_auc']:.3f}, AP {res['mean_ap']:.3f} ({res['n_species_scored']} of "
+               f"{res['n_species']} species, {res['n_sites']} sites) -> {out}")
 
 
-COMMANDS = [sdm, map_cmd]
+COMMANDS = [sdm]
 """The top-level commands this module defines."""

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,8 +22,12 @@ from geocsp.cli.options import (
     flag_overrides,
     overwrite_option,
     parse_beta,
+    point_options,
     run_options,
 )
+from geocsp.coords import validate_lonlat
+from geocsp.data.format import MANIFEST
+from geocsp.data.tables import read_points, refuse_existing
 from geocsp.distributed import cleanup
 from geocsp.errors import ConfigError
 from geocsp.pretrained import PREFIX
@@ -116,7 +121,7 @@ def evaluate_cmd(run: str, data: str, split: str, probs_key: str, beta: str, bat
 @click.command("predict")
 @click.argument("run", type=click.Path())
 @click.argument("input_", metavar="INPUT", type=click.Path())
-@click.option("--out", "out", required=True, type=click.Path(), help=".csv or .parquet")
+@click.option("--out", "out", required=True, type=click.Path(), help=".csv, .csv.gz, .parquet or .geojson")
 @click.option("--top-k", type=int, default=5, show_default=True)
 @click.option("--split", default="val", show_default=True, help="split when INPUT is a dataset.")
 @click.option("--image-probs", default=None, type=click.Path(), help="(N, Q) .npy of P(y|I).")
@@ -124,14 +129,18 @@ def evaluate_cmd(run: str, data: str, split: str, probs_key: str, beta: str, bat
 @click.option("--beta", type=float, default=1.0, show_default=True)
 @click.option("--renormalize", is_flag=True,
               help="rescale --image-probs rows that do not sum to 1 (within 1e-3) instead of refusing them.")
+@point_options
 @device_option()
 @overwrite_option("replace an existing --out file.")
 def predict_cmd(run: str, input_: str, out: str, top_k: int, split: str, image_probs: str | None,
-                probs_key: str, beta: float, renormalize: bool, device: str, overwrite: bool) -> None:
-    """Top-k classes for INPUT (a dataset dir or a CSV/Parquet of lon, lat)."""
-    df = predict(run, input_, out, top_k=top_k, split=split, image_probs=image_probs,
-                 probs_key=probs_key, beta=beta, device=device, renormalize=renormalize,
-                 overwrite=overwrite)
+                probs_key: str, beta: float, renormalize: bool, lon_col: str, lat_col: str, crs: str | None,
+                device: str, overwrite: bool) -> None:
+    """Top-k classes for INPUT: a dataset dir, or a table of points (CSV, Parquet, GeoParquet, GeoJSON)."""
+    if (lon_col, lat_col, crs) != ("lon", "lat", None) and (Path(input_) / MANIFEST).is_file():
+        raise ConfigError(f"{input_}: --lon-col/--lat-col/--crs apply to a table INPUT, not to a dataset directory")
+    df = predict(run, input_, out, top_k=top_k, split=split, image_probs=image_probs, probs_key=probs_key,
+                 beta=beta, device=device, renormalize=renormalize, overwrite=overwrite,
+                 lon_col=lon_col, lat_col=lat_col, crs=crs)
     click.echo(f"predict: {len(df)} rows -> {out}")
 
 
@@ -139,16 +148,23 @@ def predict_cmd(run: str, input_: str, out: str, top_k: int, split: str, image_p
 @click.argument("paths", metavar="[RUN] INPUT", nargs=-1, type=click.Path())
 @click.option("--encoder", "encoder", default=None, metavar="NAME",
               help="a pretrained encoder (geocsp encoders --pretrained) instead of RUN.")
-@click.option("--out", "out", required=True, type=click.Path(), help=".npy, .csv or .parquet")
+@click.option("--out", "out", required=True, type=click.Path(), help=".npy, .csv, .csv.gz or .parquet")
+@point_options
 @device_option()
 @overwrite_option("replace an existing --out file.")
-def embed_cmd(paths: tuple[str, ...], encoder: str | None, out: str, device: str, overwrite: bool) -> None:
-    """Location embeddings e(x) for a CSV/Parquet of lon, lat (RUN: run or encoder dir; or --encoder NAME)."""
+def embed_cmd(paths: tuple[str, ...], encoder: str | None, out: str, lon_col: str, lat_col: str,
+              crs: str | None, device: str, overwrite: bool) -> None:
+    """Location embeddings e(x) for a table of points (RUN: run or encoder dir; or --encoder NAME).
+
+    INPUT is a CSV, CSV.gz, Parquet, GeoParquet or GeoJSON file of points.
+    """
     want = "--encoder NAME INPUT" if encoder is not None else "RUN INPUT (or --encoder NAME INPUT)"
     if len(paths) != (1 if encoder is not None else 2):
         raise ConfigError(f"embed: expected {want}, got {len(paths)} path argument(s)")
+    refuse_existing(out, overwrite)
     source = f"{PREFIX}{encoder}" if encoder is not None else paths[0]
-    emb = embed(source, paths[-1], out, device=device, overwrite=overwrite)
+    _, pts = read_points(paths[-1], lon_col=lon_col, lat_col=lat_col, crs=crs)
+    emb = embed(source, validate_lonlat(pts, source=paths[-1]), out, device=device, overwrite=overwrite)
     click.echo(f"embed: {emb.shape[0]} x {emb.shape[1]} -> {out}")
 
 

@@ -33,7 +33,8 @@ from geocsp.data.format import (
     load_npy,
     load_probs,
 )
-from geocsp.data.tables import check_classes, encode_labels, err, read_raw_table, table_lonlat
+from geocsp.data.labels import check_classes, encode_labels
+from geocsp.data.tables import err, read_raw_table, table_lonlat
 from geocsp.data.writer import SplitData, write_dataset
 from geocsp.errors import DatasetError, MissingFileError
 

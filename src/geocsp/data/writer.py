@@ -28,7 +28,8 @@ from geocsp.data.format import (
     save_npy,
     save_probs,
 )
-from geocsp.data.tables import check_classes, encode_labels, err, table_lonlat
+from geocsp.data.labels import check_classes, encode_labels
+from geocsp.data.tables import err, table_lonlat
 from geocsp.errors import DatasetError
 from geocsp.io import atomic_dir
 

@@ -93,8 +93,9 @@ def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | P
     records = collect_records(jobs, results, methods)
     rows = aggregate(records)
     comparisons = compare(records)
-    notes = [] if not figures or is_geoworld(world) else [
-        f"range maps skipped: {world} is not a GeoWorld (they need its true ranges, truth.npz)"]
+    notes = uncalibrated_notes(results)
+    if figures and not is_geoworld(world):
+        notes.append(f"range maps skipped: {world} is not a GeoWorld (they need its true ranges, truth.npz)")
     meta = {"table": table, "title": TABLE_TITLES[table], "settings": to_dict(settings), "world": str(world),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_info(),
             "seconds_runs": round(time.perf_counter() - t0, 1), "records": records}
@@ -104,6 +105,13 @@ def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | P
         paths.update(make_figures(out, world, jobs, rows, settings, table))
     return {"rows": rows, "records": records, "comparisons": comparisons, "notes": notes, "paths": paths,
             "world": world, "seconds": time.perf_counter() - t0}
+
+
+def uncalibrated_notes(results: dict[str, dict[str, Any]]) -> list[str]:
+    """One note per distinct reason some runs have no calibrated fusion (their cells read ``–``)."""
+    whys = {(m.get("fusion") or {}).get("why") for m in results.values()
+            if m is not None and m.get("fused") is not None and m.get("fused_calibrated") is None}
+    return [f"calibrated fusion missing in some runs: {w}" for w in sorted(w for w in whys if w)]
 
 
 def check_protocol_data(ds: GeoDataset, methods: Sequence[Method], ratios: Sequence[float]) -> None:

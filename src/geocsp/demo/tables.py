@@ -19,6 +19,7 @@ from geocsp.demo.autopreset import write_auto_preset
 from geocsp.errors import ConfigError
 from geocsp.experiments.execute import default_jobs
 from geocsp.experiments.plan import Method
+from geocsp.pretrained import model_overrides
 from geocsp.training.presets import PRESETS
 
 BASELINE = "Sup. Only (grid)"
@@ -33,11 +34,13 @@ def _dim(d: int) -> tuple[str, ...]:
     return (f"model.dim={d}",)
 
 
+_WRAP = ("model.encoder=wrap", "model.encoder_args={}", "model.network=fcnet", "model.network_args={}")
+"""Sup. Only (wrap)'s encoder: the 4 low-frequency wrap features into an FCNet."""
+
 TABLES: dict[int, tuple[Method, ...]] = {
     1: (
         Method("Img. Only", image_only=True),
-        Method("Sup. Only (wrap)", finetune=("model.encoder=wrap", "model.encoder_args={}",
-                                             "model.network=fcnet", "model.network_args={}")),
+        Method("Sup. Only (wrap)", finetune=_WRAP),
         Method(BASELINE),
         Method("MSE", pretrain=(*_objective("mse"), "objective.args={}")),
         Method("CSP-NCE-BLD", pretrain=(*_objective("csp-nce-bld"), "objective.args={}")),
@@ -57,10 +60,26 @@ TABLES: dict[int, tuple[Method, ...]] = {
 }
 """The methods of the paper's Tables 1-3 (spec §8); Table 1's objective args (τ0) come from the preset."""
 
+_DISTILL = ("loss.name=distill", "loss.args={base: full, base_args: {bg_weight: 1.0}}")
+"""Distillation from the few-shot image classifier (issue 16) around the presets' ``full`` loss."""
+
+EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
+    ("distill", Method("Distill (wrap)", finetune=(*_WRAP, *_DISTILL))),
+    ("distill-grid", Method("Distill (grid)", finetune=_DISTILL)),
+    ("csp-distill", Method("CSP-MC-BLD + Distill", pretrain=_objective("csp-mc-bld"), finetune=_DISTILL)),
+    ("geoclip", Method("GeoCLIP init", finetune=("init=geoclip", *model_overrides("geoclip")))),
+)
+"""Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD
+pre-training, fine-tuned with the ``distill`` loss (soft targets from the image classifier
+of the run's ratio on the ``unlabeled`` and non-subset ``train`` rows; docs/objectives.md),
+and GeoCLIP's released location encoder fine-tuned as the prior (``geoclip``: needs the
+``geoclip`` package's weights; docs/pretrained.md)."""
+
 METHODS: Registry[Method] = Registry("method")
-"""Table 1's methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``)."""
-for _short, _method in zip(("img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld"), TABLES[1],
-                           strict=True):
+"""Methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``): Table 1's,
+then :data:`EXTRA_METHODS`."""
+for _short, _method in (*zip(("img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld"), TABLES[1],
+                              strict=True), *EXTRA_METHODS):
     METHODS.register(_short, description=_method.name)(_method)
 
 

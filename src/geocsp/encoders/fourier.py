@@ -211,31 +211,35 @@ class RFF(PositionEncoder):
 
 EQUAL_EARTH_A = (1.340264, -0.081106, 0.000893, 0.003796)
 """Equal Earth polynomial coefficients A1..A4 (Šavrič, Patterson & Jenny 2018)."""
-GEOCLIP_SCALE = 66.50336 / 180.0
-"""GeoCLIP's output scale SF/180: maps the Equal Earth x range to [-1, 1]."""
+GEOCLIP_SF = 66.50336
+"""GeoCLIP's scale factor SF; x·SF/180 maps the Equal Earth x range to [-1, 1]."""
 
 
 def equal_earth(lonlat: torch.Tensor) -> torch.Tensor:
     """Equal Earth projection, scaled as GeoCLIP (x ∈ [-1, 1], y ∈ [-0.49, 0.49]).
 
     sin θ = (√3/2) sin φ; x = 2√3 λ cos θ / (3(9A4θ⁸ + 7A3θ⁶ + 3A2θ² + A1));
-    y = A4θ⁹ + A3θ⁷ + A2θ³ + A1θ; both multiplied by 66.50336/180.
+    y = A4θ⁹ + A3θ⁷ + A2θ³ + A1θ; both multiplied by SF and then divided by 180.
+
+    The float operations follow GeoCLIP's ``equal_earth_projection`` one for one (√3 in the
+    input dtype, powers of θ, the scale applied as ``·SF / 180``), so that in float32 the
+    projection is bit-identical to GeoCLIP's: the σ = 256 branch multiplies it by up to
+    ≈ 5·10³ rad, where one float32 ulp of the input moves a feature by ≈ 10⁻³.
 
     Args:
         lonlat: (B, 2) longitude, latitude in degrees (GeoCLIP itself takes (lat, lon)).
 
     Returns:
-        (B, 2) projected (x, y).
+        (B, 2) projected (x, y), dtype of ``lonlat``.
     """
     a1, a2, a3, a4 = EQUAL_EARTH_A
-    lam = lonlat[:, 0] * (math.pi / 180.0)
-    theta = torch.asin((math.sqrt(3.0) / 2.0) * torch.sin(lonlat[:, 1] * (math.pi / 180.0)))
-    t2 = theta * theta
-    t6 = t2 * t2 * t2
-    denom = 3.0 * (9.0 * a4 * t6 * t2 + 7.0 * a3 * t6 + 3.0 * a2 * t2 + a1)
-    x = 2.0 * math.sqrt(3.0) * lam * torch.cos(theta) / denom
-    y = theta * (a4 * t6 * t2 + a3 * t6 + a2 * t2 + a1)
-    return torch.stack((x, y), dim=-1) * GEOCLIP_SCALE
+    lam = torch.deg2rad(lonlat[:, 0])
+    root3 = torch.tensor(3.0, dtype=lonlat.dtype, device=lonlat.device).sqrt()
+    theta = torch.asin(root3 / 2 * torch.sin(torch.deg2rad(lonlat[:, 1])))
+    denom = 3 * (9 * a4 * theta**8 + 7 * a3 * theta**6 + 3 * a2 * theta**2 + a1)
+    x = (2 * root3 * lam * torch.cos(theta)) / denom
+    y = a4 * theta**9 + a3 * theta**7 + a2 * theta**3 + a1 * theta
+    return (torch.stack((x, y), dim=-1) * GEOCLIP_SF) / 180
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,11 @@ class GeoCLIP(PositionEncoder):
         self.out_dim = 2 * n * f
 
     def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
-        """(B, 2) degrees -> (B, branches · 2F) features, per branch [cos (F), sin (F)]."""
-        proj = equal_earth(lonlat)
-        phase = (2.0 * math.pi) * torch.einsum("bk,nfk->bnf", proj, as_input(self.freqs, lonlat))
+        """(B, 2) degrees -> (B, branches · 2F) features, per branch [cos (F), sin (F)].
+
+        The phase is (2π·p)·Bᵀ in that order, as GeoCLIP's ``gaussian_encoding`` computes it:
+        in float32 the order of the two roundings decides the σ = 256 features to ≈ 10⁻³.
+        """
+        proj = (2.0 * math.pi) * equal_earth(lonlat)
+        phase = torch.einsum("bk,nfk->bnf", proj, as_input(self.freqs, lonlat))
         return torch.cat((torch.cos(phase), torch.sin(phase)), dim=-1).flatten(1)

@@ -22,6 +22,15 @@ P̄_lm is computed by the standard stable recurrences on normalised values (no f
 
 This stays finite in float32 up to at least L = 100, including at the poles, unlike the
 reference's closed-form polynomials (locationencoder issue #1: NaNs above L ≈ 30).
+
+``spherical_harmonics_satclip`` is the basis SatCLIP's released weights were trained on
+(the analytic ``SH`` of the locationencoder code SatCLIP descends from): it evaluates Y_lm at
+θ' = φ + 90° and λ' = λ + 180° instead of the colatitude and longitude, which multiplies
+every Y_lm by (−1)^l, and its m = 0 constants are π times the orthonormal ones. So
+
+    Y^satclip_lm = (−1)^l · (π if m = 0 else 1) · Y_lm,
+
+checked against SatCLIP's own code for L ≤ 20 in tests/encoders/test_harmonics_satclip.py.
 """
 
 from __future__ import annotations
@@ -158,3 +167,43 @@ class SphericalHarmonics(PositionEncoder):
     def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
         """(B, 2) degrees -> (B, (L+1)²) features."""
         return real_harmonics(lonlat, *self.coefficients(lonlat))
+
+
+def satclip_scale(max_degree: int) -> torch.Tensor:
+    """Per-feature factors (−1)^l · (π if m = 0 else 1) turning Y_lm into SatCLIP's basis.
+
+    Args:
+        max_degree: L.
+
+    Returns:
+        ((L+1)²,) float64, index l² + l + m.
+    """
+    parts = []
+    for deg in range(max_degree + 1):
+        row = torch.full((2 * deg + 1,), (-1.0) ** deg, dtype=torch.float64)
+        row[deg] *= math.pi
+        parts.append(row)
+    return torch.cat(parts)
+
+
+@ENCODERS.register(
+    "spherical_harmonics_satclip", aliases=("sh_satclip", "satclip_sh"), config=HarmonicsConfig
+)
+class SatCLIPHarmonics(SphericalHarmonics):
+    """SatCLIP's spherical-harmonics basis: (−1)^l · (π on m = 0) · Y_lm; (L+1)² dims.
+
+    For SatCLIP weights (``geocsp convert satclip``): SatCLIP's ``legendre_polys`` is L + 1.
+    """
+
+    spec_ref = "peers.md §2, §4 (SatCLIP convention)"
+
+    def __init__(self, config: HarmonicsConfig) -> None:
+        super().__init__(config)
+        self._scale: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
+        """(B, 2) degrees -> (B, (L+1)²) features in SatCLIP's convention."""
+        key = (lonlat.device, lonlat.dtype)
+        if key not in self._scale:
+            self._scale[key] = as_input(satclip_scale(self.config.max_degree), lonlat)
+        return super().forward(lonlat) * self._scale[key]

@@ -1,6 +1,6 @@
 """Evaluation: metric functions, the image / location / fused protocol (spec §6), fusion fitting."""
 
-from geocsp.evaluation.calibration import crossfit_fusion, fit_fusion
+from geocsp.evaluation.calibration import fit_fusion
 from geocsp.evaluation.functional import ece, mrr, nll, topk_accuracy, true_class_rank
 from geocsp.evaluation.metrics import METRIC_KEYS, MetricAccumulator, iter_chunks
 from geocsp.evaluation.protocol import evaluate_fused, evaluate_scores
@@ -10,7 +10,6 @@ __all__ = [
     "DEFAULT_BETA_GRID",
     "METRIC_KEYS",
     "MetricAccumulator",
-    "crossfit_fusion",
     "ece",
     "evaluate_fused",
     "evaluate_scores",

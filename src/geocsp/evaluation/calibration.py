@@ -1,16 +1,18 @@
 """Fitting the calibrated fusion ``log P(y|I) + β log(ε + (1 − ε) P(y|x))`` (docs/fusion.md).
 
 Presence-only priors can be wildly over-confident, and the right β differs ~50× between
-datasets, so β and ε are fitted on rows that are not reported: :func:`fit_fusion` on a
-calibration split, or :func:`crossfit_fusion` when there is none (every row is scored with
-parameters fitted on the other folds). Both make one pass over the rows for the whole grid.
+datasets, so β and ε are fitted on rows that are not reported: a calibration split, or the
+out-of-fold scores of priors refitted on folds of the labelled subset
+(:mod:`geocsp.training.crossfit`). :func:`fit_fusion` makes one pass over the rows for the
+whole grid; :func:`fit_fusion_chunks` does the same over rows that arrive in chunks;
+:class:`FittedFusion` records what was fitted where, for ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,6 @@ import torch
 from torch import Tensor
 
 from geocsp.errors import ConfigError, DatasetError
-from geocsp.evaluation.functional import DEFAULT_KS
 from geocsp.evaluation.metrics import MetricAccumulator
 from geocsp.evaluation.tuning import grid_states
 from geocsp.prior.fusion import Fusion
@@ -41,7 +42,7 @@ def hurts_warning(image_top1: float, paper_top1: float, n: int, fusion: Fusion, 
         paper_top1: top-1 of the paper's product (β = 1) on the same rows.
         n: number of fitting rows.
         fusion: the calibrated fusion used instead.
-        fitted_on: what the rows are, e.g. ``calib`` or ``crossfit-<split>-k<K>``.
+        fitted_on: what the rows are, e.g. ``calib`` or ``crossfit-train-k<K>``.
 
     Returns:
         ``warning: the paper's fusion (beta=1) lowers top-1 from ... ; fused_calibrated uses ...``.
@@ -100,46 +101,6 @@ class FitResult:
         if table:
             out["table"] = [{"beta": b, "eps": e, **m} for (b, e), m in self.table.items()]
         return out
-
-
-@dataclass(frozen=True)
-class CrossFit:
-    """Cross-fitted fusion: held-out metrics of every row and each fold's parameters.
-
-    Attributes:
-        metrics: metric dict (``top1 … n``, as in ``evaluate_scores``) of all rows, each row
-            scored with the fusion fitted on the other folds.
-        folds: the k per-fold fits (fold f fitted on every row outside fold f).
-        fold_of_row: (N,) int64 fold of each row.
-        image_only_top1: top-1 of P(y|I) over all rows.
-        paper_top1: top-1 of the paper's product over all rows.
-    """
-
-    metrics: dict[str, float | int]
-    folds: tuple[FitResult, ...]
-    fold_of_row: np.ndarray
-    image_only_top1: float
-    paper_top1: float
-
-    @property
-    def hurts(self) -> bool:
-        """Whether the paper's product is below the image alone over all rows."""
-        return self.paper_top1 < self.image_only_top1
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: metrics, k, image/paper top-1 and each fold's fit (without tables).
-
-        Returns:
-            A plain dict.
-        """
-        return {
-            "metrics": dict(self.metrics),
-            "k": len(self.folds),
-            "image_only_top1": self.image_only_top1,
-            "paper_top1": self.paper_top1,
-            "hurts": self.hurts,
-            "folds": [fit.to_dict(table=False) for fit in self.folds],
-        }
 
 
 def fusion_grid(
@@ -249,20 +210,141 @@ def fit_fusion(
 
     Here top-1 first reaches 1 at β = 0.3, for ε in {0, 0.001}: the larger ε wins the tie.
     """
-    _check_criterion(criterion)
-    points = fusion_grid(betas, epsilons)
-    states = grid_states(img_probs, loc_probs, labels, has_location, points,
-                         batch_size=batch_size, device=device)[0]
-    return _fit_from_states(states, points, criterion, (1,), 1)
+    return fit_fusion_chunks([(img_probs, loc_probs, labels, has_location)], betas=betas, epsilons=epsilons,
+                             criterion=criterion, batch_size=batch_size, device=device)
 
 
-def fold_assignment(n: int, k: int, seed: int = 0) -> np.ndarray:
-    """Fold of each of ``n`` rows: a seeded permutation dealt into k folds (sizes differ by <= 1).
+def fit_fusion_chunks(
+    chunks: Iterable[tuple[Any, Any, Any, Any]],
+    *,
+    betas: Sequence[float] = DEFAULT_FIT_BETAS,
+    epsilons: Sequence[float] = DEFAULT_FIT_EPSILONS,
+    criterion: str = "top1",
+    batch_size: int = 4096,
+    device: torch.device | str | None = None,
+) -> FitResult:
+    """:func:`fit_fusion` over rows given in chunks (exactly the fit of their concatenation).
+
+    Metric states are sums over rows, so each chunk adds its grid states and the choice is
+    made once at the end: only one chunk's (rows, Q) arrays are in memory at a time.
 
     Args:
-        n: number of rows.
+        chunks: ``(img_probs, loc_probs, labels, has_location)`` tuples, shaped as in
+            :func:`fit_fusion` (each (n_i, Q), (n_i, Q), (n_i,), (n_i,)).
+        betas: β values to try.
+        epsilons: ε values to try.
+        criterion: ``"top1"`` or ``"nll"``.
+        batch_size: rows per chunk inside each tuple.
+        device: where to compute (default: CPU).
+
+    Returns:
+        The :class:`FitResult` of all rows.
+
+    Raises:
+        ConfigError: on an empty or invalid grid or an unknown criterion.
+        DatasetError: on zero rows in all, mismatched shapes or out-of-range labels.
+    """
+    _check_criterion(criterion)
+    points = fusion_grid(betas, epsilons)
+    total: Tensor | None = None
+    for img, loc, labels, has in chunks:
+        states = grid_states(img, loc, labels, has, points, batch_size=batch_size, device=device)[0]
+        total = states if total is None else total + states
+    if total is None:
+        raise DatasetError("labels: expected at least one row to fit the fusion on, got 0")
+    return _fit_from_states(total, points, criterion, (1,), 1)
+
+
+@dataclass(frozen=True)
+class FittedFusion:
+    """A calibrated fusion fitted on rows that are never reported, and where they came from.
+
+    Attributes:
+        fusion: the fitted fusion (``kind="calibrated"``).
+        fitted_on: ``calib`` (a calibration split) or ``crossfit-train-k<K>`` (out-of-fold
+            priors on the labelled train subset, :mod:`geocsp.training.crossfit`).
+        n: number of fitting rows.
+        image_only_top1: top-1 of P(y|I) alone on the fitting rows.
+        paper_top1: top-1 of the paper's product (β = 1) on the fitting rows.
+        details: extra JSON-ready facts stored under ``fitted_on``'s kind in the metrics
+            (cross-fitting: ``{"crossfit": {"k", "seed", "fold_rows", "probs_key"}}``).
+    """
+
+    fusion: Fusion
+    fitted_on: str
+    n: int
+    image_only_top1: float
+    paper_top1: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_fit(cls, fit: FitResult, fitted_on: str, **details: Any) -> FittedFusion:
+        """The record of a :class:`FitResult` fitted on ``fitted_on`` rows.
+
+        Args:
+            fit: the fit.
+            fitted_on: ``calib`` or ``crossfit-train-k<K>``.
+            **details: extra JSON-ready entries of :meth:`info`.
+
+        Returns:
+            The :class:`FittedFusion`.
+        """
+        return cls(fit.fusion, fitted_on, fit.n, fit.image_only_top1, fit.paper_top1, dict(details))
+
+    @property
+    def hurts(self) -> bool:
+        """Whether the paper's product is below the image alone on the fitting rows."""
+        return self.paper_top1 < self.image_only_top1
+
+    def info(self, paper_beta: float) -> dict[str, Any]:
+        """The ``fusion`` entry of ``metrics.json`` (schema: docs/fusion.md).
+
+        Args:
+            paper_beta: the β of the paper's product reported as ``fused``.
+
+        Returns:
+            ``{"paper": {"beta"}, "calibrated": {"kind", "beta", "eps"}, "fitted_on",
+            "calib_rows", "image_only_top1_calib", "paper_top1_calib", "hurts", "warning",
+            "why": None, **details}``.
+        """
+        return {"paper": {"beta": float(paper_beta)}, "calibrated": self.fusion.to_dict(),
+                "fitted_on": self.fitted_on, "calib_rows": int(self.n),
+                "image_only_top1_calib": float(self.image_only_top1), "paper_top1_calib": float(self.paper_top1),
+                "hurts": self.hurts, "why": None,
+                "warning": hurts_warning(self.image_only_top1, self.paper_top1, self.n, self.fusion, self.fitted_on),
+                **self.details}
+
+
+def uncalibrated_info(paper_beta: float, why: str) -> dict[str, Any]:
+    """The ``fusion`` entry of ``metrics.json`` when no calibrated fusion could be fitted.
+
+    Same keys as :meth:`FittedFusion.info`, with ``calibrated`` and ``fitted_on`` None and
+    ``why`` the one-line reason (``fused_calibrated`` is then None too).
+
+    Args:
+        paper_beta: the β of the paper's product reported as ``fused``.
+        why: one line saying what is missing, e.g. ``needs a calib split or image
+            probabilities for the train split``.
+
+    Returns:
+        The entry.
+    """
+    return {"paper": {"beta": float(paper_beta)}, "calibrated": None, "fitted_on": None, "calib_rows": 0,
+            "image_only_top1_calib": None, "paper_top1_calib": None, "hurts": None, "why": why,
+            "warning": None}
+
+
+def stratified_folds(labels: Any, k: int, seed: int = 0) -> np.ndarray:
+    """Fold of each row: stratified by class, seeded, sizes differing by at most 1.
+
+    Rows are ordered by (class, a seeded random key) and dealt round-robin into k folds, so
+    every class is spread over the folds as evenly as its size allows (a class with fewer
+    than k rows misses some folds) and the fold sizes differ by at most 1.
+
+    Args:
+        labels: (n,) int class of each row.
         k: number of folds, 2 <= k <= n.
-        seed: seed of the permutation.
+        seed: seed of the order within each class.
 
     Returns:
         (n,) int64 folds in [0, k).
@@ -270,82 +352,15 @@ def fold_assignment(n: int, k: int, seed: int = 0) -> np.ndarray:
     Raises:
         ConfigError: unless 2 <= k <= n.
 
-    >>> np.bincount(fold_assignment(10, 3)).tolist()
-    [4, 3, 3]
+    >>> stratified_folds(np.array([0, 0, 0, 1, 1, 1]), 3).tolist().count(0)
+    2
     """
-    if not (2 <= k <= n):
-        raise ConfigError(f"k: expected 2 <= k <= {n} (the number of rows), got {k}")
-    out = np.empty(n, np.int64)
-    out[np.random.default_rng(seed).permutation(n)] = np.arange(n) % k
+    lab = np.asarray(labels, dtype=np.int64)
+    if not (2 <= k <= len(lab)):
+        raise ConfigError(f"k: expected 2 <= k <= {len(lab)} (the number of rows), got {k}")
+    order = np.lexsort((np.random.default_rng(seed).random(len(lab)), lab))
+    out = np.empty(len(lab), np.int64)
+    out[order] = np.arange(len(lab)) % k
     return out
 
 
-def crossfit_fusion(
-    img_probs: Any,
-    loc_probs: Any,
-    labels: Any,
-    has_location: Any,
-    *,
-    k: int = 5,
-    seed: int = 0,
-    betas: Sequence[float] = DEFAULT_FIT_BETAS,
-    epsilons: Sequence[float] = DEFAULT_FIT_EPSILONS,
-    criterion: str = "top1",
-    batch_size: int = 4096,
-    device: torch.device | str | None = None,
-    n_bins: int = 15,
-) -> CrossFit:
-    """k-fold cross-fitted calibrated fusion: every row is scored with parameters it never shaped.
-
-    For a dataset without a calibration split. Rows are dealt into k folds
-    (:func:`fold_assignment`); fold f's (β, ε) is chosen as :func:`fit_fusion` would on the
-    rows of the other folds, and fold f's rows are scored with it. One pass over the rows
-    accumulates every (fold, grid point) state; a fold's fitting table is the sum of the
-    other folds' states and the held-out metrics the sum over folds of each fold's state at
-    its own chosen point, so the metrics are exact.
-
-    Args:
-        img_probs: (N, Q) P(y|I).
-        loc_probs: (N, Q) P(y|x) (ignored where ``has_location`` is False).
-        labels: (N,) true class indices in [0, Q).
-        has_location: (N,) bool.
-        k: number of folds, 2 <= k <= N.
-        seed: seed of the fold permutation.
-        betas: β values to try.
-        epsilons: ε values to try.
-        criterion: ``"top1"`` or ``"nll"``.
-        batch_size: rows per chunk.
-        device: where to compute (default: CPU).
-        n_bins: ECE bins of the held-out metrics.
-
-    Returns:
-        The :class:`CrossFit`.
-
-    Raises:
-        ConfigError: on a bad k, grid or criterion.
-        DatasetError: on mismatched shapes or out-of-range labels.
-    """
-    _check_criterion(criterion)
-    points = fusion_grid(betas, epsilons)
-    folds = fold_assignment(int(img_probs.shape[0]), k, seed)
-    states = grid_states(img_probs, loc_probs, labels, has_location, points, groups=folds,
-                         n_groups=k, ks=DEFAULT_KS, n_bins=n_bins, batch_size=batch_size,
-                         device=device)
-    fits, held_out = [], torch.zeros_like(states[0, 0])
-    for f in range(k):
-        rest = sum((states[g] for g in range(k) if g != f), torch.zeros_like(states[0]))
-        fit = _fit_from_states(rest, points, criterion, DEFAULT_KS, n_bins)
-        fits.append(fit)
-        chosen = (fit.fusion.beta, fit.fusion.eps)
-        held_out = held_out + states[f, points.index(chosen)]
-    total = states.sum(dim=0)
-
-    def top1(pt: tuple[float, float]) -> float:
-        return float(MetricAccumulator.from_state(total[points.index(pt)], DEFAULT_KS, n_bins)
-                     .compute()["top1"])
-
-    return CrossFit(
-        metrics=MetricAccumulator.from_state(held_out, DEFAULT_KS, n_bins).compute(),
-        folds=tuple(fits), fold_of_row=folds,
-        image_only_top1=top1(IMAGE_ONLY), paper_top1=top1(PAPER),
-    )

@@ -9,6 +9,8 @@ Ties: the rank of the true class is ``1 + #(classes with a strictly higher score
 #(classes with an equal score and a lower class index)``. This is what a stable
 descending sort gives (the reference's argsort order) and it matches ``argmax``, which
 returns the first maximal index, so ``rank == 1`` exactly when ``argmax == label``.
+
+Ranks, confidences and NLLs are taken per row block (:mod:`geocsp.evaluation.rowstats`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ import torch
 from torch import Tensor
 
 from geocsp.errors import DatasetError
+from geocsp.evaluation.rowstats import (
+    RowBlock,
+    Workspace,
+    confidence_from,
+    nll_from,
+    normaliser,
+    row_blocks,
+    serial,
+)
 
 DEFAULT_KS = (1, 3, 5, 10)
 EPS = 1e-12
 """Probabilities are clamped to at least this value before taking a log (NLL <= 27.63)."""
-
-
 def check_scores_labels(scores: Tensor, labels: Tensor, name: str = "scores") -> None:
     """Check that ``scores`` is (N, Q) and ``labels`` is (N,) with values in [0, Q).
 
@@ -69,16 +78,10 @@ def true_class_rank(scores: Tensor, labels: Tensor) -> Tensor:
     """
     labels = labels.to(device=scores.device, dtype=torch.long)
     check_scores_labels(scores, labels)
-    true = scores.gather(1, labels[:, None])
-    i32 = torch.int32  # counting bools into int32 is ~2x faster than the default int64
-    rank = 1 + (scores > true).sum(dim=1, dtype=i32)
-    eq = scores == true
-    tied = eq.sum(dim=1, dtype=i32) > 1  # break ties by index only in rows that have them
-    if bool(tied.any()):
-        rows = tied.nonzero().squeeze(1)
-        idx = torch.arange(scores.shape[1], device=scores.device)
-        rank[rows] += (eq[rows] & (idx[None, :] < labels[rows, None])).sum(dim=1, dtype=i32)
-    return rank.to(torch.int64)
+    work, blocks = Workspace(), row_blocks(scores.shape[0], scores.shape[1], scores.device)
+    with serial(blocks, scores.device):
+        ahead = [RowBlock(labels[a:b], scores.shape[1], work).ahead(scores[a:b])[1] for a, b in blocks]
+    return torch.cat(ahead).to(torch.int64) + 1
 
 
 def topk_hits(ranks: Tensor, ks: tuple[int, ...] = DEFAULT_KS) -> Tensor:
@@ -151,12 +154,7 @@ def row_nll(scores: Tensor, labels: Tensor, eps: float = EPS, log_space: bool = 
     [0.2877, 27.631]
     """
     labels = labels.to(device=scores.device, dtype=torch.long)[:, None]
-    if log_space:  # log-softmax of the true class only: s_y - logsumexp(s)
-        logp = (scores.gather(1, labels) - torch.logsumexp(scores, dim=1, keepdim=True)).squeeze(1)
-        return (-logp).clamp(max=-math.log(eps))
-    total = scores.sum(dim=1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
-    p = (scores.gather(1, labels) / total).squeeze(1)
-    return -torch.log(p.clamp(min=eps))
+    return nll_from(scores.gather(1, labels).squeeze(1), normaliser(scores, log_space), eps, log_space)
 
 
 def nll(probs: Tensor, labels: Tensor, eps: float = EPS) -> float:
@@ -194,9 +192,7 @@ def top1_confidence(scores: Tensor, log_space: bool = False) -> tuple[Tensor, Te
     ([0.75, 0.5], [1, 0])
     """
     top, pred = scores.max(dim=1)  # normalising is monotone: no (N, Q) probability matrix
-    if log_space:
-        return torch.exp(top - torch.logsumexp(scores, dim=1)), pred
-    return top / scores.sum(dim=1).clamp(min=torch.finfo(scores.dtype).tiny), pred
+    return confidence_from(top, normaliser(scores, log_space), log_space), pred
 
 
 def calibration_bins(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:

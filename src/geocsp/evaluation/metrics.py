@@ -24,11 +24,9 @@ from geocsp.evaluation.functional import (
     calibration_bins,
     check_scores_labels,
     ece_from_bins,
-    row_nll,
-    top1_confidence,
     topk_hits,
-    true_class_rank,
 )
+from geocsp.evaluation.rowstats import row_stats
 
 METRIC_KEYS = ("top1", "top3", "top5", "top10", "mrr", "nll", "ece", "n")
 """Keys of every metric dict (image / location / fused)."""
@@ -83,22 +81,29 @@ class MetricAccumulator:
         """
         labels = labels.to(device=scores.device, dtype=torch.long)
         check_scores_labels(scores, labels)
-        if scores.shape[0] == 0:
+        self.add_rows(*row_stats(scores, labels, log_space).finish(self.eps))
+
+    def add_rows(self, ranks: Tensor, conf: Tensor, nll: Tensor) -> None:
+        """Add rows given by their per-row values (e.g. ``RowStats.finish``); none is a no-op.
+
+        Args:
+            ranks: (B,) int64 true-class ranks (1 = best; a top-1 hit is rank 1).
+            conf: (B,) top-1 confidences in [0, 1].
+            nll: (B,) NLLs in nats.
+        """
+        if ranks.numel() == 0:
             return
-        ranks = true_class_rank(scores, labels)
-        conf, pred = top1_confidence(scores, log_space=log_space)
-        k = len(self.ks)
+        dev = ranks.device
         chunk = torch.cat(
             [
-                torch.tensor([scores.shape[0]], dtype=torch.float64, device=scores.device),
+                torch.tensor([ranks.shape[0]], dtype=torch.float64, device=dev),
                 topk_hits(ranks, self.ks).double(),
                 (1.0 / ranks.double()).sum()[None],
-                row_nll(scores, labels, self.eps, log_space).double().sum()[None],
-                calibration_bins(conf, pred == labels, self.n_bins).reshape(-1),
+                nll.double().sum()[None],
+                calibration_bins(conf, ranks == 1, self.n_bins).reshape(-1),
             ]
         )
-        assert chunk.shape[0] == 3 + k + 3 * self.n_bins
-        self._state = self._state.to(scores.device) + chunk
+        self._state = self._state.to(dev) + chunk
 
     def state(self) -> Tensor:
         """The flat float64 state vector (a copy); sum it across ranks to merge.

@@ -4,6 +4,10 @@ Scores are processed in row chunks on a device; metrics accumulate exactly in a
 :class:`~geocsp.evaluation.metrics.MetricAccumulator`, whose state can be reduced across
 ranks through the ``reduce`` hook of :func:`evaluate_scores`. :func:`evaluate_fused` reports
 any number of named fusions (e.g. the paper's and a calibrated one, docs/fusion.md).
+
+One pass per chunk: each row block's image, prior and fused scores are ranked and summed
+while the block is in cache (:class:`~geocsp.evaluation.rowstats.RowStats`); the β = 1
+product is formed block by block in a reused float64 buffer.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import torch
 from torch import Tensor
 
 from geocsp.errors import ConfigError
-from geocsp.evaluation.functional import DEFAULT_KS
+from geocsp.evaluation.functional import DEFAULT_KS, check_scores_labels
 from geocsp.evaluation.metrics import MetricAccumulator, iter_chunks
-from geocsp.prior.fusion import Fusion, fused_product64
+from geocsp.evaluation.rowstats import RowBlock, RowStats, Workspace, row_blocks, serial
+from geocsp.prior.fusion import Fusion
 
 
 def evaluate_scores(
@@ -63,13 +68,39 @@ def evaluate_scores(
     )
 
 
+def fused_block(fusion: Fusion, img: Tensor, loc: Tensor, has: Tensor, work: Workspace) -> Tensor:
+    """One row block's fused scores: the float64 product for ε = 0, β = 1, else log-scores.
+
+    The product ``P(y|I) · P(y|x)`` is exact in float64 (``prior.fusion.fused_product64``)
+    and is written into ``work``'s buffer; every other fusion gives its float64 log-scores.
+
+    Args:
+        fusion: the fusion.
+        img: (b, Q) P(y|I).
+        loc: (b, Q) P(y|x) (ignored where ``has`` is False).
+        has: (b,) bool.
+        work: scratch buffers of the pass.
+
+    Returns:
+        (b, Q) float64 scores (product) or log-scores; ``is_product(fusion)`` says which.
+    """
+    if not is_product(fusion):
+        return fusion.log_scores(img, loc, has)
+    b, q = img.shape
+    out = work.get("fused", b, q, torch.float64, img.device).copy_(loc)
+    if not bool(has.all()):
+        out[~has] = 1.0
+    return out.mul_(work.get("fused-img", b, q, torch.float64, img.device).copy_(img))  # same-dtype mul
+
+
+def is_product(fusion: Fusion) -> bool:
+    """Whether ``fusion`` is the plain product (ε = 0, β = 1), scored without logarithms."""
+    return fusion.eps == 0.0 and fusion.beta == 1.0
+
+
 def update_fused(acc: MetricAccumulator, fusion: Fusion, img: Tensor, loc: Tensor,
                  has: Tensor, labels: Tensor) -> None:
-    """Add one chunk's fused scores to ``acc``.
-
-    ε = 0, β = 1 uses the exact float64 product (no logs over (B, Q)); every other fusion
-    its float64 log-scores. ``evaluate_scores``' ``fused`` block is this with
-    ``Fusion("paper", beta)``.
+    """Add one chunk's fused scores to ``acc``, one row block at a time (see :func:`fused_block`).
 
     Args:
         acc: the accumulator of this fusion.
@@ -79,10 +110,14 @@ def update_fused(acc: MetricAccumulator, fusion: Fusion, img: Tensor, loc: Tenso
         has: (B,) bool.
         labels: (B,) true classes.
     """
-    if fusion.eps == 0.0 and fusion.beta == 1.0:
-        acc.update(fused_product64(img, loc, has), labels)
-    else:
-        acc.update(fusion.log_scores(img, loc, has), labels, log_space=True)
+    labels = labels.to(device=img.device, dtype=torch.long)
+    check_scores_labels(img, labels)
+    stats, work, blocks = RowStats(not is_product(fusion)), Workspace(), row_blocks(img.shape[0], img.shape[1], img.device)
+    with serial(blocks, img.device):
+        for lo, hi in blocks:
+            block = RowBlock(labels[lo:hi], img.shape[1], work)
+            stats.add(fused_block(fusion, img[lo:hi], loc[lo:hi], has[lo:hi], work), block)
+    acc.add_rows(*stats.finish(acc.eps))
 
 
 def evaluate_fused(
@@ -128,14 +163,34 @@ def evaluate_fused(
         key: MetricAccumulator(DEFAULT_KS, n_bins, device=dev)
         for key in ("image", "location", *fusions)
     }
+    work = Workspace()
     for img, loc, lab, has in iter_chunks(
         img_probs, loc_probs, labels, has_location, batch_size, dev
     ):
-        accs["image"].update(img, lab)
+        check_scores_labels(img, lab)
         every = bool(has.all())
-        accs["location"].update(loc if every else loc[has], lab if every else lab[has])
-        for name, fusion in fusions.items():
-            update_fused(accs[name], fusion, img, loc, has, lab)
+        # the located rows are ranked inside the blocks and picked afterwards; a lone one (or,
+        # off the CPU, any subset) is reduced on its own as before, for bit-identical sums
+        alone = not every and (dev.type != "cpu" or int(has.sum()) == 1)
+        stats = {key: RowStats(key not in ("image", "location") and not is_product(fusions[key]))
+                 for key in accs}
+        blocks = row_blocks(img.shape[0], img.shape[1], dev)
+        with serial(blocks, dev):
+            for lo, hi in blocks:
+                block = RowBlock(lab[lo:hi], img.shape[1], work)
+                i, lp, h = img[lo:hi], loc[lo:hi], has[lo:hi]
+                stats["image"].add(i, block)
+                if not alone:
+                    stats["location"].add(lp, block)
+                for name, fusion in fusions.items():
+                    stats[name].add(fused_block(fusion, i, lp, h, work), block)
+        for key, st in stats.items():
+            if key == "location" and alone:
+                accs[key].update(loc[has], lab[has])
+            elif key == "location" and not every:
+                accs[key].add_rows(*(r[has] for r in st.finish(accs[key].eps)))
+            else:
+                accs[key].add_rows(*st.finish(accs[key].eps))
     if reduce is None:
         return {key: acc.compute() for key, acc in accs.items()}
     states = reduce(torch.stack([acc.state() for acc in accs.values()]))

@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 
 from geocsp.errors import ConfigError, DatasetError
+from geocsp.evaluation.functional import check_scores_labels
 from geocsp.evaluation.metrics import MetricAccumulator, iter_chunks
+from geocsp.evaluation.rowstats import RowBlock, RowStats, Workspace, row_blocks, serial
 from geocsp.prior.fusion import check_beta, check_eps, combine_log_scores, prior_log_term
 
 DEFAULT_BETA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -39,8 +41,9 @@ def grid_states(
 ) -> Tensor:
     """Metric-accumulator states of every fusion ``(β, ε)`` in ``points``, in one pass.
 
-    Each chunk's ``log P(y|I)`` is computed once and ``log(ε + (1 − ε) P(y|x))`` once per
-    distinct ε; the fused log-scores of each point then feed a
+    Each row block's ``log P(y|I)`` is computed once and ``log(ε + (1 − ε) P(y|x))`` once per
+    distinct ε; the fused log-scores of each point are ranked and summed while the block is
+    in cache (:class:`~geocsp.evaluation.rowstats.RowStats`) and feed a
     :class:`~geocsp.evaluation.metrics.MetricAccumulator` per (group, point). States are
     sums over rows, so the state of a union of groups is the sum of their states.
 
@@ -76,25 +79,31 @@ def grid_states(
     dev = torch.device(device) if device is not None else torch.device("cpu")
     accs = [[MetricAccumulator(ks, n_bins, device=dev) for _ in points] for _ in range(n_groups)]
     epsilons = sorted({float(eps) for _, eps in points})
-    start = 0
+    start, work = 0, Workspace()
     for img, loc, lab, has in iter_chunks(
         img_probs, loc_probs, labels, has_location, batch_size, dev
     ):
+        check_scores_labels(img, lab)
         g = torch.from_numpy(gid[start : start + img.shape[0]])
         start += img.shape[0]
         counts = torch.bincount(g, minlength=n_groups).tolist()
-        if n_groups > 1:  # group rows contiguously: each group's rows are then a view
-            order = torch.argsort(g, stable=True).to(dev)
-            img, loc, lab, has = (t[order] for t in (img, loc, lab, has))
-        log_img = img.double().log()
-        log_prior = {eps: prior_log_term(loc, has, eps) for eps in epsilons}
-        for p, (beta, eps) in enumerate(points):
-            scores = combine_log_scores(log_img, log_prior[float(eps)], beta)
-            lo = 0
-            for grp, cnt in enumerate(counts):
-                if cnt:
-                    accs[grp][p].update(scores[lo : lo + cnt], lab[lo : lo + cnt], log_space=True)
-                lo += cnt
+        # each group's rows in order, in blocks; one group: views, no copies
+        order = torch.argsort(g, stable=True).to(dev) if n_groups > 1 else None
+        lo = 0
+        for grp, cnt in enumerate(counts):
+            stats, blocks = [RowStats(log_space=True) for _ in points], row_blocks(cnt, img.shape[1], dev)
+            with serial(blocks, dev):
+                for a, b in blocks:
+                    rows = slice(lo + a, lo + b) if order is None else order[lo + a : lo + b]
+                    i, lp, y, h = (t[rows] for t in (img, loc, lab, has))
+                    block = RowBlock(y, img.shape[1], work)
+                    log_img = i.double().log()
+                    log_prior = {eps: prior_log_term(lp, h, eps) for eps in epsilons}
+                    for p, (beta, eps) in enumerate(points):
+                        stats[p].add(combine_log_scores(log_img, log_prior[float(eps)], beta), block)
+            for p, st in enumerate(stats):
+                accs[grp][p].add_rows(*st.finish(accs[grp][p].eps))
+            lo += cnt
     return torch.stack([torch.stack([acc.state() for acc in row]) for row in accs]).cpu()
 
 

@@ -30,15 +30,18 @@ from types import FrameType
 from typing import Any
 
 from geocsp.config import from_dict, load_yaml
-from geocsp.errors import GeocspError
 from geocsp.experiments.plan import Job
 from geocsp.experiments.provenance import available_cores
 from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain
 from geocsp.training.config import config_dict_for_compare
 
 
-class Interrupted(GeocspError):
+class Interrupted(BaseException):
     """SIGINT or SIGTERM ended the runs; rerunning the same command resumes them.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), not a :class:`GeocspError`: the signal
+    handler raises it wherever the main thread is, and code that turns ``Exception`` into a
+    one-line input error (a reader of a corrupt file) must not swallow it.
 
     Args:
         signum: the signal received.

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,28 @@ from geocsp.nets.base import NETWORKS
 KIND = "location_encoder"
 """Value of ``"kind"`` in the ``config.json`` of a saved LocationEncoder."""
 _RESERVED = ("config", "geocsp_version")
+
+NameLoader = Callable[[str], "LocationEncoder | None"]
+"""``(source) -> encoder``, or None when ``source`` names nothing the loader knows."""
+_NAME_LOADERS: list[NameLoader] = []
+
+
+def register_name_loader(loader: NameLoader) -> NameLoader:
+    """Let :meth:`LocationEncoder.from_pretrained` accept names, not only directories.
+
+    ``nets`` sits below the layers that know names (``geocsp.pretrained`` registers the
+    released encoders here when it is imported), so the lookup is registered upwards instead
+    of imported downwards. Loaders are asked in registration order; an existing directory of
+    the same name is for the loader to honour (``geocsp.pretrained``: the path wins).
+
+    Args:
+        loader: ``(source) -> LocationEncoder | None``.
+
+    Returns:
+        ``loader`` (usable as a decorator).
+    """
+    _NAME_LOADERS.append(loader)
+    return loader
 
 
 @dataclass(frozen=True)
@@ -208,12 +231,34 @@ class LocationEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> LocationEncoder:
-        """Load a LocationEncoder saved by :meth:`save_pretrained` (extra tensors ignored).
+        """Load a saved LocationEncoder directory, or a released encoder by name.
+
+        Example::
+
+            enc = LocationEncoder.from_pretrained("runs/pre/encoder")
+            enc = LocationEncoder.from_pretrained("geoclip")   # docs/pretrained.md
+
+        Names are resolved by the loaders registered with :func:`register_name_loader`
+        (``geocsp.pretrained`` registers ``geoclip`` and ``pretrained:geoclip`` when it is
+        imported, as ``geocsp.checkpoints``, training and the CLI do); an existing directory
+        of that name wins.
+
+        Args:
+            directory: a directory written by :meth:`save_pretrained` (extra tensors
+                ignored), or a registered name.
+
+        Returns:
+            The encoder, in eval mode.
 
         Raises:
             CheckpointError: when the directory is missing, corrupt, of another kind, or
                 its weights do not match its config.
         """
+        if isinstance(directory, str):
+            for loader in _NAME_LOADERS:
+                found = loader(directory)
+                if found is not None:
+                    return found
         return load_pretrained(directory)[0]
 
 

@@ -3,12 +3,12 @@
 Layout: ``types`` (batches, outputs, the distributed context, module bases),
 ``functional`` (pure checks and loss math), ``aux_terms`` (the shared B/L/D machinery),
 ``api`` (registries and factories), and one module per family: ``contrastive``,
-``nce``, ``regression``, ``presence`` (plus ``queue``, used by ``clip``). Importing the
+``nce``, ``regression``, ``presence``, ``distill`` (plus ``queue``, used by ``clip``). Importing the
 package registers every family. See docs/objectives.md for the table of names, formulas
 and defaults.
 """
 
-from geocsp.objectives import contrastive, nce, presence, regression
+from geocsp.objectives import contrastive, distill, nce, presence, regression
 from geocsp.objectives.api import (
     FINETUNE_LOSSES,
     OBJECTIVES,
@@ -32,6 +32,7 @@ __all__ = [
     "contrastive",
     "create_finetune_loss",
     "create_objective",
+    "distill",
     "get_objective_config",
     "list_finetune_losses",
     "list_objectives",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,10 @@ import torch
 
 from geocsp._registry import Registry
 from geocsp.config import to_dict
-from geocsp.errors import CheckpointError, MissingDependencyError, MissingFileError
+from geocsp.errors import CheckpointError, ConfigError, MissingDependencyError, MissingFileError
 from geocsp.io import CONFIG_NAME, cache_dir
 from geocsp.nets import LocationEncoder
-from geocsp.nets.location_encoder import LocationEncoderConfig
+from geocsp.nets.location_encoder import LocationEncoderConfig, register_name_loader
 
 PREFIX = "pretrained:"
 """A source string starting with this names a pretrained entry, whatever exists on disk."""
@@ -209,17 +210,51 @@ def convert(name: str, weights: str | Path | None = None) -> Path:
     """
     entry = PRETRAINED.get(name)
     state, path = _read_release(entry.name, weights)
-    model = LocationEncoder(entry.obj.config)
-    tensors = entry.obj.convert(state, str(path))
-    own = model.state_dict()
-    bad = sorted(set(own) ^ set(tensors)) or [
-        k for k in own if tuple(own[k].shape) != tuple(tensors[k].shape)
-    ]
-    if bad:
-        raise CheckpointError(f"{path}: converted weights do not fit the '{entry.name}' architecture ({bad[0]})")
-    model.load_state_dict(tensors)
+    model = encoder_with(entry.obj.config, entry.obj.convert(state, str(path)), str(path), f"'{entry.name}'")
     card = {"name": entry.name, "description": entry.description, **to_dict(entry.obj.card)}
     return model.save_pretrained(cache_path(entry.name), extra_config={"pretrained": card})
+
+
+def encoder_with(config: LocationEncoderConfig, tensors: StateDict, where: str, what: str,
+                 *, own_position: bool = False) -> LocationEncoder:
+    """A geocsp encoder of architecture ``config`` holding exactly ``tensors``.
+
+    Args:
+        config: the architecture the converted weights are meant for.
+        tensors: geocsp state-dict keys -> tensors (any float dtype; cast on load).
+        where: the source file, for messages.
+        what: what was converted (``'geoclip'``, ``a SatCLIP checkpoint``), for messages.
+        own_position: the position encoder's buffers (frequencies) are geocsp's own,
+            computed from ``config`` (the peer computes them from the same hyper-parameters
+            and does not store them); ``tensors`` then holds the network only.
+
+    Returns:
+        The encoder, in eval mode.
+
+    Raises:
+        CheckpointError: when ``config`` is invalid, or a tensor is missing, unexpected or
+            of another shape than the architecture needs (one line naming it).
+    """
+    try:
+        model = LocationEncoder(config)
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: the hyper-parameters of {what} give no geocsp encoder ({e})") from None
+    own = model.state_dict()
+    if own_position:
+        tensors = {**{k: v for k, v in own.items() if k.startswith("position.")}, **tensors}
+    missing = sorted(set(own) - set(tensors))
+    extra = sorted(set(tensors) - set(own))
+    if missing or extra:
+        what_key = f"lacks '{missing[0]}'" if missing else f"has the unexpected '{extra[0]}'"
+        raise CheckpointError(f"{where}: converted weights of {what} do not fit the architecture ({what_key})")
+    for key, value in own.items():
+        if tuple(tensors[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{where}: tensor for '{key}' of {what} has shape {tuple(tensors[key].shape)}, "
+                f"the architecture needs {tuple(value.shape)}"
+            )
+    model.load_state_dict(tensors)
+    return model.eval()
 
 
 def load(name: str, weights: str | Path | None = None) -> LocationEncoder:
@@ -253,6 +288,27 @@ def load(name: str, weights: str | Path | None = None) -> LocationEncoder:
         raise CheckpointError(f"{e} (delete {directory} to convert the weights again)") from None
 
 
+def model_overrides(name: str) -> tuple[str, ...]:
+    """``model.*=value`` overrides that state entry ``name``'s architecture, for ``--init NAME``.
+
+    ``finetune --init`` refuses ``model.*`` values (from ``--set`` or a preset) that differ
+    from the init encoder's. A preset written for another architecture (``geoworld-demo``:
+    grid + FFN, d = 128) is made consistent with these, e.g. a ``bench paper`` method
+    ``Method("GeoCLIP init", finetune=("init=geoclip", *model_overrides("geoclip")))``.
+
+    Args:
+        name: a registered name or alias.
+
+    Returns:
+        One ``model.FIELD=JSON`` string per :class:`LocationEncoderConfig` field.
+
+    Raises:
+        ConfigError: on an unknown name.
+    """
+    config = to_dict(PRETRAINED.get(name).obj.config)
+    return tuple(f"model.{key}={json.dumps(value)}" for key, value in config.items())
+
+
 def pretrained_rows() -> list[dict[str, Any]]:
     """One row per registered pretrained encoder: name, description, the card and status.
 
@@ -275,3 +331,12 @@ def pretrained_rows() -> list[dict[str, Any]]:
             "status": "cached" if cached else "installed" if installed else "missing",
         })
     return rows
+
+
+def _load_by_name(source: str) -> LocationEncoder | None:
+    """:meth:`LocationEncoder.from_pretrained`'s name lookup: a pretrained entry, or None."""
+    name = pretrained_name(source)
+    return load(name) if name is not None else None
+
+
+register_name_loader(_load_by_name)

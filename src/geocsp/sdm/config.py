@@ -18,9 +18,13 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from geocsp.errors import ConfigError
 from geocsp.objectives import FINETUNE_LOSSES, list_finetune_losses
+from geocsp.sdm.kde import parse_bandwidth, parse_shrink
 
 INPUTS = ("position", "covariates", "both")
 """Values of the towers choice: position tower, covariate tower, or both."""
+
+MODEL_KINDS = ("neural", "kde")
+"""Registered SDM models (:data:`geocsp.sdm.fit.SDM_MODELS`)."""
 
 SAMPLERS = ("land", "sphere")
 """Background location samplers: on land (GLOBE 1 km mask), or land and sea."""
@@ -104,6 +108,11 @@ class RecordsConfig:
         region: ``min_lon,min_lat,max_lon,max_lat`` or a GeoJSON polygon file; records
             outside are dropped. None keeps all.
         min_records: species with fewer presences are dropped.
+        crs: CRS of the lon/lat columns of records, background and sites (e.g.
+            ``EPSG:28355``), reprojected to lon/lat degrees; None = already lon/lat.
+        categorical: covariate columns holding category codes, one-hot encoded
+            (:mod:`geocsp.sdm.categorical`).
+        group_col: survey-group column; each species' groups are stored with the model.
 
     Raises:
         ConfigError: both covariates and rasters.
@@ -119,8 +128,15 @@ class RecordsConfig:
     date_col: str | None = None
     region: str | None = None
     min_records: int = 2
+    crs: str | None = None
+    categorical: tuple[str, ...] = ()
+    group_col: str | None = None
 
     def __post_init__(self) -> None:
+        if self.group_col and not self.species_col:
+            raise ConfigError("records.group_col needs records.species_col (the groups are per species)")
+        if self.categorical and self.rasters:
+            raise ConfigError("records.categorical needs table covariates, not records.rasters")
         if self.covariates and self.rasters:
             raise ConfigError("records.covariates and records.rasters are exclusive: use table columns or rasters, not both")
 
@@ -158,18 +174,34 @@ class ModelChoice:
         encoder: position encoder name; None = the default ``sphereC+`` (8 scales from 0.1°).
         init: pre-trained encoder directory (or pre-train / fine-tune run) for the
             position tower, or None.
+        kind: registered model (``neural`` or ``kde``; :data:`geocsp.sdm.fit.SDM_MODELS`).
+        bandwidth: KDE bandwidth rule (``cv``, ``scott``) or km, for ``kde`` and ``shrink``.
+        shrink: pool the network with a KDE, weight ``n / (n + k)``: None (off), ``cv``
+            (k chosen by spatial-block CV on the training data) or k >= 0.
+        r_min_deg: finest scale of the default position encoder; None = 0.1°.
 
     Raises:
-        ConfigError: unknown inputs.
+        ConfigError: unknown inputs, kind or shrink value; ``shrink`` with ``kde``.
     """
 
     inputs: str | None = None
     encoder: str | None = None
     init: str | None = None
+    kind: str = "neural"
+    bandwidth: str | float = "cv"
+    shrink: str | float | None = None
+    r_min_deg: float | None = None
 
     def __post_init__(self) -> None:
         if self.inputs is not None and self.inputs not in INPUTS:
             raise ConfigError(f"model.inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
+        parse_shrink(self.shrink)
+        parse_bandwidth(self.bandwidth)
+        if self.kind == "kde" and (self.shrink is not None or self.inputs not in (None, "position")):
+            raise ConfigError("model.kind kde uses coordinates only: no model.shrink, model.inputs position")
+        _at_least("model.", 1e-6, "°", r_min_deg=self.r_min_deg)
 
 
 @dataclass(frozen=True)
@@ -180,6 +212,8 @@ class EvalConfig:
         cv_folds: K spatial-block CV folds; 0 = no CV.
         block_deg: CV block size in degrees.
         pa: presence/absence sites table, or None.
+        pa_group_col: survey-group column of the sites: each species is scored only on
+            its own group's sites (:mod:`geocsp.sdm.groups`).
 
     Raises:
         ConfigError: a fold count other than 0 or >= 2 (the block size is checked by the
@@ -189,6 +223,7 @@ class EvalConfig:
     cv_folds: int = 0
     block_deg: float = 1.0
     pa: str | None = None
+    pa_group_col: str | None = None
 
     def __post_init__(self) -> None:
         if self.cv_folds != 0 and self.cv_folds < 2:
@@ -232,4 +267,5 @@ class SDMFitConfig:
     @property
     def inputs(self) -> str:
         """The towers: ``model.inputs``, else both with covariates, else position."""
-        return self.model.inputs or ("both" if self.records.covariates or self.records.rasters else "position")
+        cov = self.records.covariates or self.records.rasters or self.records.categorical
+        return self.model.inputs or ("both" if cov and self.model.kind != "kde" else "position")

@@ -84,13 +84,7 @@ def spatial_block_cv(
     n = len(pres)
     allpts = concat_points([pres, bg])
     folds = spatial_block_folds(allpts.lonlat, block_deg=block_deg, k=k, seed=seed)
-    y = np.zeros((len(allpts), len(species)))
-    col = {s: j for j, s in enumerate(species)}
-    y[np.arange(n), [col[s] for s in pres.species]] = 1.0
-    # which rows count for each species: its presences and all background
-    counted = np.zeros_like(y, dtype=bool)
-    counted[n:] = True
-    counted[y == 1] = True
+    y, counted = cv_targets(pres, len(bg), species)
     scores = {name: np.full(y.shape, np.nan) for name in scorers}
     for train, test in folds:
         tr_p, tr_b = train[train < n], train[train >= n] - n
@@ -101,7 +95,7 @@ def spatial_block_cv(
             scores[name][test] = fn(tp, tb, allpts.take(test), species)
     out: dict[str, dict] = {}
     for name, sc in scores.items():
-        per = _masked_scores(y, sc, counted, species)
+        per = masked_scores(y, sc, counted, species)
         out[name] = {**summarize(per), "per_species": per}
     out["folds"] = {
         "k": int(k),
@@ -112,7 +106,31 @@ def spatial_block_cv(
     return out
 
 
-def _masked_scores(y: np.ndarray, sc: np.ndarray, counted: np.ndarray, species: list[str]) -> dict:
+def cv_targets(pres: Points, n_bg: int, species: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of presences followed by ``n_bg`` background rows, and which rows count.
+
+    Args:
+        pres: presences (species set).
+        n_bg: number of background rows after them.
+        species: the Q species (columns).
+
+    Returns:
+        ((N + n_bg, Q) 0/1 labels, (N + n_bg, Q) bool: a species' own presences and all
+        background count for it; other species' presences do not).
+    """
+    assert pres.species is not None
+    n = len(pres)
+    y = np.zeros((n + n_bg, len(species)))
+    col = {s: j for j, s in enumerate(species)}
+    y[np.arange(n), [col[s] for s in pres.species]] = 1.0
+    counted = np.zeros_like(y, dtype=bool)
+    counted[n:] = True
+    counted[y == 1] = True
+    return y, counted
+
+
+def masked_scores(y: np.ndarray, sc: np.ndarray, counted: np.ndarray, species: list[str]) -> dict:
+    """Per-species AUC/AP over the rows that count for each species (finite scores only)."""
     out = {}
     for j, s in enumerate(species):
         m = counted[:, j] & np.isfinite(sc[:, j])

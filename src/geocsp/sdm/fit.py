@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geocsp._registry import Registry
 from geocsp.checkpoints import load_encoder
 from geocsp.config import to_dict
 from geocsp.errors import ConfigError
@@ -31,17 +32,22 @@ from geocsp.objectives import create_finetune_loss
 from geocsp.runtime import resolve_device
 from geocsp.sdm.config import LOSSES, FitOptions
 from geocsp.sdm.covariates import Standardizer
+from geocsp.sdm.kde import SpeciesKDE
 from geocsp.sdm.model import SDM, FittedSDM, SDMConfig
 from geocsp.sdm.records import Points
 from geocsp.training.config import OptimConfig
 from geocsp.training.loop import iter_batches, make_optimizer, seed_all, train_step
 
-__all__ = ["LOSSES", "FitOptions", "fit_sdm"]
+__all__ = ["LOSSES", "SDM_MODELS", "FitOptions", "fit_kde", "fit_sdm"]
+
+SDM_MODELS: Registry[Callable[..., FittedSDM]] = Registry("sdm model")
+"""``sdm fit --model``: name -> fit function ``(pres, bg, ...) -> FittedSDM``."""
 
 Inputs = tuple[Tensor, Tensor, Tensor]
 """(lonlat (N, 2) degrees, standardised covariates (N, K), day of year (N,)) on the device."""
 
 
+@SDM_MODELS.register("neural")
 def fit_sdm(
     pres: Points,
     bg: Points,
@@ -100,6 +106,32 @@ def fit_sdm(
     _train(model, loss_fn, _tensors(pres, std, device), _tensors(bg, std, device), labels, options, device)
     provenance = {"loss": options.loss, "epochs": options.epochs, "lr": options.lr, "seed": options.seed}
     return FittedSDM(model.eval(), list(names), std, list(rasters), provenance)
+
+
+@SDM_MODELS.register("kde")
+def fit_kde(pres: Points, bg: Points, bandwidth: str | float = "cv", *, species: list[str] | None = None) -> FittedSDM:
+    """A KDE of each species' presences on coordinates (no network; :mod:`geocsp.sdm.kde`).
+
+    Args:
+        pres: presences (species set); covariates and dates are ignored.
+        bg: background points (normalise each species' log density to its background mean).
+        bandwidth: ``cv`` (leave-one-out likelihood), ``scott`` or km.
+        species: species order (default: sorted names in ``pres``).
+
+    Returns:
+        The fitted model (``kind == "kde"``).
+
+    Raises:
+        ConfigError: points without coordinates, or an unknown bandwidth rule.
+    """
+    assert pres.species is not None
+    if np.isnan(pres.lonlat).any():
+        raise ConfigError("the kde model needs presence coordinates (lon_col/lat_col)")
+    names = species or sorted(set(pres.species.tolist()))
+    bg_ll = bg.lonlat[np.isfinite(bg.lonlat).all(axis=1)]
+    kde = SpeciesKDE.fit(pres.lonlat, pres.species, bg_ll, bandwidth, names)
+    provenance = {"model": "kde", "bandwidth": bandwidth, "bandwidth_km": kde.bandwidth_km.tolist()}
+    return FittedSDM(None, list(names), Standardizer((), (), ()), [], provenance, kde, None)
 
 
 def _tensors(p: Points, std: Standardizer, device: torch.device) -> Inputs:

@@ -2,8 +2,9 @@
 
 Default map region: the raster extent (raster-covariate SDMs), else the stored presences'
 bounding box padded by 10 % (at least 2°), else (CSP prior runs without a region) the globe.
-An ``out`` ending in ``.tif`` / ``.tiff`` is a GeoTIFF (:mod:`geocsp.viz.raster`, docs/export.md):
-one band per species (or one richness band), the ocean as nodata, the run's provenance in its tags.
+An ``out`` ending in ``.tif`` / ``.tiff`` is a GeoTIFF, ``.nc`` a CF NetCDF (:mod:`geocsp.viz.raster`,
+docs/export.md): one band / variable per species (or one richness band), the ocean as nodata,
+the run's provenance in its tags / attributes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from geocsp.sdm.predict import grid_scores, load_presences, species_index
 from geocsp.sdm.records import raster_region
 from geocsp.sdm.region import parse_bbox
 from geocsp.viz.maps import grid_extent, plot_species_map, save_figure
-from geocsp.viz.raster import NODATA, TIFF_SUFFIXES, is_geotiff, write_geotiff
+from geocsp.viz.raster import NODATA, RASTER_SUFFIXES, is_raster, write_grid
 
 Grid = tuple[np.ndarray, tuple[float, float, float, float], np.ndarray | None, str, str]
 """(grid (H, W), extent, presence points (N, 2) or None, title, colour-bar label)."""
@@ -40,7 +41,7 @@ def _doy(date: str | None) -> float:
     return float("nan") if date is None else float(parse_day_of_year([date], source="date")[0])
 
 
-def _bbox(region: str | None, rasters: list[str], presences: np.ndarray | None) -> tuple[float, float, float, float] | None:
+def map_bbox(region: str | None, rasters: list[str], presences: np.ndarray | None) -> tuple[float, float, float, float] | None:
     """The map's (min_lon, min_lat, max_lon, max_lat): region, raster extent, padded presences, or None."""
     if region is not None:
         return parse_bbox(region).bbox
@@ -88,7 +89,8 @@ def range_map(
         CheckpointError: ``run_dir`` is neither kind of run.
         ConfigError: unknown species, table-covariate model, bad region, ``res_deg <= 0``.
     """
-    lats, lons, scores, names, points, _, _ = _scores(run_dir, [str(species)], region, date, res_deg, richness)
+    lats, lons, scores, names, points, _, _ = run_grid_scores(run_dir, [str(species)], region, date, res_deg,
+                                                              richness)
     grid, title, label = _reduce(scores, names, species, richness, threshold)
     return grid, grid_extent(lats, lons), points, title, label
 
@@ -97,9 +99,15 @@ Scores = tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None,
 """(lats (H,), lons (W,), scores (H, W, K), K names, presence points (N, 2) or None, artifact dir, kind)."""
 
 
-def _scores(run_dir: str | Path, species: Sequence[str], region: str | None, date: str | None,
-            res_deg: float, richness: bool) -> Scores:
-    """Scores of ``species`` (every species with ``richness``) at the map's cell centres."""
+def run_grid_scores(run_dir: str | Path, species: Sequence[str], region: str | None, date: str | None,
+                    res_deg: float, richness: bool) -> Scores:
+    """Scores of ``species`` (every species with ``richness``) at the map's cell centres.
+
+    Returns:
+        ``(lats (H,), lons (W,), scores (H, W, S), names, points, artifact dir, kind)``:
+        cell centres in degrees, the scores of the S mapped classes, their names, the run's
+        presences (or None), and what was read.
+    """
     if not res_deg > 0:
         raise ConfigError(f"--res must be a cell size > 0 degrees, got {res_deg!r}")
     p = Path(run_dir)
@@ -109,13 +117,13 @@ def _scores(run_dir: str | Path, species: Sequence[str], region: str | None, dat
     if kind == SDM_KIND:
         fitted = FittedSDM.load(directory)
         pres = load_presences(p)
-        if date is not None and not fitted.model.config.use_time:
+        if date is not None and (fitted.model is None or not fitted.model.config.use_time):
             raise ConfigError("date: this model was fitted without dates (no date column)")
         if not richness:
             for name in species:
                 species_index(fitted.species, name)
         pts_all = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
-        bbox = _bbox(region, fitted.rasters, pts_all)
+        bbox = map_bbox(region, fitted.rasters, pts_all)
         lats, lons, scores = grid_scores(fitted, bbox, res_deg, doy)
         names = fitted.species
         if pres is not None and not richness:
@@ -149,11 +157,12 @@ def write_map_raster(
     date: str | None = None, res_deg: float = 0.5, richness: bool = False, threshold: float | None = None,
     land_mask: bool = True,
 ) -> Path:
-    """Write the range map of ``species`` (one band each) or the richness map as a GeoTIFF.
+    """Write the range map of ``species`` (one band each) or the richness map as a GeoTIFF or NetCDF.
 
     Args:
         run_dir: an SDM run (``model/``) or a fine-tuned CSP run (``prior/``).
-        out: the ``.tif`` / ``.tiff`` file to write (EPSG:4326, float32).
+        out: the ``.tif`` / ``.tiff`` (GeoTIFF) or ``.nc`` (CF NetCDF) file to write
+            (EPSG:4326, float32; one band / variable per species).
         species: species to map, one band each (ignored with ``richness``).
         region: ``min_lon,min_lat,max_lon,max_lat`` or None (see module docs).
         date: ``MM-DD`` (or ISO date / day of year) for seasonal models, or None.
@@ -168,9 +177,9 @@ def write_map_raster(
     Raises:
         ConfigError: see :func:`range_map`.
         CheckpointError: ``run_dir`` is neither kind of run.
-        MissingDependencyError: rasterio is not installed.
+        MissingDependencyError: rasterio is not installed (GeoTIFF).
     """
-    lats, lons, scores, names, _, directory, kind = _scores(run_dir, species, region, date, res_deg, richness)
+    lats, lons, scores, names, _, directory, kind = run_grid_scores(run_dir, species, region, date, res_deg, richness)
     if richness:
         bands = _reduce(scores, names, None, True, threshold)[0][:, :, None]
         band_names = ["species richness"]
@@ -181,18 +190,18 @@ def write_map_raster(
     tags = {"geocsp_version": __version__, "run": Path(run_dir).resolve(), "artifact": directory.resolve(),
             "kind": kind, "bands": json.dumps(band_names), "richness": richness, "threshold": threshold,
             "date": date, "region": region, "res_deg": res_deg, "land_mask": land_mask, "nodata": NODATA}
-    return write_geotiff(out, bands, lons, lats, res_deg, band_names, mask=mask, tags=tags)
+    return write_grid(out, bands, lons, lats, res_deg, band_names, mask=mask, tags=tags)
 
 
 def _check_suffix(out: str | Path) -> None:
-    """Refuse an ``--out`` that is neither a GeoTIFF nor an image format matplotlib writes."""
+    """Refuse an ``--out`` that is neither a raster (GeoTIFF, NetCDF) nor an image matplotlib writes."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     suffix = Path(out).suffix.lower()
     images = sorted(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
-    if suffix and suffix not in TIFF_SUFFIXES and suffix not in images:
-        raise ConfigError(f"--out {out}: unsupported suffix '{suffix}'; expected {'/'.join(TIFF_SUFFIXES)} "
-                          f"(GeoTIFF) or an image ({', '.join(images)})")
+    if suffix and suffix not in RASTER_SUFFIXES and suffix not in images:
+        raise ConfigError(f"--out {out}: unsupported suffix '{suffix}'; expected {'/'.join(RASTER_SUFFIXES)} "
+                          f"(GeoTIFF / NetCDF) or an image ({', '.join(images)})")
 
 
 def draw_map(
@@ -204,8 +213,8 @@ def draw_map(
 
     Args:
         run_dir: an SDM run (``model/``) or a fine-tuned CSP run (``prior/``).
-        out: image file to write (format from its suffix); ``.tif`` / ``.tiff`` writes a
-            GeoTIFF (:func:`write_map_raster`).
+        out: image file to write (format from its suffix); ``.tif`` / ``.tiff`` / ``.nc``
+            writes a GeoTIFF / NetCDF (:func:`write_map_raster`).
         species: species to map (needed unless ``richness``); several only for a GeoTIFF.
         region: ``min_lon,min_lat,max_lon,max_lat`` or None (see module docs).
         date: ``MM-DD`` (or ISO date / day of year) for seasonal models, or None.
@@ -226,10 +235,10 @@ def draw_map(
     _check_suffix(out)
     if not richness and not names:
         raise ConfigError("map: give a species name or richness")
-    if is_geotiff(out):
+    if is_raster(out):
         return write_map_raster(run_dir, out, names, region, date, res_deg, richness, threshold, land_mask)
     if not richness and len(names) > 1:
-        raise ConfigError(f"--out {out}: an image shows one --species, got {len(names)}; write a .tif for one band each")
+        raise ConfigError(f"--out {out}: an image shows one --species, got {len(names)}; write a .tif or .nc for one band each")
     one = names[0] if names else None
     grid, extent, points, title, label = range_map(run_dir, one, region, date, res_deg, richness, threshold)
     fig = plot_species_map(grid, extent, points=points, title=title, cbar_label=label, land_mask=land_mask)

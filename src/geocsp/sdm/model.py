@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import Tensor, nn
 
 from geocsp import __version__
@@ -31,6 +32,7 @@ from geocsp.io import load_checkpoint_dir, save_checkpoint_dir
 from geocsp.nets.location_encoder import LocationEncoder, LocationEncoderConfig
 from geocsp.sdm.config import INPUTS
 from geocsp.sdm.covariates import Standardizer
+from geocsp.sdm.kde import SpeciesKDE, shrink
 
 KIND = "sdm"
 """The ``"kind"`` of an SDM's ``config.json``."""
@@ -172,15 +174,51 @@ class FittedSDM:
         options: fitting options and data notes, for provenance.
     """
 
-    model: SDM
+    model: SDM | None
     species: list[str]
     standardizer: Standardizer
     rasters: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    kde: SpeciesKDE | None = None
+    shrink_k: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``neural``, ``kde`` (no network) or ``shrunk`` (network pooled with a KDE)."""
+        return "kde" if self.model is None else ("neural" if self.kde is None else "shrunk")
 
     @torch.no_grad()
+    def logits(self, lonlat: np.ndarray, covariates: np.ndarray, doy: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """(N, Q) logits: the network's, the KDE's log ratio, or their pool (docs/sdm.md).
+
+        Args:
+            lonlat: (N, 2) degrees.
+            covariates: (N, K) raw covariates in :attr:`standardizer` order.
+            doy: (N,) day of year, NaN = none.
+            batch: rows per forward pass.
+
+        Returns:
+            (N, Q) float64 logits.
+        """
+        net = None
+        if self.model is not None:
+            self.model.eval()
+            dev = next(self.model.parameters()).device
+            z = self.standardizer.transform(covariates) if covariates.shape[1] else covariates.astype(np.float32)
+            out = []
+            for i in range(0, len(lonlat), batch):
+                args = (lonlat[i : i + batch], z[i : i + batch], doy[i : i + batch])
+                ll, c, d = (torch.as_tensor(np.array(a, dtype=np.float32), device=dev) for a in args)
+                out.append(self.model(ll, c, d).double().cpu().numpy())
+            net = np.concatenate(out) if out else np.zeros((0, len(self.species)))
+        if self.kde is None:
+            assert net is not None
+            return net
+        zk = self.kde.log_ratio(np.asarray(lonlat, float))
+        return zk if net is None else shrink(net, zk, self.kde.counts, float(self.shrink_k or 0.0))
+
     def predict(self, lonlat: np.ndarray, covariates: np.ndarray, doy: np.ndarray, batch: int = 8192) -> np.ndarray:
-        """Suitability P(species | site) = sigmoid(logits).
+        """Suitability P(species | site) = sigmoid(logits) (see :meth:`logits`).
 
         Args:
             lonlat: (N, 2) degrees.
@@ -191,21 +229,21 @@ class FittedSDM:
         Returns:
             (N, Q) float64 scores in [0, 1].
         """
-        self.model.eval()
-        dev = next(self.model.parameters()).device
-        z = self.standardizer.transform(covariates) if covariates.shape[1] else covariates.astype(np.float32)
-        out = []
-        for i in range(0, len(lonlat), batch):
-            args = (lonlat[i : i + batch], z[i : i + batch], doy[i : i + batch])
-            ll, c, d = (torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev) for a in args)
-            out.append(torch.sigmoid(self.model(ll, c, d)).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.species)))
+        return expit(self.logits(lonlat, covariates, doy, batch))
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``RUN_DIR/model/`` (safetensors + JSON); returns that directory."""
+        tensors = {} if self.model is None else dict(self.model.state_dict())
+        kde_meta = None
+        if self.kde is not None:
+            arrays, kde_meta = self.kde.to_arrays()
+            tensors.update({k: torch.from_numpy(v) for k, v in arrays.items()})
+            kde_meta["shrink_k"] = self.shrink_k
         meta = {
             "kind": KIND,
-            "config": to_dict(self.model.config),
+            "model": self.kind,
+            "config": None if self.model is None else to_dict(self.model.config),
+            "kde": kde_meta,
             "species": self.species,
             "covariates": {"names": list(self.standardizer.names), "mean": list(self.standardizer.mean),
                            "std": list(self.standardizer.std)},
@@ -213,7 +251,7 @@ class FittedSDM:
             "options": self.options,
             "geocsp_version": __version__,
         }
-        return save_checkpoint_dir(Path(run_dir) / MODEL_DIR, dict(self.model.state_dict()), meta)
+        return save_checkpoint_dir(Path(run_dir) / MODEL_DIR, tensors, meta)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> FittedSDM:
@@ -228,13 +266,21 @@ class FittedSDM:
         if meta.get("kind") != KIND:
             raise CheckpointError(f"{d}/config.json: expected kind 'sdm', got {meta.get('kind')!r}")
         try:
-            model = SDM(from_dict(SDMConfig, meta["config"], where="sdm"))
-            model.load_state_dict(tensors)
+            arrays = {k: tensors.pop(k).numpy() for k in list(tensors) if k.startswith("kde.")}
+            model = None
+            if meta.get("config") is not None:
+                model = SDM(from_dict(SDMConfig, meta["config"], where="sdm"))
+                model.load_state_dict(tensors)
+                model.eval()
+            kde_meta = meta.get("kde")
+            kde = None if kde_meta is None else SpeciesKDE.from_arrays(arrays, kde_meta)
             cov = meta["covariates"]
             std = Standardizer(tuple(cov["names"]), tuple(cov["mean"]), tuple(cov["std"]))
-        except (KeyError, RuntimeError, ConfigError) as e:
+        except (KeyError, ValueError, RuntimeError, ConfigError) as e:
             raise CheckpointError(f"{d}: invalid SDM checkpoint ({str(e).splitlines()[0]})") from None
-        return cls(model.eval(), list(meta["species"]), std, list(meta.get("rasters", [])), meta.get("options", {}))
+        shrink_k = None if kde_meta is None else kde_meta.get("shrink_k")
+        return cls(model, list(meta["species"]), std, list(meta.get("rasters", [])), meta.get("options", {}),
+                   kde, None if shrink_k is None else float(shrink_k))
 
 
 register_artifact(KIND, MODEL_DIR)(FittedSDM.load)

@@ -18,8 +18,10 @@ from geocsp.coords import validate_lonlat
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.io import atomic_path
 from geocsp.prior.prior import grid_centres
+from geocsp.sdm.categorical import expand
 from geocsp.sdm.covariates import sample_raster, sample_rasters
 from geocsp.sdm.dates import parse_day_of_year
+from geocsp.sdm.groups import group_mask, run_groups
 from geocsp.sdm.model import FittedSDM
 from geocsp.sdm.records import read_records, require_columns
 
@@ -27,18 +29,36 @@ PRESENCES_FILE = "presences.csv"
 """Run-directory file with the (capped) presence coordinates, for maps."""
 
 
+def needs_coordinates(fitted: FittedSDM) -> bool:
+    """Whether the model reads coordinates (position tower, KDE or rasters), i.e. not covariates only."""
+    return fitted.model is None or fitted.model.position is not None or fitted.kde is not None or bool(fitted.rasters)
+
+
 def site_inputs(
     fitted: FittedSDM, df: pd.DataFrame, source: str, lon_col: str = "lon", lat_col: str = "lat",
-    date_col: str | None = None,
+    date_col: str | None = None, warnings: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lonlat (N, 2), covariates (N, K) in model order, doy (N,)) for the sites of ``df``.
+
+    Categorical covariates are one-hot encoded with the model's levels (an unseen level:
+    all-zero columns and one line appended to ``warnings``). A covariate-only model reads
+    sites without lon/lat columns (coordinates NaN).
 
     Raises:
         DatasetError: missing column or NaN covariate (named); unparsable date.
         CoordinateError: invalid coordinates.
     """
-    require_columns(df, [lon_col, lat_col], source, "lon_col/lat_col")
-    ll = validate_lonlat(df[[lon_col, lat_col]].apply(pd.to_numeric, errors="coerce").to_numpy(float), source=source)
+    if not needs_coordinates(fitted) and lon_col not in df.columns and lat_col not in df.columns:
+        ll = np.full((len(df), 2), np.nan)
+    else:
+        require_columns(df, [lon_col, lat_col], source, "lon_col/lat_col")
+        raw = df[[lon_col, lat_col]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        ll = validate_lonlat(raw, source=source)
+    levels = fitted.options.get("categorical") or {}
+    if levels:
+        df, lines = expand(df, levels, source, refuse_empty=True)
+        if warnings is not None:
+            warnings.extend(lines)
     names = list(fitted.standardizer.names)
     cov = np.zeros((len(df), len(names)))
     if names:
@@ -66,10 +86,14 @@ def site_inputs(
 def predict_table(
     fitted: FittedSDM, df: pd.DataFrame, source: str, *, lon_col: str = "lon", lat_col: str = "lat",
     date_col: str | None = None, site_col: str | None = None, wide: bool = False,
+    group_col: str | None = None, warnings: list[str] | None = None,
 ) -> pd.DataFrame:
     """Scores at the sites of ``df``, long (``site_id, species, score``) or wide.
 
     Wide output has one column per species. ``site_id`` is ``site_col``'s value or the row number.
+    With ``group_col`` each site is scored only for the species of its survey group (the
+    run's groups, ``sdm fit --group-col``): long output keeps only those rows, wide output
+    leaves the other cells empty.
 
     Args:
         fitted: the model.
@@ -80,31 +104,40 @@ def predict_table(
         date_col: date column, or None.
         site_col: site id column, or None.
         wide: one column per species.
+        group_col: the sites' survey-group column, or None.
+        warnings: collects one line per categorical column with unseen levels.
 
     Returns:
         The scores table.
 
     Raises:
         DatasetError: a missing column or covariate (see :func:`site_inputs`).
+        ConfigError: ``group_col`` with a run fitted without groups.
     """
-    ll, cov, doy = site_inputs(fitted, df, source, lon_col, lat_col, date_col)
+    keep = None
+    if group_col is not None:
+        groups = run_groups(fitted.options)
+        require_columns(df, [group_col], source, "group_col")
+        keep = group_mask(df[group_col], fitted.species, groups)
+    ll, cov, doy = site_inputs(fitted, df, source, lon_col, lat_col, date_col, warnings)
     scores = fitted.predict(ll, cov, doy)
     if site_col is not None:
         require_columns(df, [site_col], source, "site_col")
     sid = df[site_col].to_numpy() if site_col else np.arange(len(df))
     if wide:
-        out = pd.DataFrame(scores, columns=fitted.species)
+        out = pd.DataFrame(scores if keep is None else np.where(keep, scores, np.nan), columns=fitted.species)
         out.insert(0, "site_id", sid)
         return out
     q = len(fitted.species)
-    return pd.DataFrame(
-        {"site_id": np.repeat(sid, q), "species": np.tile(fitted.species, len(df)), "score": scores.ravel()}
-    )
+    rows = np.ones(len(df) * q, bool) if keep is None else keep.ravel()
+    return pd.DataFrame({"site_id": np.repeat(sid, q)[rows], "species": np.tile(fitted.species, len(df))[rows],
+                         "score": scores.ravel()[rows]})
 
 
 def predict_file(
     run_dir: str | Path, sites: str | Path, out: str | Path, *, lon_col: str = "lon", lat_col: str = "lat",
     date_col: str | None = None, site_col: str | None = None, wide: bool = False,
+    crs: str | None = None, group_col: str | None = None, warnings: list[str] | None = None,
 ) -> int:
     """Score the sites of a table with the SDM of ``run_dir`` and write them as CSV.
 
@@ -117,6 +150,9 @@ def predict_file(
         date_col: date column, or None.
         site_col: site id column; None = row number.
         wide: one column per species instead of ``site_id, species, score`` rows.
+        crs: CRS of the sites' lon/lat columns (reprojected to degrees), or None.
+        group_col: the sites' survey-group column (see :func:`predict_table`), or None.
+        warnings: collects one line per categorical column with unseen levels.
 
     Returns:
         The number of rows written.
@@ -126,8 +162,9 @@ def predict_file(
         DatasetError, CoordinateError: see :func:`site_inputs`.
     """
     fitted = FittedSDM.load(run_dir)
-    table = predict_table(fitted, read_records(sites), str(sites), lon_col=lon_col, lat_col=lat_col,
-                          date_col=date_col, site_col=site_col, wide=wide)
+    df = read_records(sites, lon_col=lon_col, lat_col=lat_col, crs=crs)
+    table = predict_table(fitted, df, str(sites), lon_col=lon_col, lat_col=lat_col, date_col=date_col,
+                          site_col=site_col, wide=wide, group_col=group_col, warnings=warnings)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     return len(table)

@@ -15,7 +15,6 @@ as one line in :attr:`Points.notes`, and an input left with nothing usable is re
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,36 +23,43 @@ import pandas as pd
 import torch
 
 from geocsp.coords import validate_lonlat
+from geocsp.crs import to_lonlat
 from geocsp.data.samplers import create_location_sampler
-from geocsp.errors import ConfigError, DatasetError, MissingFileError
+from geocsp.data.tables import open_table, point_crs
+from geocsp.errors import ConfigError, DatasetError
+from geocsp.sdm.categorical import expand
 from geocsp.sdm.covariates import covariate_name, is_lonlat_crs, open_raster, sample_rasters
 from geocsp.sdm.dates import parse_day_of_year
 from geocsp.sdm.region import Region
 
 
-def read_records(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (delimiter ``,``, ``;`` or tab, auto-detected) or Parquet table.
+def read_records(path: str | Path, *, lon_col: str = "lon", lat_col: str = "lat", crs: str | None = None) -> pd.DataFrame:
+    """Read a table, its coordinates in lon/lat degrees.
+
+    Any format :func:`geocsp.data.tables.open_table` reads: CSV (``,`` ``;`` or tab), CSV.gz,
+    Parquet, GeoParquet, GeoJSON points.
+
+    Args:
+        path: the table.
+        lon_col: longitude (x) column.
+        lat_col: latitude (y) column.
+        crs: CRS of the coordinates (``EPSG:28355``): the lon/lat columns (or a geo file's
+            point geometry) are reprojected to degrees; None = already degrees.
+
+    Returns:
+        The table; with ``crs``, ``lon_col``/``lat_col`` hold degrees.
 
     Raises:
         MissingFileError: the file does not exist.
-        DatasetError: unreadable or empty table.
+        DatasetError: unreadable or empty table; a coordinate cell that is not a number.
+        ConfigError: an unknown CRS (or pyproj missing).
     """
     p = Path(path)
-    if not p.is_file():
-        raise MissingFileError(f"{p}: table not found")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        else:
-            with open(p, newline="", encoding="utf-8") as f:
-                head = f.readline()
-            sep = max((",", ";", "\t"), key=head.count)
-            df = pd.read_csv(p, sep=sep, keep_default_na=False, na_values=[""], quoting=csv.QUOTE_MINIMAL)
-    except Exception as e:  # pandas/pyarrow raise many types for corrupt input
-        raise DatasetError(f"{p}: unreadable table ({type(e).__name__}: {str(e)[:120]})") from None
-    if len(df) == 0:
-        raise DatasetError(f"{p}: empty table; expected at least one row")
-    df.columns = [str(c) for c in df.columns]
+    geo_crs, col_crs = point_crs(p, lon_col, lat_col, crs) if p.is_file() else (None, crs)
+    df = open_table(p, sep=None, text_columns=None, crs=geo_crs)
+    if col_crs is not None and lon_col in df.columns and lat_col in df.columns:
+        ll = to_lonlat(_numeric(df, lon_col, str(p)), _numeric(df, lat_col, str(p)), col_crs)
+        df[lon_col], df[lat_col] = ll[:, 0], ll[:, 1]
     return df
 
 
@@ -115,6 +121,10 @@ class InputSpec:
         rasters: raster paths sampled at the points (raster covariates); exclusive with
             ``covariate_cols``.
         date_col: date column (ISO date, MM-DD or day of year), or None.
+        categorical: column -> known levels of one-hot encoded covariates (their
+            ``col=level`` columns are in ``covariate_cols``).
+        coords_optional: a table without the lon/lat columns is read with NaN coordinates
+            (covariate-only models).
     """
 
     lon_col: str = "lon"
@@ -122,6 +132,8 @@ class InputSpec:
     covariate_cols: tuple[str, ...] = ()
     rasters: tuple[str, ...] = ()
     date_col: str | None = None
+    categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    coords_optional: bool = False
 
     def __post_init__(self) -> None:
         if self.covariate_cols and self.rasters:
@@ -145,6 +157,20 @@ def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
     return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def table_lonlat(df: pd.DataFrame, spec: InputSpec, source: str) -> np.ndarray:
+    """(N, 2) lon/lat degrees of a table's rows (not validated).
+
+    Without the lon/lat columns and with ``spec.coords_optional``, every row is NaN.
+
+    Raises:
+        DatasetError: a missing column or a cell that is not a number.
+    """
+    if spec.coords_optional and spec.lon_col not in df.columns and spec.lat_col not in df.columns:
+        return np.full((len(df), 2), np.nan)
+    require_columns(df, [spec.lon_col, spec.lat_col], source, "lon_col/lat_col")
+    return np.stack([_numeric(df, spec.lon_col, source), _numeric(df, spec.lat_col, source)], axis=1)
+
+
 def points_from_table(
     df: pd.DataFrame, spec: InputSpec, source: str, species_col: str | None = None, region: Region | None = None
 ) -> Points:
@@ -163,21 +189,27 @@ def points_from_table(
     Raises:
         DatasetError, CoordinateError: see the module rules.
     """
-    cols = [spec.lon_col, spec.lat_col, *spec.covariate_cols]
-    require_columns(df, cols, source, "lon_col/lat_col/covariate_cols")
+    if spec.categorical:
+        df = expand(df, {c: list(lv) for c, lv in spec.categorical}, source)[0]
+    ll = table_lonlat(df, spec, source)
+    require_columns(df, list(spec.covariate_cols), source, "covariate_cols")
     if species_col is not None:
         require_columns(df, [species_col], source, "species_col")
     if spec.date_col is not None:
         require_columns(df, [spec.date_col], source, "date_col")
-    ll = np.stack([_numeric(df, spec.lon_col, source), _numeric(df, spec.lat_col, source)], axis=1)
     doy = parse_day_of_year(df[spec.date_col], source=f"{source}:{spec.date_col}") if spec.date_col else np.full(len(df), np.nan)
     cov = np.stack([_numeric(df, c, source) for c in spec.covariate_cols], axis=1) if spec.covariate_cols else np.zeros((len(df), 0))
     sp = None if species_col is None else df[species_col].astype(str).str.strip().to_numpy()
     pts = Points(ll, cov, doy, sp)
-    nan_ll = np.isnan(ll).any(axis=1)
-    pts = pts.keep(~nan_ll, "empty or NaN longitude/latitude", source)
+    no_coords = bool(np.isnan(ll).all()) and spec.coords_optional
+    if not no_coords:
+        pts = pts.keep(~np.isnan(ll).any(axis=1), "empty or NaN longitude/latitude", source)
     if pts.species is not None:
         pts = pts.keep(~np.isin(pts.species, ["", "nan", "None"]), "empty species", source)
+    if no_coords:
+        if region is not None or spec.rasters:
+            raise DatasetError(f"{source}: no '{spec.lon_col}'/'{spec.lat_col}' columns, needed by region or rasters")
+        return pts.keep(np.isfinite(pts.covariates).all(axis=1), "missing covariate value", source)
     pts.lonlat = validate_lonlat(pts.lonlat, source=source)
     if region is not None:
         pts = pts.keep(region.contains(pts.lonlat), f"outside {region.name}", source)

@@ -25,18 +25,15 @@ import numpy as np
 import pandas as pd
 
 from geocsp.errors import ConfigError
+from geocsp.sdm.categorical import check_declared, fit_levels, looks_categorical, onehot_names
 from geocsp.sdm.config import SDMFitConfig
-from geocsp.sdm.cv import (
-    Scorer,
-    evaluate_pa,
-    kde_scorer,
-    logistic_scorer,
-    pa_sites,
-    spatial_block_cv,
-)
-from geocsp.sdm.fit import fit_sdm
+from geocsp.sdm.cv import Scorer, kde_scorer, logistic_scorer, spatial_block_cv
+from geocsp.sdm.evaluate import score_sites
+from geocsp.sdm.fit import SDM_MODELS, fit_kde, fit_sdm
+from geocsp.sdm.groups import species_groups
+from geocsp.sdm.kde import parse_shrink
 from geocsp.sdm.model import DEFAULT_POSITION, MODEL_DIR, FittedSDM, SDMConfig
-from geocsp.sdm.predict import save_presences, site_inputs
+from geocsp.sdm.predict import save_presences
 from geocsp.sdm.records import (
     InputSpec,
     Points,
@@ -49,32 +46,56 @@ from geocsp.sdm.records import (
     sample_background,
 )
 from geocsp.sdm.region import Region, parse_region
+from geocsp.sdm.shrinkage import select_shrinkage
 from geocsp.training.rundir import RunDir
 
 SPECIES_DEFAULT = "species"
 """Species column of a presence/absence table when the records have none."""
 
 
-def input_spec(config: SDMFitConfig) -> InputSpec:
+def input_spec(config: SDMFitConfig, levels: dict[str, list[str]] | None = None) -> InputSpec:
     """The columns and rasters of the records (dates only for the presences).
 
     Args:
         config: the run config.
+        levels: categorical column -> levels seen in fitting (:func:`categorical_levels`).
 
     Returns:
-        The input spec.
+        The input spec: numeric covariates, then the one-hot columns of the categorical ones.
     """
     r = config.records
-    return InputSpec(r.lon_col, r.lat_col, tuple(r.covariates), tuple(r.rasters), r.date_col)
+    levels = levels or {}
+    numeric = check_declared(r.categorical, r.covariates)
+    cats = tuple((c, tuple(v)) for c, v in levels.items())
+    return InputSpec(r.lon_col, r.lat_col, (*numeric, *onehot_names(levels)), tuple(r.rasters), r.date_col,
+                     categorical=cats, coords_optional=config.inputs == "covariates")
 
 
-def read_presences(config: SDMFitConfig, spec: InputSpec, region: Region | None) -> tuple[Points, Points | None]:
+def read_tables(config: SDMFitConfig) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str]]:
+    """The records and background tables (coordinates in degrees), plus warning lines.
+
+    Warnings: undeclared covariates that look like integer category codes.
+
+    Raises:
+        DatasetError, ConfigError: unreadable tables, unknown CRS.
+    """
+    r = config.records
+    df = read_records(r.path, lon_col=r.lon_col, lat_col=r.lat_col, crs=r.crs)
+    bg = config.background.path
+    bgdf = read_records(bg, lon_col=r.lon_col, lat_col=r.lat_col, crs=r.crs) if bg else None
+    numeric = check_declared(r.categorical, r.covariates)
+    return df, bgdf, looks_categorical(df, numeric, r.path)
+
+
+def read_presences(config: SDMFitConfig, spec: InputSpec, region: Region | None,
+                   df: pd.DataFrame | None = None) -> tuple[Points, Points | None]:
     """Presences, and the background rows of the records table (``presence_col`` = 0).
 
     Args:
         config: the run config.
         spec: how to read the inputs.
         region: records outside are dropped; None keeps all.
+        df: the records table already read (default: read ``records.path``).
 
     Returns:
         (presences with species names, background rows or None).
@@ -84,7 +105,9 @@ def read_presences(config: SDMFitConfig, spec: InputSpec, region: Region | None)
             no presence row.
     """
     src, rec = config.records.path, config.records
-    df = read_records(src)
+    if df is None:
+        df = read_records(src, lon_col=rec.lon_col, lat_col=rec.lat_col, crs=rec.crs)
+    df = df.copy()
     sp_col = rec.species_col
     if sp_col is None:
         sp_col = "__species__"
@@ -105,7 +128,8 @@ def read_presences(config: SDMFitConfig, spec: InputSpec, region: Region | None)
     return pres, bg
 
 
-def read_background(config: SDMFitConfig, spec: InputSpec, region: Region | None, bg_rows: Points | None) -> Points:
+def read_background(config: SDMFitConfig, spec: InputSpec, region: Region | None, bg_rows: Points | None,
+                    bgdf: pd.DataFrame | None = None) -> Points:
     """Background points: records rows with presence 0, a table, and/or a uniform sample.
 
     Args:
@@ -113,6 +137,7 @@ def read_background(config: SDMFitConfig, spec: InputSpec, region: Region | None
         spec: how to read the inputs (dates are not read from a background table).
         region: sampling region (default the raster extent); table rows outside are dropped.
         bg_rows: background rows of the records table, or None.
+        bgdf: the background table already read (default: read ``background.path``).
 
     Returns:
         All background points.
@@ -121,7 +146,9 @@ def read_background(config: SDMFitConfig, spec: InputSpec, region: Region | None
     parts = [] if bg_rows is None else [bg_rows]
     if cfg.path:
         bspec = replace(spec, date_col=None)
-        parts.append(points_from_table(read_records(cfg.path), bspec, cfg.path, None, region))
+        rec = config.records
+        table = bgdf if bgdf is not None else read_records(cfg.path, lon_col=rec.lon_col, lat_col=rec.lat_col, crs=rec.crs)
+        parts.append(points_from_table(table, bspec, cfg.path, None, region))
     if cfg.sample:
         reg = region or raster_region(spec.rasters)
         parts.append(sample_background(cfg.sample, reg, spec.rasters, cfg.sampler, config.options.seed))
@@ -138,17 +165,26 @@ def sdm_config(config: SDMFitConfig, spec: InputSpec) -> SDMConfig:
     Returns:
         The architecture.
     """
-    enc = config.model.encoder
+    enc, r_min = config.model.encoder, config.model.r_min_deg
     position = dict(DEFAULT_POSITION, **({"encoder": enc, "encoder_args": {}} if enc else {}))
+    if r_min is not None and not enc:
+        position["encoder_args"] = {**DEFAULT_POSITION["encoder_args"], "r_min_deg": float(r_min)}
     return SDMConfig(inputs=config.inputs, use_time=spec.date_col is not None, position=position,
                      num_covariates=len(spec.covariate_names))
 
 
-def _scorers(config: SDMFitConfig, model_config: SDMConfig, fit_args: dict[str, Any], spec: InputSpec) -> dict[str, Scorer]:
-    """CV scorers: the SDM itself, the KDE baseline, and with covariates the logistic one."""
+def _scorers(config: SDMFitConfig, model_config: SDMConfig, fit_args: dict[str, Any], spec: InputSpec,
+             shrink_k: float | None = None) -> dict[str, Scorer]:
+    """CV scorers: the SDM itself (with the run's shrinkage ``k``), the KDE baseline, and with covariates the logistic one."""
 
     def model_scorer(tp: Points, tb: Points, test: Points, species: list[str]) -> np.ndarray:
-        m = fit_sdm(tp, tb, model_config, config.options, species=species, **fit_args)
+        if config.model.kind != "neural":
+            m = SDM_MODELS.get(config.model.kind).obj(tp, tb, config.model.bandwidth, species=species)
+        else:
+            m = fit_sdm(tp, tb, model_config, config.options, species=species, **fit_args)
+            if shrink_k is not None:  # the k chosen on all the data (CV is not nested)
+                m.kde = fit_kde(tp, tb, config.model.bandwidth, species=species).kde
+                m.shrink_k = shrink_k
         return m.predict(test.lonlat, test.covariates, test.doy)
 
     scorers: dict[str, Scorer] = {"model": model_scorer, "kde": kde_scorer}
@@ -157,25 +193,39 @@ def _scorers(config: SDMFitConfig, model_config: SDMConfig, fit_args: dict[str, 
     return scorers
 
 
-def read_pa(config: SDMFitConfig, spec: InputSpec) -> pd.DataFrame:
-    """The presence/absence sites table (checked for its columns).
+def fit_model(config: SDMFitConfig, pres: Points, bg: Points, model_config: SDMConfig,
+              fit_args: dict[str, Any]) -> tuple[FittedSDM, dict[str, Any] | None]:
+    """Fit the registered model of ``config.model.kind``, shrunk toward the KDE when asked.
 
-    Raises:
-        DatasetError: unreadable table or a missing column.
+    Returns:
+        (the fitted model, the shrinkage choice ``{"k", ...}`` or None).
     """
-    path = str(config.evaluation.pa)
-    df = read_records(path)
-    require_columns(df, [config.records.species_col or SPECIES_DEFAULT, spec.lon_col, spec.lat_col], path, "pa")
-    return df
+    m = config.model
+    if m.kind != "neural":
+        return SDM_MODELS.get(m.kind).obj(pres, bg, m.bandwidth), None
+    fitted = fit_sdm(pres, bg, model_config, config.options, **fit_args)
+    k = parse_shrink(m.shrink)
+    if k is None:
+        return fitted, None
+    info: dict[str, Any] = {"k": k}
+    if k == "cv":
+        def net(tp: Points, tb: Points, species: list[str]) -> FittedSDM:
+            return fit_sdm(tp, tb, model_config, config.options, species=species, **fit_args)
+
+        ev = config.evaluation
+        info = select_shrinkage(pres, bg, net, m.bandwidth, ev.cv_folds or 3, ev.block_deg, config.options.seed)
+    fitted.kde = fit_kde(pres, bg, m.bandwidth, species=fitted.species).kde
+    fitted.shrink_k = float(info["k"])
+    return fitted, info
 
 
-def score_pa(fitted: FittedSDM, pa: pd.DataFrame, config: SDMFitConfig, spec: InputSpec) -> dict[str, Any]:
-    """AUC/AP of the fitted model at presence/absence sites (``metrics["pa"]``)."""
-    species_col = config.records.species_col or SPECIES_DEFAULT
-    sites, y = pa_sites(pa, species_col, fitted.species, spec.lon_col, spec.lat_col)
-    date = spec.date_col if spec.date_col in sites.columns else None
-    ll, cov, doy = site_inputs(fitted, sites, str(config.evaluation.pa), spec.lon_col, spec.lat_col, date)
-    return evaluate_pa(y, fitted.predict(ll, cov, doy), fitted.species)
+def score_pa(fitted: FittedSDM, config: SDMFitConfig, spec: InputSpec, warnings: list[str]) -> dict[str, Any]:
+    """AUC/AP of the fitted model at the presence/absence sites (``metrics["pa"]``)."""
+    r, pa = config.records, str(config.evaluation.pa)
+    sites = read_records(pa, lon_col=r.lon_col, lat_col=r.lat_col, crs=r.crs)
+    return score_sites(fitted, sites, pa, species_col=r.species_col or SPECIES_DEFAULT,
+                       group_col=config.evaluation.pa_group_col, lon_col=spec.lon_col, lat_col=spec.lat_col,
+                       date_col=spec.date_col, warnings=warnings)
 
 
 def fit_run(config: SDMFitConfig, out: str | Path) -> dict[str, Any]:
@@ -186,8 +236,9 @@ def fit_run(config: SDMFitConfig, out: str | Path) -> dict[str, Any]:
         out: the run directory to create (an empty or absent directory).
 
     Returns:
-        The metrics written to ``metrics.json`` (counts, ``inputs``, ``notes`` -- one line
-        per input rule that dropped rows --, ``cv`` and ``pa`` when asked for).
+        The metrics written to ``metrics.json`` (counts, ``inputs``, ``model``, ``notes`` --
+        one line per input rule that dropped rows --, ``warnings`` -- covariates that look
+        categorical, unseen levels --, ``shrink``, ``cv`` and ``pa`` when asked for).
 
     Raises:
         ConfigError: ``out`` already holds a model; invalid settings.
@@ -196,25 +247,34 @@ def fit_run(config: SDMFitConfig, out: str | Path) -> dict[str, Any]:
     out = Path(out)
     if (out / MODEL_DIR).exists():
         raise ConfigError(f"{out}: already holds a fitted model; choose a new directory")
-    spec = input_spec(config)
-    region = parse_region(config.records.region)
-    pres, bg_rows = read_presences(config, spec, region)
-    pres = drop_rare_species(pres, config.records.min_records, config.records.path)
-    bg = read_background(config, spec, region, bg_rows)
+    rec = config.records
+    df, bgdf, warnings = read_tables(config)
+    tables = [t for t in (df, bgdf) if t is not None]
+    levels = fit_levels(tables, rec.categorical, rec.path) if rec.categorical else {}
+    spec = input_spec(config, levels)
+    region = parse_region(rec.region)
+    pres, bg_rows = read_presences(config, spec, region, df)
+    pres = drop_rare_species(pres, rec.min_records, rec.path)
+    bg = read_background(config, spec, region, bg_rows, bgdf)
+    groups = species_groups(df, rec.species_col, rec.group_col, rec.path) if rec.group_col and rec.species_col else None
     model_config = sdm_config(config, spec)
     fit_args: dict[str, Any] = {"covariate_names": spec.covariate_names, "rasters": spec.rasters,
                                 "init_dir": config.model.init}
-    pa = read_pa(config, spec) if config.evaluation.pa else None
-    fitted = fit_sdm(pres, bg, model_config, config.options, **fit_args)
+    fitted, shrink_info = fit_model(config, pres, bg, model_config, fit_args)
+    fitted.options.update({"inputs": model_config.inputs, "date_col": spec.date_col, "categorical": levels,
+                           "groups": groups})
     metrics: dict[str, Any] = {"n_presences": len(pres), "n_background": len(bg), "n_species": len(fitted.species),
-                               "inputs": model_config.inputs, "notes": pres.notes + bg.notes}
+                               "inputs": model_config.inputs, "model": fitted.kind, "notes": pres.notes + bg.notes,
+                               "warnings": warnings}
+    if shrink_info is not None:
+        metrics["shrink"] = shrink_info
     if config.evaluation.cv_folds:
-        scorers = _scorers(config, model_config, fit_args, spec)
+        scorers = _scorers(config, model_config, fit_args, spec, fitted.shrink_k)
         metrics["cv"] = spatial_block_cv(pres, bg, scorers, config.evaluation.cv_folds,
                                          config.evaluation.block_deg, config.options.seed)
-    if pa is not None:
-        metrics["pa"] = score_pa(fitted, pa, config, spec)
-    fitted.options.update({"inputs": model_config.inputs, "date_col": spec.date_col, "notes": metrics["notes"]})
+    if config.evaluation.pa:
+        metrics["pa"] = score_pa(fitted, config, spec, warnings)
+    fitted.options["notes"] = metrics["notes"]
     write_run(out, fitted, pres, metrics)
     return metrics
 

@@ -211,7 +211,16 @@ class FinetuneConfig:
             (:func:`geocsp.data.subset_file.read_subset`), used instead of the stratified draw.
         subset_sha256: the SHA-256 of the subset file, pinned when the run starts.
         freeze_encoder: train T only (a linear probe on e(x)); the encoder runs in eval mode.
+        optim_from_init: start Adam with the encoder's moments and step count from the
+            ``init`` pre-training run's last checkpoint (the reference code's behaviour,
+            spec §9.2.7); T starts fresh. Default off: a fresh Adam.
         beta: exponent of P(y|x) in the fused score for the final evaluation.
+        crossfit_folds: 0 (default, off) or K >= 2: when the dataset has no ``calib`` split
+            but stores image probabilities for ``train``, fit the calibrated fusion of the
+            final evaluation by refitting the prior K times on folds of the labelled subset
+            (:mod:`geocsp.training.crossfit`; K extra fine-tunings). Off by default: it
+            needs *out-of-fold* train probabilities to be unbiased (in-sample ones, from a
+            classifier trained on those rows, pull β towards 0; docs/fusion.md).
         seed, device, precision, compile, checkpoint_every, keep_checkpoints, eval_every,
             quiet: as in :class:`PretrainConfig`; ``eval_every`` runs the full evaluation
             on ``val`` and logs it.
@@ -226,7 +235,9 @@ class FinetuneConfig:
     subset: str | None = None
     subset_sha256: str | None = None
     freeze_encoder: bool = False
+    optim_from_init: bool = False
     beta: float = 1.0
+    crossfit_folds: int = 0
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -238,6 +249,11 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         _check_runtime("finetune", self)
+        if self.crossfit_folds == 1 or self.crossfit_folds < 0:
+            raise ConfigError(f"finetune.crossfit_folds must be 0 (off) or >= 2, got {self.crossfit_folds}")
+        if self.optim_from_init and self.freeze_encoder:
+            raise ConfigError("finetune.optim_from_init carries the encoder's Adam state; "
+                              "it cannot be combined with freeze_encoder")
         if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
             raise ConfigError(f"finetune.ratio must be in (0, 1], got {self.ratio!r}")
         _nonnegative("finetune", beta=self.beta)
@@ -256,8 +272,9 @@ class EvaluateConfig:
         batch_size: rows per evaluation chunk.
         device: ``auto``, ``cpu``, ``cuda`` ...
         calib_split: the split the calibrated fusion (``fused_calibrated``) is fitted on when
-            the dataset has it; otherwise it is cross-fitted on the evaluated split.
-        crossfit_folds: folds of that cross-fitting (>= 2; fewer when the split has fewer rows).
+            the dataset has it; otherwise it comes from the run's cross-fit on its labelled
+            train subset (``finetune.crossfit_folds``), else there is none.
+        crossfit_folds: folds of that cross-fitting (>= 2; fewer when the subset has fewer rows).
     """
 
     split: str = "val"
@@ -266,7 +283,7 @@ class EvaluateConfig:
     batch_size: int = 4096
     device: str = "auto"
     calib_split: str = "calib"
-    crossfit_folds: int = 5
+    crossfit_folds: int = 3
 
     def __post_init__(self) -> None:
         _positive("evaluate", batch_size=self.batch_size)

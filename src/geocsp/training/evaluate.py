@@ -2,17 +2,20 @@
 
 :func:`evaluate_split` scores a prior's P(y|x), the split's image probabilities P(y|I) and
 their fusions on the labelled rows: the paper's P(y|I) * P(y|x)^beta (``fused``) and the
-calibrated fusion fitted on the ``calib`` split, or cross-fitted without one
-(``fused_calibrated``, docs/fusion.md, docs/protocol.md); :func:`evaluate` does it for a run
-directory and writes a file of its own (``--out``, or ``RUN/eval-<split>-<dataset>-<probs>.json``),
-never the run's training-time ``metrics.json``, and never over an existing file unless asked.
-Under torchrun each rank scores a shard of the rows and the metric sums are reduced over ranks.
+calibrated fusion (``fused_calibrated``, docs/fusion.md), fixed before the reported split is
+read; :func:`fusion_source` chooses where that fusion comes from: the ``calib`` split, else a
+cross-fit on the run's labelled train subset (:mod:`geocsp.training.crossfit`), else none
+(docs/protocol.md). :func:`evaluate` does it for a run directory and writes a file of its own
+(``--out``, or ``RUN/eval-<split>-<dataset>-<probs>.json``), never the run's training-time
+``metrics.json``, and never over an existing file unless asked. Under torchrun each rank
+scores a shard of the rows and the metric sums are reduced over ranks.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +30,13 @@ from geocsp.distributed import shard_rows
 from geocsp.distributed.context import all_reduce_sum
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation import evaluate_scores, tune_beta
-from geocsp.evaluation.calibration import crossfit_fusion, fit_fusion, hurts_warning
+from geocsp.evaluation.calibration import FittedFusion, fit_fusion, uncalibrated_info
 from geocsp.evaluation.protocol import evaluate_fused
 from geocsp.io import atomic_write_json
 from geocsp.prior.fusion import Fusion
 from geocsp.runtime import distributed_active, is_main_process, resolve_device
-from geocsp.training.config import EvaluateConfig
+from geocsp.training.config import EvaluateConfig, FinetuneConfig
+from geocsp.training.crossfit import CROSSFIT_DIR, Refit, crossfit_fusion, fit_crossfit, load_plan
 from geocsp.training.data import as_dataset
 from geocsp.training.inference import check_same_classes, location_probs, resolve_probs_key
 from geocsp.training.rundir import RunDir, run_ratio
@@ -90,27 +94,55 @@ def _scored_rows(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, split
     return img, loc, split.labels[rows] if split.labels is not None else None, has
 
 
-def _fusion_info(fusion: Fusion, beta: float, fitted_on: str, n: int, image_top1: float,
-                 paper_top1: float, **extra: Any) -> dict[str, Any]:
-    """The ``fusion`` entry of the metrics (see :func:`evaluate_split`)."""
-    return {"paper": {"beta": float(beta)}, "calibrated": fusion.to_dict(), "fitted_on": fitted_on,
-            "calib_rows": int(n), "image_only_top1_calib": float(image_top1),
-            "paper_top1_calib": float(paper_top1), "hurts": bool(paper_top1 < image_top1),
-            "warning": hurts_warning(image_top1, paper_top1, n, fusion, fitted_on), **extra}
+NEEDS_CALIBRATION = ("no calibrated fusion: it needs a calib split or image probabilities for the train split "
+                     "(cross-fitting on the labelled subset; docs/protocol.md)")
+"""The ``why`` of a metrics dict without ``fused_calibrated`` when nothing more specific is known."""
+
+
+@dataclass(frozen=True)
+class NoCalibration:
+    """No calibrated fusion for this evaluation, and the one-line reason (``fusion.why``)."""
+
+    why: str = NEEDS_CALIBRATION
+
+
+FusionSource = Split | FittedFusion | NoCalibration
+"""Where ``fused_calibrated`` comes from: a calib split to fit on, a fusion fitted elsewhere
+(cross-fitting), or none."""
+
+
+def _calibrate(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, source: FusionSource | None, key: str,
+               num_classes: int, cfg: EvaluateConfig, device: Any) -> tuple[FittedFusion | NoCalibration, float]:
+    """The calibrated fusion (fitted here when ``source`` is a calib split) and the paper's β.
+
+    Reads ``source`` only, never the reported split.
+
+    Raises:
+        DatasetError: when the calib split has no labelled rows or no probabilities ``key``.
+    """
+    if not isinstance(source, Split):
+        return (source if source is not None else NoCalibration()), float(cfg.beta)
+    c_rows = _labelled_rows(source, "to fit the fusion on")
+    if key not in source.prob_keys:
+        raise DatasetError(f"split '{source.name}' has no image probabilities '{key}' (the key of the evaluated "
+                           f"split; stored: {', '.join(source.prob_keys)}); add them or remove the split")
+    cal = _scored_rows(logits_fn, module, source, c_rows, key, num_classes, cfg.batch_size, device)
+    fit = fit_fusion(*cal, batch_size=cfg.batch_size, device=device)
+    beta = tune_beta(*cal, batch_size=cfg.batch_size, device=device) if cfg.beta == "tune" else float(cfg.beta)
+    return FittedFusion.from_fit(fit, "calib"), beta
 
 
 def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, split: Split,
                    num_classes: int, cfg: EvaluateConfig, ratio: float | None,
-                   calib: Split | None = None) -> dict[str, Any]:
+                   calib: FusionSource | None = None) -> dict[str, Any]:
     """Image / location / fused (paper and calibrated) metrics of a prior on one split's labelled rows.
 
     The calibrated fusion ``log P(y|I) + β log(ε + (1 − ε) P(y|x))`` (docs/fusion.md) is
-    fitted on ``calib`` (its labelled rows, image probabilities under the same key as the
-    reported split) and never on the reported rows; without ``calib`` each reported row is
-    scored with (β, ε) fitted on the other ``cfg.crossfit_folds`` − 1 folds
-    (:func:`~geocsp.evaluation.calibration.crossfit_fusion`; docs/protocol.md). ``fused`` is
-    the paper's product with ``cfg.beta`` exactly as before; ``beta="tune"`` tunes β on
-    ``calib`` and needs one.
+    fixed before the reported split is read: fitted here on ``calib`` when it is a split
+    (its labelled rows, image probabilities under the reported key), or given already
+    fitted (cross-fitting on the labelled train subset, :func:`fusion_source`); with
+    :class:`NoCalibration` (or None) there is none. ``fused`` is the paper's product with
+    ``cfg.beta``; ``beta="tune"`` tunes β on a calib split and needs one.
 
     Args:
         logits_fn: (B, 2) lon/lat degrees -> (B, Q) logits of the prior.
@@ -119,14 +151,16 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
         num_classes: Q.
         cfg: the evaluation settings.
         ratio: the run's label ratio λ (selects ``ratio{λ:.3f}`` probabilities under ``auto``).
-        calib: the calibration split, or None (cross-fitting on ``split``).
+        calib: a calib split, a :class:`~geocsp.evaluation.calibration.FittedFusion`, a
+            :class:`NoCalibration`, or None (= ``NoCalibration()``).
 
     Returns:
-        ``{"image", "location", "fused", "fused_calibrated"}`` metric dicts (``top1 … n``),
-        ``fusion`` = ``{"paper": {"beta"}, "calibrated": {"kind", "beta", "eps"}, "fitted_on":
-        "calib" | "crossfit-<split>-k<K>", "calib_rows", "image_only_top1_calib",
-        "paper_top1_calib", "hurts", "warning"}`` (cross-fitting adds ``"folds"``, the (β, ε)
-        of each fold; ``calibrated`` is then the fit on all rows, for new data), plus
+        ``{"image", "location", "fused", "fused_calibrated"}`` metric dicts (``top1 … n``;
+        ``fused_calibrated`` None without a calibrated fusion), ``fusion`` (the entry of
+        :meth:`~geocsp.evaluation.calibration.FittedFusion.info` or
+        :func:`~geocsp.evaluation.calibration.uncalibrated_info`: ``paper``, ``calibrated``,
+        ``fitted_on`` = ``calib`` | ``crossfit-train-k<K>`` | None, ``calib_rows``,
+        ``image_only_top1_calib``, ``paper_top1_calib``, ``hurts``, ``warning``, ``why``), plus
         ``split``, ``probs_key``, ``beta``. A split without image-classifier probabilities is
         evaluated on location alone: ``image``, ``fused``, ``fused_calibrated`` and ``fusion``
         are then None and ``probs_key`` is None.
@@ -134,47 +168,35 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     Raises:
         DatasetError: when the split (or ``calib``) has no labelled rows, or a named
             probability set is missing from either.
-        ConfigError: ``beta="tune"`` without a ``calib`` split.
+        ConfigError: ``beta="tune"`` without a calib split.
     """
-    rows = _labelled_rows(split, "to evaluate")
     key = eval_probs_key(split, cfg, ratio)
     device = resolve_device(cfg.device)
     if key is None:
+        rows = _labelled_rows(split, "to evaluate")
         img, loc, labels, has = _scored_rows(logits_fn, module, split, rows, None, num_classes,
                                              cfg.batch_size, device)
         metrics: dict[str, Any] = evaluate_scores(img, loc, labels, has, beta=1.0, batch_size=cfg.batch_size,
                                                   device=device)
         return {**metrics, "image": None, "fused": None, "fused_calibrated": None, "fusion": None,
                 "split": split.name, "probs_key": None, "beta": 1.0}
-    if cfg.beta == "tune" and calib is None:
+    if cfg.beta == "tune" and not isinstance(calib, Split):
         raise ConfigError(f"beta=tune needs a calib split ('{cfg.calib_split}' is not in the dataset); use the "
                           "calibrated fusion reported as fused_calibrated instead")
-    sharded = calib is not None and distributed_active()  # torchrun: each rank scores a shard
+    fitted, beta = _calibrate(logits_fn, module, calib, key, num_classes, cfg, device)  # before split is read
+    rows = _labelled_rows(split, "to evaluate")
+    sharded = distributed_active()  # torchrun: each rank scores a shard
     if sharded:
         rows = shard_rows(rows)
     img, loc, labels, has = _scored_rows(logits_fn, module, split, rows, key, num_classes, cfg.batch_size, device)
-    if calib is not None:
-        c_rows = _labelled_rows(calib, "to fit the fusion on")
-        if key not in calib.prob_keys:
-            raise DatasetError(f"split '{calib.name}' has no image probabilities '{key}' (the key of split "
-                               f"'{split.name}'; stored: {', '.join(calib.prob_keys)}); add them or remove the split")
-        cal = _scored_rows(logits_fn, module, calib, c_rows, key, num_classes, cfg.batch_size, device)
-        fit = fit_fusion(*cal, batch_size=cfg.batch_size, device=device)
-        beta = tune_beta(*cal, batch_size=cfg.batch_size, device=device) if cfg.beta == "tune" else float(cfg.beta)
-        metrics = evaluate_fused(img, loc, labels, has, {"fused": Fusion("paper", beta), "fused_calibrated": fit.fusion},
-                                 batch_size=cfg.batch_size, device=device, reduce=all_reduce_sum if sharded else None)
-        info = _fusion_info(fit.fusion, beta, "calib", fit.n, fit.image_only_top1, fit.paper_top1)
-    else:
-        beta = float(cfg.beta)
-        metrics = evaluate_fused(img, loc, labels, has, {"fused": Fusion("paper", beta)},
-                                 batch_size=cfg.batch_size, device=device)
-        k = min(cfg.crossfit_folds, len(rows))
-        cross = crossfit_fusion(img, loc, labels, has, k=k, seed=0, batch_size=cfg.batch_size, device=device)
-        whole = fit_fusion(img, loc, labels, has, batch_size=cfg.batch_size, device=device)
-        metrics["fused_calibrated"] = cross.metrics
-        info = _fusion_info(whole.fusion, beta, f"crossfit-{split.name}-k{k}", len(rows), cross.image_only_top1,
-                            cross.paper_top1, folds=[f.fusion.to_dict() for f in cross.folds])
-    return {**metrics, "fusion": info, "split": split.name, "probs_key": key, "beta": float(beta)}
+    fusions = {"fused": Fusion("paper", beta)}
+    if isinstance(fitted, FittedFusion):
+        fusions["fused_calibrated"] = fitted.fusion
+    scores = evaluate_fused(img, loc, labels, has, fusions, batch_size=cfg.batch_size, device=device,
+                            reduce=all_reduce_sum if sharded else None)
+    info = fitted.info(beta) if isinstance(fitted, FittedFusion) else uncalibrated_info(beta, fitted.why)
+    return {**scores, "fused_calibrated": scores.get("fused_calibrated"), "fusion": info, "split": split.name,
+            "probs_key": key, "beta": float(beta)}
 
 
 def calib_split(ds: GeoDataset, cfg: EvaluateConfig) -> Split | None:
@@ -190,6 +212,56 @@ def calib_split(ds: GeoDataset, cfg: EvaluateConfig) -> Split | None:
     if cfg.calib_split == cfg.split or cfg.calib_split not in ds:
         return None
     return ds.split(cfg.calib_split)
+
+
+def fusion_source(ds: GeoDataset, cfg: EvaluateConfig, ratio: float | None, *, run_dir: str | Path | None = None,
+                  config: FinetuneConfig | None = None, refit: Refit | None = None) -> FusionSource:
+    """Where the calibrated fusion of an evaluation comes from, chosen without the reported split.
+
+    1. The dataset's ``cfg.calib_split`` (unless it is the reported split): fitted there.
+    2. Else, when the train split stores image probabilities under the reported key and a
+       fine-tuning run is given: cross-fitted on the run's labelled subset
+       (:mod:`geocsp.training.crossfit`): with ``refit`` and ``config`` its
+       ``cfg.crossfit_folds`` fold priors are trained (or reused), without them the run's
+       saved fold priors are used when complete.
+    3. Else :class:`NoCalibration` with the one-line reason.
+
+    Args:
+        ds: the dataset.
+        cfg: the evaluation settings (split, probability key, folds).
+        ratio: the run's label ratio λ.
+        run_dir: the fine-tuning run (its subset and ``crossfit/`` directory), or None.
+        config: the run's fine-tuning config (to refit the fold priors with), or None.
+        refit: the fine-tuning function (:func:`geocsp.training.finetune`), or None.
+
+    Returns:
+        A calib split, a :class:`~geocsp.evaluation.calibration.FittedFusion` or a
+        :class:`NoCalibration`.
+
+    Raises:
+        ConfigError: on fewer than 2 labelled subset rows to cross-fit.
+        DatasetError: on an invalid subset or a missing reported split.
+    """
+    calib = calib_split(ds, cfg)
+    if calib is not None:
+        return calib
+    key = eval_probs_key(ds.split(cfg.split), cfg, ratio)
+    if key is None:
+        return NoCalibration(f"no calibrated fusion: split '{cfg.split}' has no image probabilities")
+    if cfg.split == "train" or "train" not in ds or key not in ds.split("train").prob_keys:
+        return NoCalibration(f"no calibrated fusion: it needs a calib split or image probabilities '{key}' for the "
+                             "train split (cross-fitting on the labelled subset; docs/protocol.md)")
+    if run_dir is None:
+        return NoCalibration("no calibrated fusion: no calib split, and cross-fitting needs the fine-tuning run")
+    if refit is not None and config is not None:
+        return crossfit_fusion(refit, config, ds, run_dir, key, k=cfg.crossfit_folds,
+                               hidden=(cfg.split, cfg.calib_split), batch_size=cfg.batch_size, device=cfg.device)
+    train = ds.split("train")
+    plan = load_plan(run_dir, train)
+    if plan is None:
+        return NoCalibration(f"no calibrated fusion: no calib split, and the run has no complete cross-fit of this "
+                             f"train split ({CROSSFIT_DIR}/; fine-tuning with crossfit_folds=K >= 2 makes one)")
+    return fit_crossfit(plan, train, key, batch_size=cfg.batch_size, device=cfg.device)
 
 
 def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "val",
@@ -217,7 +289,8 @@ def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "v
         ``{"image": m, "location": m, "fused": m, "fused_calibrated": m, "fusion", "split",
         "probs_key", "beta"}`` where each ``m`` has ``top1, top3, top5, top10, mrr, nll, ece,
         n`` (see :func:`evaluate_split`; the calibrated fusion is fitted on the dataset's
-        ``calib`` split, or cross-fitted on ``split`` without one).
+        ``calib`` split, else taken from the run's cross-fit on its labelled train subset
+        (:func:`fusion_source`), else None with ``fusion.why``).
 
     Raises:
         CheckpointError: when the run has no prior.
@@ -236,7 +309,8 @@ def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "v
     target = Path(out) if out is not None else run.path / eval_file_name(cfg.split, ds.root, eval_probs_key(s, cfg, ratio))
     refuse_existing(target, overwrite)
     prior = prior.to(resolve_device(cfg.device))
-    metrics = evaluate_split(prior.logits, prior, s, prior.num_classes, cfg, ratio, calib_split(ds, cfg))
+    source = fusion_source(ds, cfg, ratio, run_dir=run.path)
+    metrics = evaluate_split(prior.logits, prior, s, prior.num_classes, cfg, ratio, source)
     if is_main_process():
         atomic_write_json(target, metrics)
     return metrics

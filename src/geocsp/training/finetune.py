@@ -5,8 +5,13 @@ adds a new class matrix T (Q x d, no bias), and trains on a stratified λ-subset
 labelled ``train`` rows with a ``FINETUNE_LOSSES`` loss (default the presence-only
 ``full`` loss with random background locations). lr at epoch e is ``lr * 0.98**e``.
 
-Deviation from the reference (spec §9.2.7): a fresh Adam is created here; the reference
-carries the pre-training Adam moments over into fine-tuning.
+Deviation from the reference (spec §9.2.7): by default a fresh Adam is created here; the
+reference carries the pre-training Adam moments over into fine-tuning
+(``optim_from_init: true`` does so: :func:`carry_adam_state`).
+
+With the ``distill`` loss each step also draws soft-target rows (``unlabeled`` and the
+train rows outside the labelled subset, with the image classifier's probabilities of the
+run's ratio; :mod:`geocsp.training.distill`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -28,14 +34,16 @@ from geocsp.data.splits import training_subset
 from geocsp.data.subset_file import pin_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.encoders import ENCODERS
-from geocsp.errors import ConfigError
+from geocsp.errors import CheckpointError, ConfigError
 from geocsp.nets import NETWORKS, LocationEncoder, LocationEncoderConfig
 from geocsp.objectives import create_finetune_loss
+from geocsp.objectives.distill import DistillLoss
 from geocsp.prior import GeoPrior
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
-from geocsp.training.evaluate import calib_split, evaluate_split
+from geocsp.training.distill import SoftRows, soft_rows
+from geocsp.training.evaluate import FusionSource, calib_split, evaluate_split, fusion_source
 from geocsp.training.loop import (
     LoopSpec,
     make_optimizer,
@@ -45,7 +53,7 @@ from geocsp.training.loop import (
     train_epochs,
 )
 from geocsp.training.pretrain import _last_record
-from geocsp.training.rundir import CLASSES_FILE, RunDir
+from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
@@ -104,21 +112,32 @@ def check_init_architecture(cfg: FinetuneConfig, saved_model: dict[str, Any]) ->
 
 
 def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: Any,
-              compile_: bool, info: DistInfo | None = None) -> Callable[[Tensor, torch.Generator], Any]:
-    """Per-batch loss: one encoder pass over [x; background] (dropout on), logits via T.
+              compile_: bool, info: DistInfo | None = None,
+              soft: SoftRows | None = None) -> Callable[[Tensor, torch.Generator], Any]:
+    """Per-batch loss: one encoder pass over [x; background; soft rows] (dropout on), logits via T.
 
+    With ``soft`` (loss ``distill``), each step also draws ``loss.config.batch_size`` soft-target
+    rows (after the background, from the same generator) and adds the loss's soft term.
     Under DDP when ``info`` is distributed.
     """
     encode = maybe_compile(model["encoder"], compile_)
     head = model["head"]
     needs_bg = bool(getattr(loss, "needs_background", False))
+    distill = cast(DistillLoss, loss)
+    n_soft = int(distill.config.batch_size) if soft is not None else 0
 
-    def compute(_m: nn.Module, x: Tensor, y: Tensor, bg: Tensor | None) -> Any:
-        if bg is None:
+    def compute(_m: nn.Module, x: Tensor, y: Tensor, bg: Tensor | None,
+                drawn: tuple[Tensor, Tensor, Tensor, Tensor | None] | None = None) -> Any:
+        if bg is None and drawn is None:
             return loss(head(encode(x)), y, None)
-        emb = encode(torch.cat([x, bg], 0))  # one pass: dropout masks per row
-        b = x.shape[0]  # the head runs per half: slicing (2B, Q) logits would fill zero grads
-        return loss(head(emb[:b]), y, head(emb[b:]))
+        parts = [x, *([bg] if bg is not None else []), *([drawn[0]] if drawn is not None else [])]
+        emb = encode(torch.cat(parts, 0))  # one pass: dropout masks per row
+        b = x.shape[0]  # the head runs per part: slicing (2B, Q) logits would fill zero grads
+        nb = bg.shape[0] if bg is not None else 0
+        out = loss(head(emb[:b]), y, head(emb[b : b + nb]) if bg is not None else None)
+        if drawn is None:
+            return out
+        return distill.combine(out, distill.soft(head(emb[b + nb :]), *drawn[1:]))
 
     run_loss = ddp_step(model, compute, info or DistInfo())
 
@@ -127,7 +146,9 @@ def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: A
         x = rows.lonlat.index_select(0, dev_idx)
         y = rows.labels.index_select(0, dev_idx)
         bg = sampler.sample(x.shape[0], gen, device=rows.device) if needs_bg else None
-        return run_loss(x, y, bg)
+        if soft is None:
+            return run_loss(x, y, bg)
+        return run_loss(x, y, bg, soft.draw(n_soft, gen))
 
     return step
 
@@ -175,16 +196,21 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         config = dataclasses.replace(config, subset_sha256=pin_subset(config.subset, train.labels, config.subset_sha256))
     with run:  # the run lock is held until the outputs are written
         main_first(lambda: run.prepare(to_dict(config), overwrite=overwrite))  # once all builds; rank 0 first
-        rows = rows.subset(main_first(lambda: training_subset(run.path, train.labels, train.has_location, config.ratio,
-                                                              config.seed, config.subset)))
+        positions = main_first(lambda: training_subset(run.path, train.labels, train.has_location, config.ratio,
+                                                        config.seed, config.subset))
+        rows = rows.subset(positions)
+        soft = _soft_rows(loss, ds, config, positions, device)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, config.optim, device)
+        if config.optim_from_init:
+            carry_adam_state(optimizer, model, config.init)
         order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
         val = _val_eval(model, ds, config)
         spec = LoopSpec(
             stage="finetune", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
             seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
-            epoch_indices=order.epoch_indices, step=make_step(model, rows, loss, sampler, config.compile, info),
+            epoch_indices=order.epoch_indices,
+            step=make_step(model, rows, loss, sampler, config.compile, info, soft),
             batch_size=config.data.batch_size, device=device, precision=config.precision,
             set_mode=_mode_setter(model, config.freeze_encoder), evaluate=val,
             eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
@@ -196,6 +222,61 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     return metrics
 
 
+def carry_adam_state(optimizer: torch.optim.Optimizer, model: nn.ModuleDict, init: str | None) -> int:
+    """Copy the encoder's Adam state (moments, step) from pre-training run ``init``'s last checkpoint.
+
+    The pre-training optimizer's parameters start with the encoder's, in
+    ``named_parameters`` order (``{"encoder", "projection", "objective"}``), as do the
+    fine-tuning ones; the head T keeps an empty (fresh) state. A resumed fine-tuning run
+    then loads its own checkpoint over this.
+
+    Args:
+        optimizer: the fine-tuning Adam, over the encoder's parameters then T.
+        model: ``{"encoder", "head"}``.
+        init: the pre-training run directory.
+
+    Returns:
+        The number of parameters whose state was carried over.
+
+    Raises:
+        CheckpointError: when ``init`` has no checkpoint, or its Adam state does not match
+            the encoder's parameters.
+    """
+    ckpt = RunDir(init).latest_checkpoint() if init is not None else None
+    if ckpt is None or "optim" not in ckpt.state:
+        raise CheckpointError(f"{init}: optim_from_init needs a pre-training run directory with a checkpoint "
+                              "(checkpoints/latest); set optim_from_init=false")
+    saved = unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"])["state"]
+    enc = [p for p in model["encoder"].parameters() if p.requires_grad]
+    on_device = bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))  # step on the device
+    for pid, param in enumerate(enc):
+        st = saved.get(pid)
+        if st is None or tuple(st["exp_avg"].shape) != tuple(param.shape):
+            got = None if st is None else tuple(st["exp_avg"].shape)
+            raise CheckpointError(f"{init}: pre-training Adam state of encoder parameter {pid} has shape {got}, "
+                                  f"expected {tuple(param.shape)}; set optim_from_init=false")
+        optimizer.state[param] = {k: v.to(param.device if k != "step" or on_device else "cpu", copy=True)
+                                  if isinstance(v, Tensor) else v for k, v in st.items()}
+    return len(enc)
+
+
+def _soft_rows(loss: nn.Module, ds: GeoDataset, cfg: FinetuneConfig, positions: np.ndarray,
+               device: torch.device) -> SoftRows | None:
+    """The soft-target rows of a ``distill`` loss (None for other losses).
+
+    ``positions`` index the usable labelled train rows (location and label), as
+    :class:`TrainRows` keeps them; they are mapped back to ``train`` rows to leave them out.
+    """
+    if not getattr(loss, "needs_soft_targets", False):
+        return None
+    train = ds.split("train")
+    labels = train.labels if train.labels is not None else np.full(len(train), -1, np.int64)
+    usable = np.flatnonzero(train.has_location & (labels >= 0))
+    labelled = usable[np.asarray(positions, np.int64)]
+    counts = np.bincount(labels[labelled], minlength=len(ds.classes))
+    return soft_rows(ds, cast(DistillLoss, loss).config, cfg.ratio, labelled, device, counts)
+
+
 def _mode_setter(model: nn.ModuleDict, frozen: bool) -> Callable[[], None]:
     def set_mode() -> None:
         model.train()
@@ -205,31 +286,59 @@ def _mode_setter(model: nn.ModuleDict, frozen: bool) -> Callable[[], None]:
     return set_mode
 
 
-def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> Callable[[int], dict[str, Any]] | None:
-    """The ``val`` evaluation of the in-memory model, or None without a usable val split."""
+class _ValEval(Protocol):
+    def __call__(self, epoch: int, source: FusionSource | None = None) -> dict[str, Any]: ...
+
+
+def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> _ValEval | None:
+    """The ``val`` evaluation of the in-memory model, or None without a usable val split.
+
+    ``evaluate(epoch, source)`` takes the calibrated fusion's source; None = the ``calib``
+    split when the dataset has one (the per-epoch evaluations; the final one may cross-fit).
+    """
     if "val" not in ds:
         return None
     split = ds.split("val")
     if split.labels is None or not (split.labels >= 0).any():
         return None
-    ecfg = EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device)
-    calib = calib_split(ds, ecfg)  # the calibrated fusion is fitted there (else cross-fitted on val)
+    ecfg = _eval_config(cfg)
+    calib = calib_split(ds, ecfg)
 
     def logits(x: Tensor) -> Tensor:
         return model["head"](model["encoder"](x))
 
-    def evaluate(epoch: int) -> dict[str, Any]:
-        return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio, calib)
+    def evaluate(epoch: int, source: FusionSource | None = None) -> dict[str, Any]:
+        return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio,
+                              calib if source is None else source)
 
     return evaluate
 
 
+def _eval_config(cfg: FinetuneConfig) -> EvaluateConfig:
+    return EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device,
+                          crossfit_folds=max(cfg.crossfit_folds, 2))
+
+
+def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSource | None:
+    """The final evaluation's calibrated-fusion source: calib, else the opt-in cross-fit, else None."""
+    ecfg = _eval_config(cfg)
+    if calib_split(ds, ecfg) is not None:
+        return None  # calib, as in the per-epoch evaluations
+    if cfg.crossfit_folds < 2:  # off: none, with the reason (or a finished cross-fit of this run)
+        return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path)
+    fold_cfg = dataclasses.replace(cfg, crossfit_folds=0, eval_every=0, quiet=True)
+    return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path, config=fold_cfg,
+                         refit=lambda c, d, r: finetune(c, d, r))
+
+
 def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,
-            val: Callable[[int], dict[str, Any]] | None, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """Save the prior and classes, evaluate on val, write metrics.json."""
+            val: _ValEval | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json."""
     last = _last_record(run, history)
     train = result_fields(last)
-    metrics: dict[str, Any] = dict(val(int(last.get("epoch", 0)))) if val is not None else {}
+    metrics: dict[str, Any] = {}
+    if val is not None:
+        metrics = dict(val(int(last.get("epoch", 0)), _final_source(run, ds, cfg)))
     metrics["train"] = train
     if run.writer:
         head = cast(nn.Linear, model["head"])

@@ -199,7 +199,8 @@ def check_image_probs(img: np.ndarray, num_classes: int, source: str, *,
 
 
 def predict_inputs(source: GeoDataset | str | Path, split: str, classes: list[str],
-                   probs_key: str, ratio: float | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+                   probs_key: str, ratio: float | None, *, lon_col: str = "lon", lat_col: str = "lat",
+                   crs: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
     """Rows to predict: from a dataset split or a CSV/Parquet file of lon/lat.
 
     Args:
@@ -208,6 +209,9 @@ def predict_inputs(source: GeoDataset | str | Path, split: str, classes: list[st
         classes: the run's classes; a dataset must have the same (:func:`check_same_classes`).
         probs_key: stored probability set of a dataset split (``auto``: see :func:`resolve_probs_key`).
         ratio: the run's label ratio, for ``auto``.
+        lon_col: a table's longitude (x) column (:func:`geocsp.data.tables.read_points`).
+        lat_col: a table's latitude (y) column.
+        crs: a table's CRS (``EPSG:N``), reprojected to lon/lat degrees; None = degrees.
 
     Returns:
         (table, (N, 2) longitude, latitude in degrees with NaN rows, (N, Q) P(y|I) or None).
@@ -228,14 +232,15 @@ def predict_inputs(source: GeoDataset | str | Path, split: str, classes: list[st
         return table.reset_index(drop=True), s.lonlat, img
     if not p.exists():
         raise MissingFileError(f"{p}: input not found (expected a dataset directory or a .csv/.parquet file)")
-    table, lonlat = read_points(p)
+    table, lonlat = read_points(p, lon_col=lon_col, lat_col=lat_col, crs=crs)
     return table, lonlat, None
 
 
 def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Path | None = None, *,
             top_k: int = 5, split: str = "val", image_probs: str | Path | np.ndarray | None = None,
             probs_key: str = "auto", beta: float = 1.0, batch_size: int = 4096,
-            device: str = "auto", renormalize: bool = False, overwrite: bool = False) -> pd.DataFrame:
+            device: str = "auto", renormalize: bool = False, overwrite: bool = False,
+            lon_col: str = "lon", lat_col: str = "lat", crs: str | None = None) -> pd.DataFrame:
     """Top-k classes with scores for each input row.
 
     Scores are the fused P(y|I) * P(y|x)^beta when image probabilities are available (a
@@ -257,6 +262,9 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
         device: ``auto``, ``cpu``, ``cuda`` ...
         renormalize: rescale ``image_probs`` rows that do not sum to 1 instead of refusing them.
         overwrite: replace an existing ``out`` (else it is refused before any work).
+        lon_col: longitude (x) column of a table ``source`` (default: ``lon``, or a geo file's geometry).
+        lat_col: latitude (y) column of a table ``source``.
+        crs: CRS of a table ``source`` (``EPSG:N``), reprojected to lon/lat degrees; None = degrees.
 
     Returns:
         The input's lon/lat (and label/image if present) plus ``class_1, score_1, ...``.
@@ -273,7 +281,8 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
         refuse_existing(out, overwrite)
     dev = resolve_device(device)
     prior = load_prior(run_dir).to(dev)
-    table, lonlat, img = predict_inputs(source, split, prior.classes, probs_key, run_ratio(Path(run_dir)))
+    table, lonlat, img = predict_inputs(source, split, prior.classes, probs_key, run_ratio(Path(run_dir)),
+                                        lon_col=lon_col, lat_col=lat_col, crs=crs)
     if isinstance(image_probs, (str, Path)):
         given = load_row_aligned(image_probs, len(lonlat), "image probabilities")
         img = check_image_probs(given, prior.num_classes, str(image_probs), renormalize=renormalize)

@@ -60,8 +60,10 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 CLASSES_FILE = "classes.json"
 LOCK_FILE = ".lock"
+CROSSFIT_DIR = "crossfit"
+"""The sub-directory of a fine-tuning run holding its cross-fit (plan, fold subsets, fold runs)."""
 RUN_OUTPUTS = (CONFIG_FILE, LOG_FILE, METRICS_FILE, CHECKPOINTS, SUBSET_DIR, ENCODER_DIR,
-               PRIOR_DIR, CLASSES_FILE)
+               PRIOR_DIR, CLASSES_FILE, CROSSFIT_DIR)
 """Every name a training run writes in its directory (what ``--overwrite`` removes)."""
 
 

@@ -1,4 +1,8 @@
-"""Figures (matplotlib, imported lazily): range maps, embedding maps, species maps, bar charts."""
+"""Figures (matplotlib, imported lazily), rasters and the interactive map.
+
+``raster`` writes GeoTIFF / NetCDF grids; ``webmap`` and ``server`` are the interactive
+map's page and local server (docs/map.md).
+"""
 
 from geocsp.viz.coastlines import draw_outlines, license_notice, load_outlines
 from geocsp.viz.maps import (

@@ -1,4 +1,4 @@
-"""GeoTIFF output of lon/lat grids (EPSG:4326) for GIS tools (docs/export.md).
+"""GeoTIFF (and NetCDF) output of lon/lat grids (EPSG:4326) for GIS tools (docs/export.md).
 
 A grid is what :meth:`geocsp.prior.GeoPrior.predict_grid` and the SDM maps produce: values
 at the cell centres of :func:`geocsp.prior.prior.grid_centres`, row 0 northernmost. The file
@@ -8,16 +8,25 @@ with a side over :data:`COG_MIN_SIDE` cells is written as a Cloud-Optimized GeoT
 COG driver: 256 x 256 tiles, DEFLATE, overviews); smaller ones as a plain GeoTIFF. The file
 appears complete or not at all (written beside the target and renamed). rasterio is an
 optional extra (``pip install geocsp[raster]``), imported inside the functions.
+
+:func:`write_netcdf` writes the same grid as CF-1.8 NetCDF (classic format, through
+``scipy.io.netcdf_file``: no extra dependency): ``lat``/``lon`` coordinate variables, one
+float32 variable per layer (``long_name`` = layer name), ``_FillValue`` :data:`NODATA`, a
+``crs`` grid-mapping variable and the provenance as global attributes. :func:`write_grid`
+picks the writer from the suffix.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.io import netcdf_file
 
+from geocsp import __version__
 from geocsp.errors import ConfigError, MissingDependencyError
 from geocsp.io import atomic_path
 
@@ -29,6 +38,15 @@ TILE = 256
 """Tile side (cells) of Cloud-Optimized output."""
 TIFF_SUFFIXES = (".tif", ".tiff")
 """Output suffixes that mean a GeoTIFF."""
+NETCDF_SUFFIXES = (".nc",)
+"""Output suffixes that mean NetCDF."""
+RASTER_SUFFIXES = TIFF_SUFFIXES + NETCDF_SUFFIXES
+"""Output suffixes :func:`write_grid` writes."""
+WGS84_WKT = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
+             'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",'
+             '0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
+             'AUTHORITY["EPSG","4326"]]')
+"""EPSG:4326 as WKT, the NetCDF ``crs`` variable's ``crs_wkt`` / ``spatial_ref``."""
 
 
 def is_geotiff(path: str | Path) -> bool:
@@ -104,16 +122,8 @@ def write_geotiff(
         MissingDependencyError: rasterio is not installed.
     """
     rasterio = _rasterio()
-    data = np.asarray(bands, dtype=np.float32)
     h, w = len(lats), len(lons)
-    if data.ndim != 3 or data.shape[:2] != (h, w) or data.shape[2] != len(names):
-        raise ConfigError(f"{path}: expected bands of shape ({h}, {w}, {len(names)}), got {data.shape}")
-    keep = np.isfinite(data)
-    if mask is not None:
-        if mask.shape != (h, w):
-            raise ConfigError(f"{path}: expected a land mask of shape ({h}, {w}), got {mask.shape}")
-        keep &= mask.astype(bool)[:, :, None]
-    data = np.where(keep, data, np.float32(NODATA)).transpose(2, 0, 1)
+    data = _masked(path, bands, lons, lats, names, mask).transpose(2, 0, 1)
     profile = {"driver": "GTiff", "height": h, "width": w, "count": len(names), "dtype": "float32",
                "crs": "EPSG:4326", "transform": grid_transform(lons, lats, res_deg), "nodata": NODATA}
     cog = max(h, w) > cog_min_side
@@ -139,3 +149,143 @@ def _fill(dst: Any, data: np.ndarray, names: Sequence[str], tags: Mapping[str, A
         dst.set_band_description(i, str(name))
     if tags:
         dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
+
+
+def is_raster(path: str | Path) -> bool:
+    """Whether ``path`` names a raster :func:`write_grid` writes (GeoTIFF or NetCDF suffix).
+
+    Args:
+        path: an output path.
+
+    Returns:
+        True for ``.tif`` / ``.tiff`` / ``.nc`` (any case).
+    """
+    return Path(path).suffix.lower() in RASTER_SUFFIXES
+
+
+def _masked(path: str | Path, bands: np.ndarray, lons: np.ndarray, lats: np.ndarray, names: Sequence[str],
+            mask: np.ndarray | None) -> np.ndarray:
+    """(H, W, K) float32 with :data:`NODATA` where masked or non-finite; shapes checked."""
+    data = np.asarray(bands, dtype=np.float32)
+    h, w = len(lats), len(lons)
+    if data.ndim != 3 or data.shape[:2] != (h, w) or data.shape[2] != len(names):
+        raise ConfigError(f"{path}: expected bands of shape ({h}, {w}, {len(names)}), got {data.shape}")
+    keep = np.isfinite(data)
+    if mask is not None:
+        if mask.shape != (h, w):
+            raise ConfigError(f"{path}: expected a land mask of shape ({h}, {w}), got {mask.shape}")
+        keep &= mask.astype(bool)[:, :, None]
+    return np.where(keep, data, np.float32(NODATA))
+
+
+def netcdf_names(names: Sequence[str]) -> list[str]:
+    """NetCDF variable names for layer names: ``[A-Za-z0-9_]``, starting with a letter, unique.
+
+    Args:
+        names: layer names (e.g. species).
+
+    Returns:
+        One variable name per layer (``Quercus robur`` -> ``Quercus_robur``; clashes get ``_2``...).
+
+    >>> netcdf_names(["Quercus robur", "Quercus-robur", "1x", "lat"])
+    ['Quercus_robur', 'Quercus_robur_2', 'v_1x', 'lat_2']
+    """
+    out: list[str] = []
+    taken = {"lat", "lon", "crs"}
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_") or "layer"
+        base = base if base[0].isalpha() else f"v_{base}"
+        var, i = base, 1
+        while var in taken:
+            i += 1
+            var = f"{base}_{i}"
+        taken.add(var)
+        out.append(var)
+    return out
+
+
+def write_netcdf(
+    path: str | Path,
+    bands: np.ndarray,
+    lons: np.ndarray,
+    lats: np.ndarray,
+    res_deg: float,
+    names: Sequence[str],
+    *,
+    mask: np.ndarray | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a lon/lat grid as CF-1.8 NetCDF (classic format), atomically.
+
+    Args:
+        path: the ``.nc`` file to write.
+        bands: (H, W, K) values at the cell centres, row 0 northernmost.
+        lons: (W,) cell-centre longitudes, degrees, west to east.
+        lats: (H,) cell-centre latitudes, degrees, north to south.
+        res_deg: cell size in degrees (recorded as the ``geospatial_*_resolution`` attributes).
+        names: K layer names; variables are named by :func:`netcdf_names`, ``long_name`` = name.
+        mask: (H, W) bool, True = keep; False cells (and non-finite values) become
+            :data:`NODATA` (the variables' ``_FillValue``).
+        tags: global attributes (provenance); values are written as strings.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ConfigError: when the shapes of ``bands``, ``lons``, ``lats``, ``names`` or ``mask``
+            disagree.
+    """
+    data = _masked(path, bands, lons, lats, names, mask)
+    out = Path(path)
+    with atomic_path(out) as tmp, netcdf_file(tmp, "w", version=2) as nc:
+        nc.Conventions = "CF-1.8"
+        nc.source = f"geocsp {__version__}"
+        nc.geospatial_lat_resolution = nc.geospatial_lon_resolution = f"{res_deg} degrees"
+        for key, value in (tags or {}).items():
+            setattr(nc, re.sub(r"[^A-Za-z0-9_]", "_", str(key)), str(value))
+        nc.createDimension("lat", len(lats))
+        nc.createDimension("lon", len(lons))
+        for dim, values, units, axis in (("lat", lats, "degrees_north", "Y"), ("lon", lons, "degrees_east", "X")):
+            var = nc.createVariable(dim, "f8", (dim,))
+            var[:] = np.asarray(values, dtype=np.float64)
+            var.units, var.standard_name, var.axis = units, "latitude" if dim == "lat" else "longitude", axis
+        crs = nc.createVariable("crs", "i4", ())
+        crs.grid_mapping_name = "latitude_longitude"
+        crs.semi_major_axis, crs.inverse_flattening = 6378137.0, 298.257223563
+        crs.longitude_of_prime_meridian = 0.0
+        crs.crs_wkt = crs.spatial_ref = WGS84_WKT
+        for k, (var_name, name) in enumerate(zip(netcdf_names(names), names, strict=True)):
+            var = nc.createVariable(var_name, "f4", ("lat", "lon"))
+            var._FillValue = np.float32(NODATA)
+            var[:] = data[:, :, k]
+            var.long_name, var.grid_mapping, var.units = str(name), "crs", "1"
+    return out
+
+
+def write_grid(path: str | Path, bands: np.ndarray, lons: np.ndarray, lats: np.ndarray, res_deg: float,
+               names: Sequence[str], *, mask: np.ndarray | None = None,
+               tags: Mapping[str, Any] | None = None) -> Path:
+    """Write a lon/lat grid as GeoTIFF (``.tif`` / ``.tiff``) or NetCDF (``.nc``), by suffix.
+
+    Args:
+        path: the file to write.
+        bands: (H, W, K) values at the cell centres, row 0 northernmost.
+        lons: (W,) cell-centre longitudes, degrees.
+        lats: (H,) cell-centre latitudes, degrees.
+        res_deg: cell size in degrees.
+        names: K layer names.
+        mask: (H, W) bool, True = keep; None keeps every finite cell.
+        tags: provenance.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ConfigError: an unsupported suffix or shapes that disagree.
+        MissingDependencyError: rasterio is not installed (GeoTIFF).
+    """
+    if is_geotiff(path):
+        return write_geotiff(path, bands, lons, lats, res_deg, names, mask=mask, tags=tags)
+    if Path(path).suffix.lower() in NETCDF_SUFFIXES:
+        return write_netcdf(path, bands, lons, lats, res_deg, names, mask=mask, tags=tags)
+    raise ConfigError(f"{path}: expected a raster suffix ({', '.join(RASTER_SUFFIXES)})")

@@ -16,5 +16,6 @@ def world_arrays(world: GeoWorld) -> dict[str, np.ndarray]:
     for name, sd in world.splits.items():
         out[f"{name}.lonlat"] = sd.table[["lon", "lat"]].to_numpy()
         out[f"{name}.features"] = np.asarray(sd.features)
-        out.update({f"{name}.probs.{k}": np.asarray(p) for k, p in sd.probs.items()})
+        out.update({f"{name}.probs.{k}": p.toarray() if hasattr(p, "toarray") else np.asarray(p)
+                    for k, p in sd.probs.items()})
     return out

@@ -214,7 +214,7 @@ def classifier_probs_many(
     ratios: tuple[float, ...],
     settings: ClassifierSettings,
     seed: int,
-    topk: int = 0,
+    topk: int | Sequence[int] = 0,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Probabilities on several splits of classifiers trained on stratified λ-subsets of train.
@@ -232,7 +232,8 @@ def classifier_probs_many(
         ratios: label ratios in (0, 1].
         settings: optimisation settings.
         seed: subset seed; the head of ratio i uses seed + i + 1 for its minibatches.
-        topk: 0 = dense probabilities, k > 0 = sparse top-k (see :func:`predict_probs`).
+        topk: 0 = dense probabilities, k > 0 = sparse top-k (see :func:`predict_probs`);
+            one value for every matrix, or one per matrix of ``eval_feats``.
         device: torch device.
 
     Returns:
@@ -240,14 +241,17 @@ def classifier_probs_many(
         (M_j, Q) probabilities.
     """
     out: list[dict[str, Any]] = [{} for _ in eval_feats]
+    topks = [int(topk)] * len(eval_feats) if isinstance(topk, int) else [int(k) for k in topk]
+    if len(topks) != len(eval_feats):
+        raise ValueError(f"topk: expected one value per matrix ({len(eval_feats)}), got {len(topks)}")
     with _single_threaded(device):
         for i, ratio in enumerate(sorted(set(ratios) | {1.0})):
             rows = stratified_subset(train_labels, ratio, seed)
             w, b = train_linear_classifier(
                 train_feats, rows, train_labels, num_classes, settings, seed + i + 1, device
             )
-            for feats, probs_of in zip(eval_feats, out, strict=True):
-                probs = predict_probs(feats, w, b, topk, device)
+            for feats, probs_of, k in zip(eval_feats, out, topks, strict=True):
+                probs = predict_probs(feats, w, b, k, device)
                 if ratio in ratios:
                     probs_of[ratio_probs_key(ratio)] = probs
                 if ratio == 1.0:

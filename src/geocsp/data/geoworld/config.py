@@ -12,14 +12,18 @@ from geocsp.errors import ConfigError
 
 __all__ = ["GENERATOR_VERSION", "WORLD_PRESETS", "GeoWorldConfig", "get_world_config"]
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Bumped whenever the same (config, seed) would produce different data (3: the λ = 1
-classifier is stored once, as ``default``, no longer also as ``ratio1.000``)."""
+classifier is stored once, as ``default``, no longer also as ``ratio1.000``; 4: the
+classifiers' top-k probabilities are also stored on ``train`` and ``unlabeled``, every
+earlier array unchanged)."""
 
-_LATER_KNOBS = ("calib_per_class",)
+_LATER_KNOBS = ("calib_per_class", "extra_probs_topk")
 """Knobs added after GENERATOR_VERSION 2: left out of a world's identity while they keep
-their default (which generates exactly what the generator did before they existed), so
-the directories, manifests and cache hashes of existing worlds stay unchanged."""
+their default, so the cache-directory names of existing worlds stay unchanged. Their
+defaults generate every array the generator did before they existed; ``extra_probs_topk``'s
+(20) adds the train / unlabeled probabilities, which GENERATOR_VERSION 4 records, so a
+cached world of version 3 is regenerated in place."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class GeoWorldConfig:
             clf_weight_decay: the linear head's training (see
             :class:`~geocsp.data.geoworld.classifier.ClassifierSettings`).
         probs_topk: 0 = dense val probabilities; k > 0 = sparse, top-k per row.
+        extra_probs_topk: k > 0 = the same classifiers' probabilities are also stored on
+            ``train`` and ``unlabeled``, sparse top-k per row (renormalised): the soft
+            targets of distillation (``geocsp.training.distill``); 0 = none there.
         land_mc_samples: Monte Carlo draws per class for the land fraction of its range
             (the normaliser of the true density).
     """
@@ -96,6 +103,7 @@ class GeoWorldConfig:
     clf_lr: float = 1e-3
     clf_weight_decay: float = 1e-3
     probs_topk: int = 0
+    extra_probs_topk: int = 20
     land_mc_samples: int = 2000
 
     def __post_init__(self) -> None:
@@ -106,7 +114,7 @@ class GeoWorldConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("unlabeled_rows", "calib_per_class", "probs_topk", "genus_norm", "class_norm",
+        for name in ("unlabeled_rows", "calib_per_class", "probs_topk", "extra_probs_topk", "genus_norm", "class_norm",
                      "habitat_norm", "zipf_exponent", "clf_weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -141,9 +149,9 @@ class GeoWorldConfig:
     def identity(self) -> dict[str, Any]:
         """The knob values that identify the world (its manifest provenance, cache hash).
 
-        Every knob, except knobs added after generator version 2 that keep their default:
-        such a config generates what it generated before the knob existed, so its
-        identity (and the reuse of a world on disk) must not change either.
+        Every knob, except knobs added after generator version 2 that keep their default
+        (:data:`_LATER_KNOBS`): such a config keeps its cache directory; what its default
+        adds is recorded by the generator version in the world's provenance.
 
         Returns:
             Knob name -> value, as :func:`geocsp.config.to_dict` gives them.
@@ -173,7 +181,7 @@ WORLD_PRESETS.register("inat-scale", description="benchmarks: iNat2018 shapes, 4
     GeoWorldConfig(num_classes=8142, num_genera=4412, feature_dim=2048, train_rows=437_513,
                    unlabeled_rows=0, val_per_class=3, max_train_per_class=1000,
                    clf_full_batch_rows=4096, clf_epochs=1, probs_topk=100,
-                   land_mc_samples=500))
+                   extra_probs_topk=0, land_mc_samples=500))
 
 
 def get_world_config(preset: str = "default", **overrides: Any) -> GeoWorldConfig:

@@ -5,7 +5,9 @@
   ``val`` (a fixed number per class, ~1 % rows without location) with image-classifier
   probabilities from a linear head really trained on each stratified λ-subset of train,
   and, when ``calib_per_class`` > 0, ``calib``: drawn like ``val`` from a stream of its own,
-  with the same heads' probabilities (held out for fitting fusion parameters).
+  with the same heads' probabilities (held out for fitting fusion parameters). With
+  ``extra_probs_topk`` > 0 the same heads' sparse top-k probabilities are also stored on
+  ``train`` and ``unlabeled`` (the soft targets of distillation).
 """
 
 from __future__ import annotations
@@ -130,14 +132,18 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
         y_cal = rng.permutation(np.repeat(np.arange(q), cfg.calib_per_class))
         held_out["calib"] = _make_split(y_cal, True, ctx, rng, _alloc((len(y_cal), d), None, "calib"),
                                         cfg.val_missing_frac)
-    probs = classifier_probs_many(train[1], y_train, [f for _, f in held_out.values()], q, cfg.ratios,
-                                  cfg.classifier(), seed, cfg.probs_topk, device)
-    splits = {"train": SplitData(*train)}
-    if cfg.unlabeled_rows:
+    pairs = {"train": train}
+    if cfg.unlabeled_rows:  # its own stream: drawing it before the classifiers changes nothing
         rng = np.random.default_rng(s_unl)
         y_unl = rng.choice(q, cfg.unlabeled_rows, p=truth.abundance)
-        splits["unlabeled"] = SplitData(*_make_split(
-            y_unl, False, ctx, rng, _alloc((len(y_unl), d), scratch, "unlabeled")))
-    for (name, (table, feats)), p in zip(held_out.items(), probs, strict=True):
-        splits[name] = SplitData(table, feats, p)
+        pairs["unlabeled"] = _make_split(y_unl, False, ctx, rng, _alloc((len(y_unl), d), scratch, "unlabeled"))
+    extra = pairs if cfg.extra_probs_topk else {}
+    predicted = {**held_out, **extra}  # each split is predicted on its own: val's probs do not change
+    topks = [cfg.probs_topk] * len(held_out) + [cfg.extra_probs_topk] * len(extra)
+    probs = classifier_probs_many(train[1], y_train, [f for _, f in predicted.values()], q, cfg.ratios,
+                                  cfg.classifier(), seed, topks, device)
+    probs_of = dict(zip(predicted, probs, strict=True))
+    splits = {name: SplitData(table, feats, probs_of.get(name, {})) for name, (table, feats) in pairs.items()}
+    for name, (table, feats) in held_out.items():
+        splits[name] = SplitData(table, feats, probs_of[name])
     return GeoWorld(cfg, seed, classes, splits, truth)

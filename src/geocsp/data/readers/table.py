@@ -1,4 +1,4 @@
-"""Generic CSV/Parquet reader with user-named columns -> a geocsp split."""
+"""Generic table reader (CSV, Parquet, GeoParquet, GeoJSON) with user-named columns -> a geocsp split."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import pandas as pd
 
 from geocsp.data.dataset import SplitData, write_dataset
 from geocsp.data.format import check_probs_key, load_npy
+from geocsp.data.labels import check_classes, label_strings
 from geocsp.data.probs import read_probs_file
 from geocsp.data.tables import (
-    check_classes,
     err,
-    label_strings,
     open_table,
+    point_crs,
     refuse_existing,
+    rename_columns,
     require_column,
     show,
     table_lonlat,
@@ -34,22 +35,26 @@ def read_table(
     feature_cols: list[str] | None = None,
     *,
     wrap_lon: bool = False,
+    crs: str | None = None,
 ) -> SplitData:
-    """Read a CSV/Parquet table and rename its columns to the geocsp ones.
+    """Read a table and rename its columns to the geocsp ones.
 
     The named columns become ``lon``, ``lat``, ``label``, ``date`` and ``image``;
     ``feature_cols`` are moved into an (N, D) float32 feature matrix; every other column is
-    kept as an extra (covariate) column.
+    kept as an extra (covariate) column. In a GeoParquet / GeoJSON file the point geometry
+    gives ``lon``, ``lat`` unless other columns are named.
 
     Args:
-        path: a ``.csv``, ``.csv.gz`` or ``.parquet`` file.
-        lon_col: column of longitudes in degrees.
-        lat_col: column of latitudes in degrees.
+        path: a ``.csv``, ``.csv.gz``, ``.parquet``, GeoParquet or ``.geojson`` file.
+        lon_col: column of longitudes in degrees (x in ``crs``).
+        lat_col: column of latitudes in degrees (y in ``crs``).
         label_col: column of class names, or None.
         date_col: column of ISO dates, or None.
         image_col: column of image paths or ids, or None.
         feature_cols: numeric columns forming the image features, or None.
         wrap_lon: wrap longitudes outside [-180, 180] instead of refusing them.
+        crs: the CRS of the locations (``EPSG:28355``), reprojected to lon/lat degrees with
+            :func:`geocsp.crs.to_lonlat`; None = degrees (or a geo file's declared CRS).
 
     Returns:
         A :class:`~geocsp.data.dataset.SplitData` (probabilities empty).
@@ -59,25 +64,22 @@ def read_table(
         DatasetError: on an unreadable file, an empty table, a missing column (the message
             lists the available ones) or non-numeric feature cells.
         CoordinateError: on invalid or swapped coordinates.
+        ConfigError: on an unknown ``crs``.
     """
     p = Path(path)
-    raw = open_table(p)
+    geometry_crs, column_crs = point_crs(p, lon_col, lat_col, crs) if p.is_file() else (None, crs)
+    raw = open_table(p, crs=geometry_crs)
     named = {lon_col: ("lon", "--lon-col"), lat_col: ("lat", "--lat-col")}
     for col, new, opt in ((label_col, "label", "--label-col"), (date_col, "date", "--date-col"), (image_col, "image", "--image-col")):
         if col is not None:
             named[col] = (new, opt)
-    for col, (_, opt) in named.items():
-        require_column(raw, p, col, opt)
     features = None
     if feature_cols:
         for col in feature_cols:
             require_column(raw, p, col, "--feature-cols")
         features = _feature_matrix(raw, feature_cols, p)
-    rename = {col: new for col, (new, _) in named.items()}
-    # keep a pre-existing column that would be shadowed, e.g. "label" when --label-col=species
-    clash = {c: f"orig_{c}" for c in raw.columns if c in rename.values() and c not in rename}
-    table = raw.drop(columns=list(feature_cols or [])).rename(columns={**clash, **rename})
-    lonlat = table_lonlat(table, str(p), wrap=wrap_lon)
+    table = rename_columns(raw.drop(columns=list(feature_cols or [])), p, named)
+    lonlat = table_lonlat(table, str(p), wrap=wrap_lon, crs=column_crs)
     table["lon"], table["lat"] = lonlat[:, 0], lonlat[:, 1]
     return SplitData(table=table.reset_index(drop=True), features=features)
 
@@ -161,12 +163,13 @@ def import_table(
     features_file: str | Path | None = None,
     classes_file: str | Path | None = None,
     wrap_lon: bool = False,
+    crs: str | None = None,
     overwrite: bool = False,
 ) -> tuple[Path, int, int]:
-    """Convert a CSV/Parquet table with user-named columns into a geocsp dataset.
+    """Convert a table (CSV, Parquet, GeoParquet, GeoJSON) with user-named columns into a geocsp dataset.
 
     Args:
-        path: the table (``.csv``, ``.csv.gz``, ``.parquet``).
+        path: the table (``.csv``, ``.csv.gz``, ``.parquet``, GeoParquet, ``.geojson``).
         out: the dataset directory to write (atomically).
         split: the split name (without ``split_col``).
         split_col: column naming each row's split; rows, features and probabilities are
@@ -183,6 +186,7 @@ def import_table(
         features_file: a row-aligned (N, D) float ``.npy`` of image features, or None.
         classes_file: class names one per line (the class order); default: sorted labels.
         wrap_lon: wrap longitudes outside [-180, 180] instead of refusing them.
+        crs: the CRS of the locations, as in :func:`read_table`.
         overwrite: replace an existing dataset at ``out`` (else it is refused before any work).
 
     Returns:
@@ -193,10 +197,10 @@ def import_table(
             invalid probability key or file, or an empty ``split_col`` cell.
         CoordinateError: on invalid or swapped coordinates.
         MissingFileError: when an input file does not exist.
-        ConfigError: on an existing ``out`` without ``overwrite``.
+        ConfigError: on an existing ``out`` without ``overwrite``, or an unknown ``crs``.
     """
     refuse_existing(out, overwrite)
-    sd = read_table(path, lon_col, lat_col, label_col, date_col, image_col, feature_cols, wrap_lon=wrap_lon)
+    sd = read_table(path, lon_col, lat_col, label_col, date_col, image_col, feature_cols, wrap_lon=wrap_lon, crs=crs)
     if features_file is not None:
         if sd.features is not None:
             raise DatasetError("give either --features or --feature-cols, not both")
@@ -207,5 +211,7 @@ def import_table(
         sd.probs[key] = read_probs_file(file, len(sd.table), len(classes))
     splits = split_rows(sd, split_col, Path(path)) if split_col is not None else {split: sd}
     provenance = {"reader": "geocsp.data.readers.table", "source": str(Path(path).resolve())}
+    if crs is not None:
+        provenance["crs"] = crs
     written = write_dataset(out, splits, classes, provenance)
     return written, len(sd.table), len(classes)

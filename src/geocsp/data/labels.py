@@ -1,0 +1,87 @@
+"""Class-label columns: the ordered class list, labels as text, labels as class indices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geocsp.data.table_formats import err
+
+
+def check_classes(classes: Any, source: str) -> list[str]:
+    """Validate the ordered class list: unique, non-empty strings.
+
+    Args:
+        classes: the candidate list.
+        source: file named in messages.
+
+    Returns:
+        The classes as a list.
+
+    Raises:
+        DatasetError: on a non-list, an empty name or a duplicate.
+    """
+    if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+        raise err(source, "classes must be a list of class-name strings", column="classes")
+    seen: set[str] = set()
+    for i, c in enumerate(classes):
+        if not c:
+            raise err(source, f"class {i} has an empty name", column="classes")
+        if c in seen:
+            raise err(source, f"duplicate class name {c!r} at position {i}", column="classes")
+        seen.add(c)
+    return list(classes)
+
+
+def label_strings(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Labels as strings (integral floats such as 3.0 become "3") and their missing mask.
+
+    Args:
+        series: (N,) label column.
+
+    Returns:
+        (the (N,) string labels, the (N,) bool mask of empty/missing labels).
+    """
+    s = series
+    if pd.api.types.is_float_dtype(s):
+        vals = s.dropna().to_numpy()
+        if len(vals) and np.all(np.mod(vals, 1) == 0):
+            s = s.astype("Int64")
+    s = s.astype("string")
+    missing = (s.isna() | (s.str.len() == 0)).to_numpy(dtype=bool, na_value=True)
+    return s, missing
+
+
+def encode_labels(series: pd.Series, classes: list[str], source: str) -> np.ndarray:
+    """Map class-name labels to (N,) int64 indices into ``classes``; empty = -1.
+
+    Args:
+        series: (N,) label column.
+        classes: class names in index order.
+        source: file or split named in messages.
+
+    Returns:
+        (N,) int64 class indices, -1 for unlabelled rows.
+
+    Raises:
+        DatasetError: naming the first row whose label is not a class.
+    """
+    s, missing = label_strings(series)
+    names = s.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # pandas-stubs lack na_value=None
+    codes = pd.Index(classes).get_indexer(names)
+    codes = codes.astype(np.int64)
+    unknown = (codes < 0) & ~missing
+    if unknown.any():
+        idx = np.flatnonzero(unknown)
+        more = f" ({len(idx)} rows in all)" if len(idx) > 1 else ""
+        raise err(
+            source,
+            f"unknown class {s.iloc[int(idx[0])]!r}{more}; expected a name from the "
+            f"manifest classes ({len(classes)} classes)",
+            row=int(idx[0]),
+            column="label",
+        )
+    codes[missing] = -1
+    return codes

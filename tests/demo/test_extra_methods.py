@@ -1,0 +1,41 @@
+"""The extra methods (distillation, GeoCLIP init) of ``bench paper --methods`` (issue 16); Table 1 itself unchanged."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from geocsp.cli.main import cli
+from geocsp.config import to_dict
+from geocsp.demo.tables import METHODS, TABLES, methods_by_name
+from geocsp.experiments.plan import _resolved
+from geocsp.pretrained.registry import PRETRAINED
+from geocsp.training import FinetuneConfig
+
+
+def test_table_1_is_the_papers() -> None:
+    assert [m.name for m in TABLES[1]] == ["Img. Only", "Sup. Only (wrap)", "Sup. Only (grid)", "MSE", "CSP-NCE-BLD",
+                                           "CSP-MC-BLD"]
+    assert TABLES[1][1].finetune == ("model.encoder=wrap", "model.encoder_args={}", "model.network=fcnet",
+                                     "model.network_args={}")
+    assert METHODS.names()[:6] == ["img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld"]
+
+
+def test_distill_methods_resolve_to_the_distill_loss() -> None:
+    distill, grid, csp = methods_by_name("distill,distill-grid,csp-distill")
+    assert csp.pretrain == TABLES[1][5].pretrain and distill.pretrain is None and grid.pretrain is None
+    for method, encoder in ((distill, "wrap"), (grid, "grid"), (csp, "grid")):
+        cfg = _resolved(FinetuneConfig, "finetune", "geoworld-demo", list(method.finetune))
+        assert cfg["loss"] == {"name": "distill", "args": {"base": "full", "base_args": {"bg_weight": 1.0}}}
+        assert cfg["model"]["encoder"] == encoder
+
+
+def test_geoclip_method_states_the_released_architecture() -> None:
+    (geoclip,) = methods_by_name("geoclip")
+    cfg = _resolved(FinetuneConfig, "finetune", "geoworld-demo", list(geoclip.finetune))
+    assert cfg["init"] == "geoclip" and geoclip.pretrain is None
+    assert cfg["model"] == to_dict(PRETRAINED.get("geoclip").obj.config)  # the preset's grid + FFN overridden
+
+
+def test_bench_help_names_every_method() -> None:
+    out = CliRunner().invoke(cli, ["bench", "paper", "--help"], terminal_width=400).output
+    assert all(name in out.replace("\n", "") for name in METHODS.names())
