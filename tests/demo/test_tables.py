@@ -26,7 +26,7 @@ def test_settings_validation(kw: dict, match: str) -> None:
 
 def test_bundled_presets_have_demo_sections() -> None:
     demo, quick = load_demo_section("geoworld-demo"), load_demo_section("geoworld-quick")
-    assert demo["world"] == "default" and len(demo["seeds"]) >= 3
+    assert demo["world"] == "default-calib" and len(demo["seeds"]) >= 3  # default + calib: same Table 1
     assert demo["ratios"] == [0.05, 0.1, 0.2, 1.0]
     assert quick["world"] == "small"
     with pytest.raises(ConfigError, match="unknown preset"):

@@ -79,12 +79,14 @@ def _refused(tmp_path: Path, *args: object) -> str:
     return r.output
 
 
-def test_run_without_prior_or_encoder_is_one_line(tmp_path: Path) -> None:
+def test_run_without_an_exportable_artifact_is_one_line(tmp_path: Path) -> None:
     sdm = tmp_path / "sdmrun" / "model"
     sdm.mkdir(parents=True)
-    (sdm / "config.json").write_text(json.dumps({"kind": "sdm"}))
-    assert "no prior or location encoder to export" in _refused(tmp_path, sdm.parent)
-    assert "no prior or location encoder to export" in _refused(tmp_path, tmp_path / "missing")
+    (sdm / "config.json").write_text(json.dumps({"kind": "sdm"}))  # a corrupt SDM: no weights, no config
+    assert _refused(tmp_path, sdm.parent)
+    (tmp_path / "empty").mkdir()
+    assert "no prior, SDM or location encoder to export" in _refused(tmp_path, tmp_path / "empty")
+    assert "no prior, SDM or location encoder to export" in _refused(tmp_path, tmp_path / "missing")
 
 
 def test_time_inputs_refused(tmp_path: Path) -> None:
@@ -106,3 +108,45 @@ def test_parity_failure_writes_nothing(prior_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="differs from geocsp"):
         export_onnx(prior_run, tmp_path / "p.onnx", atol=-1.0, check_points=100)
     assert list(tmp_path.iterdir()) == []
+
+
+def _sdm_run(root: Path, *, inputs: str = "position", use_time: bool = False, kde: bool = False) -> Path:
+    """An SDM run with random weights (or a KDE of a few presences): export needs no fitting."""
+    from geocsp.sdm.covariates import Standardizer
+    from geocsp.sdm.kde import SpeciesKDE
+    from geocsp.sdm.model import SDM, FittedSDM, SDMConfig
+
+    torch.manual_seed(0)
+    species = CLASSES[:3]
+    k = 0 if inputs == "position" else 2
+    model = None if kde else SDM(SDMConfig(inputs=inputs, num_species=3, num_covariates=k, use_time=use_time)).eval()
+    std = Standardizer(tuple(f"c{i}" for i in range(k)), (0.0,) * k, (1.0,) * k)
+    pts = np.random.default_rng(0).uniform([-10, 40], [10, 50], (30, 2))
+    density = SpeciesKDE.fit(pts, np.array(species * 10), None, bandwidth=50.0) if kde else None
+    FittedSDM(model, species, std, kde=density).save(root)
+    return root
+
+
+@pytest.mark.parametrize("use_time", [False, True])
+def test_position_sdm_exports_with_parity(tmp_path: Path, use_time: bool) -> None:
+    from geocsp.sdm.model import FittedSDM
+
+    run_dir = _sdm_run(tmp_path / "sdm", use_time=use_time)
+    meta = export_onnx(run_dir, tmp_path / "sdm.onnx", check_points=500)
+    assert meta["kind"] == "sdm" and meta["classes"] == CLASSES[:3] and meta["parity"]["max_abs_diff"] < 1e-5
+    assert [i["name"] for i in meta["inputs"]] == (["lonlat", "doy"] if use_time else ["lonlat"])
+    pts = random_lonlat(257, seed=5)
+    doy = np.where(np.arange(257) % 7 == 0, np.nan, np.arange(257) % 365 + 1).astype(np.float32)
+    feeds = {"lonlat": pts, **({"doy": doy} if use_time else {})}
+    got = onnx_session(tmp_path / "sdm.onnx").run(["probs"], feeds)[0]
+    fitted = FittedSDM.load(run_dir)
+    want = fitted.predict(pts, np.zeros((257, 0)), doy if use_time else np.full(257, np.nan))
+    assert got.shape == (257, 3) and np.abs(got - want).max() < 1e-5  # = geocsp sdm predict
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ({"kde": True}, "a 'kde' SDM has no network alone to export"),
+    ({"inputs": "both"}, "ONNX export supports position-only SDMs"),
+])  # fmt: skip
+def test_sdm_runs_that_cannot_be_exported_are_one_line(tmp_path: Path, kind: dict, message: str) -> None:
+    assert message in _refused(tmp_path, _sdm_run(tmp_path / "sdm", **kind))

@@ -10,6 +10,7 @@ one module that is not in the wheel (``spherical_harmonics_ylm_numpy``, stubbed)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,24 +108,24 @@ def test_converted_equals_torchspatial(ts: dict[str, ModuleType], tmp_path: Path
 
 
 @pytest.mark.parametrize("spa_enc_type", ["Space2Vec-grid", "Space2Vec-theory"])
-def test_degree_grid_encoders_agree_to_float32_phase(ts: dict[str, ModuleType], tmp_path: Path, spa_enc_type: str) -> None:
+def test_degree_grid_encoders_match_with_float64_phases(ts: dict[str, ModuleType], tmp_path: Path,
+                                                        spa_enc_type: str) -> None:
     """grid / theory multiply raw degrees by up to 1/r_min = 10 rad/deg: phases reach 1.8e3 rad,
-    which float32 (geocsp's buffers and arithmetic) resolves to ~1e-4 rad, while TorchSpatial
-    computes them in float64 numpy. Measured: ~1.1e-4 (float32), ~5e-5 (float64 with the
-    float32 frequency buffer); docs/pretrained.md."""
+    which float32 resolves to ~1e-4 rad, while TorchSpatial computes them in float64 numpy. The
+    converter sets ``float64_phase``: equal within 1e-5; with float32 phases they are not."""
     params = {**PARAMS, "spa_enc_type": spa_enc_type}
     ref = peer_model(ts, params, csp=True)
-    ours = LocationEncoder.from_pretrained(
-        convert_checkpoint("csp", save_pth_tar(ref, params, tmp_path / "m.pth.tar"), tmp_path / "enc"))
+    out = convert_checkpoint("csp", save_pth_tar(ref, params, tmp_path / "m.pth.tar"), tmp_path / "enc")
+    ours = LocationEncoder.from_pretrained(out)
+    assert ours.config.encoder_args["float64_phase"] is True
     lonlat = sphere_points(torch.float32)
     with torch.no_grad():
         expected = peer_embed(ref, lonlat)
-        assert max_abs_diff(ours(lonlat), expected) < 5e-4
-        coarse = {**params, "min_radius": 10.0}  # phases <= 18 rad: float32 is enough
-        ref2 = peer_model(ts, coarse, csp=True)
-        ours2 = LocationEncoder.from_pretrained(
-            convert_checkpoint("csp", save_pth_tar(ref2, coarse, tmp_path / "c.pth.tar"), tmp_path / "enc2"))
-        assert max_abs_diff(ours2(lonlat), peer_embed(ref2, lonlat)) < 1e-5
+        assert max_abs_diff(ours(lonlat), expected) < 1e-5
+        cfg = dataclasses.replace(ours.config, encoder_args={**ours.config.encoder_args, "float64_phase": False})
+        f32 = LocationEncoder(cfg)
+        f32.load_state_dict(ours.state_dict())
+        assert max_abs_diff(f32(lonlat), expected) > 1e-5  # the test can fail: float32 phases are off
 
 
 @pytest.mark.parametrize(("over", "match"), [

@@ -8,11 +8,18 @@ Deviation from the reference: its ``gridcellnorm`` applies the degree→radian c
 after the product is taken, which makes it a no-op (spec §9.2 item 2). Here that name is an
 alias of ``grid_rad``, which implements the intended behaviour (radians *before* the
 product); to reproduce the reference ``gridcellnorm`` features use ``grid``.
+
+Phases ω_s·c on raw degrees reach ~2·10³ rad at r_min = 0.1°, where float32 resolves only
+~10⁻⁴ rad. ``float64_phase=True`` (:class:`Space2VecConfig`) computes the phases and their
+sin/cos in float64 from the float64 frequencies and casts the features back; that matches
+peers computing in float64 (TorchSpatial) to < 1e-5. The default stays float32, which every
+earlier run and checkpoint used.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -62,8 +69,23 @@ def theory_encode(coords: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     return sincos(freqs[None, :, None] * proj[:, None, :])
 
 
+@dataclass(frozen=True)
+class Space2VecConfig(FrequencyConfig):
+    """:class:`FrequencyConfig` plus the phase precision of the Space2Vec encoders.
+
+    Args:
+        float64_phase: compute phases and sin/cos in float64 (features cast back to the
+            input dtype); for checkpoints converted from float64 peers. Not on devices
+            without float64 (MPS).
+    """
+
+    float64_phase: bool = False
+
+
 class _Space2Vec(MultiScaleEncoder):
     """Common forward: optionally convert degrees to radians, then ``encode``."""
+
+    config: Space2VecConfig
 
     radians = False
     """Convert the coordinates to radians before the frequencies multiply them."""
@@ -75,11 +97,16 @@ class _Space2Vec(MultiScaleEncoder):
 
     def forward(self, lonlat: torch.Tensor) -> torch.Tensor:
         """(B, 2) degrees -> (B, out_dim) features (of radians if ``radians``)."""
+        if getattr(self.config, "float64_phase", False):
+            x = lonlat.to(torch.float64)
+            coords = deg2rad_t(x) if self.radians else x
+            freqs = self.config.frequencies().to(x.device)
+            return self.encode(coords, freqs).to(lonlat.dtype)
         coords = deg2rad_t(lonlat) if self.radians else lonlat
         return self.encode(coords, as_input(self.freqs, lonlat))
 
 
-@ENCODERS.register("grid", aliases=("gridcell", "Space2Vec-grid"), config=FrequencyConfig)
+@ENCODERS.register("grid", aliases=("gridcell", "Space2Vec-grid"), config=Space2VecConfig)
 class Grid(_Space2Vec):
     """Space2Vec grid: multi-scale sin/cos of lon and lat in degrees; 4S dims."""
 
@@ -87,14 +114,14 @@ class Grid(_Space2Vec):
     encode = staticmethod(grid_encode)
 
 
-@ENCODERS.register("grid_rad", aliases=("gridcellnorm",), config=FrequencyConfig)
+@ENCODERS.register("grid_rad", aliases=("gridcellnorm",), config=Space2VecConfig)
 class GridRad(Grid):
     """Space2Vec grid on radians (the intended, non-buggy gridcellnorm); 4S dims."""
 
     radians = True
 
 
-@ENCODERS.register("theory", aliases=("Space2Vec-theory",), config=FrequencyConfig)
+@ENCODERS.register("theory", aliases=("Space2Vec-theory",), config=Space2VecConfig)
 class Theory(_Space2Vec):
     """Space2Vec theory: sin/cos of projections on three 120° directions, degrees; 6S dims."""
 
@@ -102,7 +129,7 @@ class Theory(_Space2Vec):
     encode = staticmethod(theory_encode)
 
 
-@ENCODERS.register("theory_rad", aliases=("theorynorm",), config=FrequencyConfig)
+@ENCODERS.register("theory_rad", aliases=("theorynorm",), config=Space2VecConfig)
 class TheoryRad(Theory):
     """Space2Vec theory on coordinates converted to radians (reference theorynorm); 6S dims."""
 

@@ -166,6 +166,8 @@ def _csp(ckpt: Mapping[str, Any], where: str) -> Converted:
         encoder_args = {"num_scales": param(params, "frequency_num", at),
                         "r_min_deg": float(param(params, "min_radius", at, NUMBER)),
                         "r_max_deg": float(param(params, "max_radius", at, NUMBER))}
+        if name in ("grid", "theory"):  # degrees: phases to ~1e3 rad, computed in float64 like TorchSpatial
+            encoder_args["float64_phase"] = True
     hidden = param(params, "num_hidden_layer", at)
     layernorm = bool(param(params, "use_layn", at, (bool,)))
     dropout = params.get("dropout")

@@ -162,6 +162,19 @@ class SDM(nn.Module):
             ) from None
 
 
+class _PositionProbs(nn.Module):
+    """A position-only SDM as lonlat (N, 2) degrees [, doy (N,)] -> (N, Q) sigmoid scores."""
+
+    def __init__(self, model: SDM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, lonlat: Tensor, doy: Tensor | None = None) -> Tensor:
+        """P(species | site), (N, Q); ``doy`` NaN or None = no date."""
+        d = lonlat.new_full((lonlat.shape[0],), float("nan")) if doy is None else doy
+        return torch.sigmoid(self.model(lonlat, lonlat.new_zeros((lonlat.shape[0], 0)), d))
+
+
 @dataclass
 class FittedSDM:
     """A fitted SDM plus everything needed to build its inputs at new sites.
@@ -216,6 +229,26 @@ class FittedSDM:
             return net
         zk = self.kde.log_ratio(np.asarray(lonlat, float))
         return zk if net is None else shrink(net, zk, self.kde.counts, float(self.shrink_k or 0.0))
+
+    def onnx_module(self) -> tuple[nn.Module, list[str], bool]:
+        """The network as ``module(lonlat (N, 2) degrees[, doy (N,)])`` -> (N, Q) P(species | site).
+
+        For ``geocsp export onnx`` (:class:`geocsp.training.export.Exportable`).
+
+        Returns:
+            ``(module, species, takes_doy)``.
+
+        Raises:
+            ConfigError: a KDE or shrunk SDM (part of it is a NumPy KDE), or one with a
+                covariate tower (covariates come from tables or rasters, not from (lon, lat)).
+        """
+        if self.model is None or self.kde is not None:
+            raise ConfigError(f"a '{self.kind}' SDM has no network alone to export (its scores use a kernel "
+                              "density estimate of the presences); refit with --model neural")
+        if self.model.covariate is not None:
+            raise ConfigError(f"an SDM with --inputs {self.model.config.inputs} needs covariates at each site; "
+                              "ONNX export supports position-only SDMs (lon, lat [+ day of year])")
+        return _PositionProbs(self.model), list(self.species), bool(self.model.config.use_time)
 
     def predict(self, lonlat: np.ndarray, covariates: np.ndarray, doy: np.ndarray, batch: int = 8192) -> np.ndarray:
         """Suitability P(species | site) = sigmoid(logits) (see :meth:`logits`).
