@@ -47,13 +47,23 @@ def batched_rows(fn: Callable[[Tensor], Tensor], lonlat: np.ndarray, has_locatio
 
     Returns:
         (N, width) float32 array; rows without a location are NaN.
+
+    Only the rows without a location are filled with NaN, and a chunk of consecutive rows is
+    copied with one memcpy (no (B, width) temporary array): same values, fewer page faults
+    (benchmarks/eval_roofline.py).
     """
-    out = np.full((len(lonlat), width), np.nan, dtype=np.float32)
-    rows = np.flatnonzero(has_location)
+    has = np.asarray(has_location, bool)
+    out = np.empty((len(lonlat), width), dtype=np.float32)
+    out[~has] = np.nan
+    rows = np.flatnonzero(has)
     pts = torch.as_tensor(lonlat[rows], dtype=torch.float32)
     for start in range(0, len(rows), batch_size):
-        chunk = pts[start : start + batch_size].to(device)
-        out[rows[start : start + batch_size]] = fn(chunk).float().cpu().numpy()
+        idx = rows[start : start + batch_size]
+        res = fn(pts[start : start + batch_size].to(device)).float().cpu()
+        if idx[-1] - idx[0] == len(idx) - 1:
+            torch.from_numpy(out[idx[0] : idx[-1] + 1]).copy_(res)
+        else:
+            out[idx] = res.numpy()
     return out
 
 
@@ -64,8 +74,9 @@ def location_probs(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, lon
     was = module.training
     module.eval()
     try:
-        return batched_rows(lambda x: torch.sigmoid(logits_fn(x)), lonlat, has_location, num_classes,
-                            batch_size, device)
+        with torch.no_grad():  # the sigmoid is taken in place on the fresh logits
+            return batched_rows(lambda x: logits_fn(x).float().sigmoid_(), lonlat, has_location, num_classes,
+                                batch_size, device)
     finally:
         module.train(was)
 
