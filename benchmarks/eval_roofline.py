@@ -14,10 +14,10 @@ output; roofline = (P(y|x) FLOPs / (P(y|x) + metrics time)) / (reference FLOP/s 
 round), median over rounds with min-max. The metrics of both variants are compared exactly
 (``==`` on every number). ``--grid-rows N`` also times ``grid_states`` over the default
 61-point calibration grid (``fit_fusion``'s) on N rows, before vs after (first thread count).
-``--proposed-prior`` also times ``proposed_location_probs`` below (the same P(y|x), bit for
-bit, without the fresh 133 MB sigmoid output per batch and the NaN pre-fill of the whole
-(N, Q) array: a change proposed for ``training/inference.py``) and reports the roofline of
-"after" with it. Benchmarks never assert timings; this prints a table and writes JSON.
+Each round also times "streamed": the whole evaluation as ``geocsp evaluate`` now runs it,
+P(y|x) computed chunk by chunk inside the metric pass
+(``training.evaluate.StreamedLocationProbs``, never the (N, Q) array), its metrics compared
+exactly with "after". Benchmarks never assert timings; this prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -43,30 +43,6 @@ from perf import flops, measure, steps  # noqa: E402
 from perf.ab import load_old  # noqa: E402
 
 Q = steps.INAT["num_classes"]
-
-
-@torch.no_grad()
-def proposed_location_probs(logits_fn: Any, module: torch.nn.Module, lonlat: np.ndarray, has_location: np.ndarray,
-                            num_classes: int, batch_size: int, device: torch.device) -> np.ndarray:
-    """``training.inference.location_probs`` as proposed: sigmoid in place, NaN only where missing,
-    consecutive rows copied with one memcpy (same values bit for bit)."""
-    was = module.training
-    module.eval()
-    try:
-        out = np.empty((len(lonlat), num_classes), dtype=np.float32)
-        out[~np.asarray(has_location, bool)] = np.nan
-        rows = np.flatnonzero(has_location)
-        pts = torch.as_tensor(lonlat[rows], dtype=torch.float32)
-        for start in range(0, len(rows), batch_size):
-            idx = rows[start : start + batch_size]
-            res = logits_fn(pts[start : start + batch_size].to(device)).float().sigmoid_().cpu()
-            if idx[-1] - idx[0] == len(idx) - 1:
-                torch.from_numpy(out[idx[0] : idx[-1] + 1]).copy_(res)
-            else:
-                out[idx] = res.numpy()
-        return out
-    finally:
-        module.train(was)
 
 
 def old_modules(rev: str, tmp: Path) -> dict[str, Any]:
@@ -103,6 +79,8 @@ def run_threads(threads: int, a: argparse.Namespace, old: dict[str, Any]) -> dic
 
     torch.set_num_threads(threads)
     dev = torch.device("cpu")
+    from geocsp.training.evaluate import StreamedLocationProbs
+
     loc_fn, _ = steps.evaluation_runner(a.rows, Q, dev, "fp32")
     img = steps._topk_probs(a.rows, Q, 100)
     lp = loc_fn()
@@ -113,12 +91,13 @@ def run_threads(threads: int, a: argparse.Namespace, old: dict[str, Any]) -> dic
     variants = {"before": lambda: old["protocol"].evaluate_scores(img, lp, labels, has),
                 "after": lambda: evaluate_scores(img, lp, labels, has)}
     identical = same(variants["before"](), variants["after"]())  # also the warm-up
-    names = ["loc", "before", "after", "ref"]
-    prior_identical = None
-    if a.proposed_prior:
-        variants["loc_p"] = lambda: loc_fn(proposed_location_probs)
-        prior_identical = bool(np.array_equal(variants["loc_p"](), loc_fn(), equal_nan=True))
-        names.insert(1, "loc_p")
+
+    def streamed() -> Any:  # a lazy P(y|x) of the same prior, computed inside the metric pass
+        return evaluate_scores(img, loc_fn(StreamedLocationProbs), labels, has)
+
+    variants["stream"] = streamed
+    stream_identical = same(streamed(), variants["after"]())
+    names = ["loc", "stream", "before", "after", "ref"]
     loc_fn()
     ref()
     t: dict[str, list[float]] = {k: [] for k in names}
@@ -140,13 +119,8 @@ def run_threads(threads: int, a: argparse.Namespace, old: dict[str, Any]) -> dic
         out[v] = {"metrics_s": med(t[v]), "total_s": med([x + y for x, y in zip(t["loc"], t[v], strict=True)]),
                   "roofline": med(ratios)}
     out["metrics_speedup"] = med([b / f for b, f in zip(t["before"], t["after"], strict=True)])
-    if a.proposed_prior:
-        out["proposed_prior_identical"] = prior_identical
-        out["proposed_prior_s"] = med(t["loc_p"])
-        out["after_with_proposed_prior"] = {
-            "total_s": med([x + y for x, y in zip(t["loc_p"], t["after"], strict=True)]),
-            "roofline": med([work / (tl + tm) / (ref_flops / tr)
-                             for tl, tm, tr in zip(t["loc_p"], t["after"], t["ref"], strict=True)])}
+    out["streamed"] = {"identical": stream_identical, "total_s": med(t["stream"]),
+                       "roofline": med([work / ts / (ref_flops / tr) for ts, tr in zip(t["stream"], t["ref"], strict=True)])}
     if a.grid_rows and threads == int(a.threads.split(",")[0]):  # the first thread count only
         out["grid_states"] = grid_ab(a.grid_rows, img, lp, labels, has, old, a.grid_rounds)
     return out
@@ -188,7 +162,6 @@ def main() -> None:
     ap.add_argument("--before-rev", default="4804c23")
     ap.add_argument("--grid-rows", type=int, default=0, help="also A/B grid_states on this many rows (0: skip)")
     ap.add_argument("--grid-rounds", type=int, default=3)
-    ap.add_argument("--proposed-prior", action="store_true", help="also time proposed_location_probs")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "eval-roofline.json")
     a = ap.parse_args()
     env = {**measure.environment(torch.device("cpu")), "argv": sys.argv[1:], "before_rev": a.before_rev,
@@ -210,10 +183,9 @@ def main() -> None:
                   f"{rng(r[v]['total_s']):>20} {rng(r[v]['roofline']):>18}")
         print(f"{'':>7} metrics speedup {rng(r['metrics_speedup'])}x; identical metrics: {r['metrics_identical']}; "
               f"ref {r['ref_gflop_per_s']['median']:.1f} GFLOP/s; load {' '.join(r['loadavg_1min_per_round'])}")
-        if "after_with_proposed_prior" in r:
-            p = r["after_with_proposed_prior"]
-            print(f"{'':>7} after + proposed P(y|x) {rng(r['proposed_prior_s'])} s (identical: "
-                  f"{r['proposed_prior_identical']}): total {rng(p['total_s'])} s, roofline {rng(p['roofline'])}")
+        st = r["streamed"]
+        print(f"{r['threads']:>7} {'streamed':<8} P(y|x) inside the metric pass {rng(st['total_s']):>37} "
+              f"{rng(st['roofline']):>18}  (identical to after: {st['identical']})")
         if "grid_states" in r:
             g = r["grid_states"]
             print(f"{'':>7} grid_states {g['rows']} rows x {g['points']} points: before {rng(g['before_s'])} s, "

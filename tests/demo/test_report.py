@@ -98,6 +98,10 @@ def test_table_cells_and_formats() -> None:
     # a missing cell prints a dash
     partial = [x for x in rows if not (x["method"] == "Img. Only" and x["ratio"] == 1.0)]
     assert table_cells(partial)[1][0][2] == "–"
+    # no gain row when either method of the gain was not run (bench paper --methods)
+    without = [x for x in rows if x["method"] != "CSP-MC-BLD"]
+    assert [b[0] for b in table_cells(without, gain=("CSP-MC-BLD", "Sup. Only (grid)"))[1]] == [
+        "Img. Only", "Sup. Only (grid)"]
     with pytest.raises(ConfigError, match="at least one result row"):
         format_table([])
 

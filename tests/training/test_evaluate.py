@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.training import evaluate
@@ -173,3 +174,39 @@ def test_evaluate_and_predict_refuse_other_classes(dataset, ft_run: Path, tmp_pa
     with pytest.raises(DatasetError, match=rf"same names in another order; class 0 is '{dataset.classes[0]}' in the run"):
         evaluate(ft_run, other)
     assert not list(ft_run.glob("eval-*world2*"))
+
+
+@pytest.mark.parametrize("missing", [0, 7])
+def test_streamed_location_probs_equal_the_whole_array(missing: int) -> None:
+    """P(y|x) read chunk by chunk (never held whole) = location_probs, and so are the metrics."""
+    from geocsp.evaluation import evaluate_scores
+    from geocsp.nets import LocationEncoder, LocationEncoderConfig
+    from geocsp.training.evaluate import StreamedLocationProbs
+    from geocsp.training.inference import location_probs
+
+    torch.manual_seed(0)
+    enc = LocationEncoder(LocationEncoderConfig(encoder="wrap", network="fcnet", dim=16))
+    head = torch.nn.Linear(16, 30)
+    module = torch.nn.ModuleDict({"encoder": enc, "head": head}).train()  # evaluation switches to eval
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return head(enc(x))
+
+    rng = np.random.default_rng(1)
+    lonlat = np.c_[rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)]
+    has = np.ones(500, bool)
+    has[rng.choice(500, missing, replace=False)] = False
+    lonlat[~has] = np.nan
+    whole = location_probs(logits, module, lonlat, has, 30, 64, torch.device("cpu"))
+    streamed = StreamedLocationProbs(logits, module, lonlat, has, 30, 64, torch.device("cpu"))
+    assert streamed.shape == whole.shape and module.training  # mode restored
+    for step in (64, 50, 130, 500):  # reads that span batches, and a batch read twice
+        streamed = StreamedLocationProbs(logits, module, lonlat, has, 30, 64, torch.device("cpu"))
+        for lo in range(0, 500, step):
+            np.testing.assert_array_equal(streamed[lo : lo + step], whole[lo : lo + step])  # NaN rows too
+    img = rng.dirichlet(np.ones(30), 500).astype(np.float32)
+    labels = rng.integers(0, 30, 500)
+    assert evaluate_scores(img, streamed, labels, has, batch_size=64) == evaluate_scores(
+        img, whole, labels, has, batch_size=64)
+    with pytest.raises(TypeError, match="contiguous row slices"):
+        streamed[np.arange(3)]  # type: ignore[index]

@@ -173,7 +173,7 @@ def table_cells(rows: Sequence[dict[str, Any]], gain: tuple[str, str] | None = N
     Args:
         rows: aggregated rows (:func:`aggregate`).
         gain: ``(method, baseline)``: append a row with the relative top-1 gain of ``method``
-            over ``baseline``; None for no gain row.
+            over ``baseline`` (only when both were run); None for no gain row.
         prefix: ``""`` for the paper's fusion, ``"cal_"`` for the calibrated one.
 
     Returns:
@@ -185,7 +185,7 @@ def table_cells(rows: Sequence[dict[str, Any]], gain: tuple[str, str] | None = N
     ratios = sorted({float(r["ratio"]) for r in rows})
     header = ["Ratio λ", *(_ratio_label(q) for q in ratios)]
     body = [[m, *(_cell(table.get((m, q)), prefix) for q in ratios)] for m in methods]
-    if gain is not None:
+    if gain is not None and set(gain) <= set(methods):
         g = relative_gain(rows, *gain, prefix=prefix)
         body.append([f"{gain[0]} vs {gain[1]}", *(_gain_cell(g.get(q)) for q in ratios)])
     return header, body

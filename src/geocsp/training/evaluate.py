@@ -75,9 +75,75 @@ def _labelled_rows(split: Split, what: str) -> np.ndarray:
     return np.flatnonzero(split.labels >= 0)
 
 
+class StreamedLocationProbs:
+    """(N, Q) P(y|x) of a prior, computed a row slice at a time when read (never held whole).
+
+    For one evaluation pass that reads it in row order (``evaluate_fused``'s chunks): each
+    ``probs[lo:hi]`` returns a float32 view of a reused buffer, valid until the next read.
+    The prior runs on exactly the batches :func:`location_probs` uses (``batch_size``
+    consecutive rows *with* a location), the last one kept for the next read, so the values
+    are bit for bit those of :func:`location_probs`. Memory: about three (batch, Q) buffers
+    instead of (N, Q).
+
+    Args:
+        logits_fn: (B, 2) degrees -> (B, Q) logits.
+        module: the module holding the prior (eval mode while it runs, then restored).
+        lonlat: (N, 2) degrees.
+        has_location: (N,) bool.
+        num_classes: Q.
+        batch_size: rows with a location per forward pass.
+        device: where the prior runs.
+    """
+
+    def __init__(self, logits_fn: Callable[[Tensor], Tensor], module: nn.Module, lonlat: np.ndarray,
+                 has_location: np.ndarray, num_classes: int, batch_size: int, device: Any) -> None:
+        self.logits_fn, self.module, self.batch_size, self.device = logits_fn, module, batch_size, device
+        self.has = np.asarray(has_location, bool)
+        self.located = np.flatnonzero(self.has)  # row of each located index
+        self.rank = np.cumsum(self.has) - self.has  # located index of each row (of the next one if none)
+        self.lonlat = np.asarray(lonlat)[self.located]
+        self.shape = (len(self.has), num_classes)
+        self._out = np.empty((0, num_classes), np.float32)
+        self._batch: tuple[int, np.ndarray] = (-1, np.empty((0, num_classes), np.float32))
+
+    def _probs_of_batch(self, k: int) -> np.ndarray:
+        """P(y|x) of located batch ``k`` (computed once; the last one is kept)."""
+        if self._batch[0] != k:
+            pts = self.lonlat[k * self.batch_size: (k + 1) * self.batch_size]
+            buf = self._batch[1] if len(self._batch[1]) >= len(pts) else np.empty((len(pts), self.shape[1]), np.float32)
+            self._batch = (k, location_probs(self.logits_fn, self.module, pts, np.ones(len(pts), bool),
+                                             self.shape[1], self.batch_size, self.device, out=buf[: len(pts)]))
+        return self._batch[1]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        """P(y|x) of rows ``index`` (a slice), (hi - lo, Q) float32, NaN rows without a location."""
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("StreamedLocationProbs is read by contiguous row slices only")
+        lo, hi, _ = index.indices(self.shape[0])
+        n = max(hi - lo, 0)
+        if len(self._out) < n:
+            self._out = np.empty((n, self.shape[1]), np.float32)
+        out = self._out[:n]
+        has = self.has[lo:hi]
+        out[~has] = np.nan
+        if n and has.any():
+            first, last = int(self.rank[lo]), int(self.rank[lo]) + int(has.sum())  # located indices [first, last)
+            dst = np.flatnonzero(has)
+            b = self.batch_size
+            every = bool(has.all())
+            for k in range(first // b, (last - 1) // b + 1):
+                a, z = max(first, k * b), min(last, (k + 1) * b)
+                rows = slice(a - first, z - first) if every else dst[a - first: z - first]
+                out[rows] = self._probs_of_batch(k)[a - k * b: z - k * b]
+        return out
+
+
 def _scored_rows(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, split: Split, rows: np.ndarray,
-                 key: str | None, num_classes: int, batch_size: int, device: Any) -> tuple[Any, Any, Any, Any]:
+                 key: str | None, num_classes: int, batch_size: int, device: Any,
+                 stream: bool = False) -> tuple[Any, Any, Any, Any]:
     """``(img, loc, labels, has)`` of ``rows``: P(y|I) under ``key`` (uniform for None) and P(y|x).
+
+    ``stream``: P(y|x) as a :class:`StreamedLocationProbs` (for one in-order pass), not an array.
 
     Raises:
         DatasetError: when the probabilities are missing or have another number of classes.
@@ -90,7 +156,8 @@ def _scored_rows(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, split
     if img.shape[1] != num_classes:
         raise DatasetError(f"split '{split.name}': probabilities '{key}' have {img.shape[1]} classes, the prior {num_classes}")
     lonlat, has = split.lonlat[rows], split.has_location[rows]
-    loc = location_probs(logits_fn, module, lonlat, has, num_classes, batch_size, device)
+    loc = (StreamedLocationProbs(logits_fn, module, lonlat, has, num_classes, batch_size, device) if stream
+           else location_probs(logits_fn, module, lonlat, has, num_classes, batch_size, device))
     return img, loc, split.labels[rows] if split.labels is not None else None, has
 
 
@@ -175,7 +242,7 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     if key is None:
         rows = _labelled_rows(split, "to evaluate")
         img, loc, labels, has = _scored_rows(logits_fn, module, split, rows, None, num_classes,
-                                             cfg.batch_size, device)
+                                             cfg.batch_size, device, stream=True)
         metrics: dict[str, Any] = evaluate_scores(img, loc, labels, has, beta=1.0, batch_size=cfg.batch_size,
                                                   device=device)
         return {**metrics, "image": None, "fused": None, "fused_calibrated": None, "fusion": None,
@@ -188,7 +255,8 @@ def evaluate_split(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, spl
     sharded = distributed_active()  # torchrun: each rank scores a shard
     if sharded:
         rows = shard_rows(rows)
-    img, loc, labels, has = _scored_rows(logits_fn, module, split, rows, key, num_classes, cfg.batch_size, device)
+    img, loc, labels, has = _scored_rows(logits_fn, module, split, rows, key, num_classes, cfg.batch_size, device,
+                                         stream=True)  # P(y|x) chunk by chunk inside the metric pass
     fusions = {"fused": Fusion("paper", beta)}
     if isinstance(fitted, FittedFusion):
         fusions["fused_calibrated"] = fitted.fusion

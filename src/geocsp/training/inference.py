@@ -42,18 +42,29 @@ from geocsp.training.rundir import run_ratio
 
 @torch.no_grad()
 def batched_rows(fn: Callable[[Tensor], Tensor], lonlat: np.ndarray, has_location: np.ndarray,
-                 width: int, batch_size: int, device: torch.device) -> np.ndarray:
+                 width: int, batch_size: int, device: torch.device, out: np.ndarray | None = None) -> np.ndarray:
     """Apply ``fn`` ((B, 2) degrees on ``device`` -> (B, width)) to the rows with a location.
 
+    Args:
+        fn: the batched function.
+        lonlat: (N, 2) degrees.
+        has_location: (N,) bool.
+        width: output columns.
+        batch_size: rows per call of ``fn``.
+        device: where ``fn`` runs.
+        out: an (N, width) float32 C-contiguous array to write into (reused by streaming
+            callers), or None for a new one.
+
     Returns:
-        (N, width) float32 array; rows without a location are NaN.
+        (N, width) float32 array (``out`` when given); rows without a location are NaN.
 
     Only the rows without a location are filled with NaN, and a chunk of consecutive rows is
     copied with one memcpy (no (B, width) temporary array): same values, fewer page faults
     (benchmarks/eval_roofline.py).
     """
     has = np.asarray(has_location, bool)
-    out = np.empty((len(lonlat), width), dtype=np.float32)
+    if out is None:
+        out = np.empty((len(lonlat), width), dtype=np.float32)
     out[~has] = np.nan
     rows = np.flatnonzero(has)
     pts = torch.as_tensor(lonlat[rows], dtype=torch.float32)
@@ -69,14 +80,17 @@ def batched_rows(fn: Callable[[Tensor], Tensor], lonlat: np.ndarray, has_locatio
 
 def location_probs(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, lonlat: np.ndarray,
                    has_location: np.ndarray, num_classes: int, batch_size: int,
-                   device: torch.device) -> np.ndarray:
-    """(N, Q) P(y|x) = sigmoid(logits) in eval mode; NaN rows where the location is missing."""
+                   device: torch.device, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, Q) P(y|x) = sigmoid(logits) in eval mode; NaN rows where the location is missing.
+
+    ``out``: an (N, Q) float32 array to write into (see :func:`batched_rows`), or None.
+    """
     was = module.training
     module.eval()
     try:
-        with torch.no_grad():  # the sigmoid is taken in place on the fresh logits
-            return batched_rows(lambda x: logits_fn(x).float().sigmoid_(), lonlat, has_location, num_classes,
-                                batch_size, device)
+        # batched_rows runs without autograd: the sigmoid is taken in place on the fresh logits
+        return batched_rows(lambda x: logits_fn(x).float().sigmoid_(), lonlat, has_location, num_classes,
+                            batch_size, device, out)
     finally:
         module.train(was)
 
