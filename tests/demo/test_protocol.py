@@ -89,6 +89,18 @@ def test_bench_on_plain_data_with_methods(plain: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--methods: applies to --table 1" in res.output
 
 
+def test_bench_crossfit_gives_the_calibrated_column_without_a_calib_split(plain: Path, tmp_path: Path) -> None:
+    rows, output = _bench(["bench", "paper", "--data", str(plain), "--methods", "img-only,sup-grid", "--seeds", "1",
+                           "--ratios", "0.1", "--jobs", "1", "--no-figures", "--crossfit", "2",
+                           "--out", str(tmp_path / "o")])
+    assert rows[1]["cal_top1_mean"] is not None and "calibrated fusion missing" not in output
+    (run,) = (tmp_path / "o" / "runs" / "finetune").iterdir()
+    fusion = json.loads((run / "metrics.json").read_text())["fusion"]
+    assert fusion["fitted_on"] == "crossfit-train-k2" and (run / "crossfit" / "fold1").is_dir()
+    res = CliRunner().invoke(cli, ["bench", "paper", "--data", str(plain), "--crossfit", "1", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--crossfit: expected 0 (off) or K >= 2 folds, got 1" in res.output
+
+
 def test_bench_on_the_demo_world_prints_the_demo_table(tmp_path: Path) -> None:
     """bench paper --data <the quick demo's world> --preset geoworld-quick == demo --quick, digit for digit."""
     world = make_world("small", seed=0)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from geocsp.demo.tables import TABLES, DemoSettings
+from geocsp.errors import ConfigError
 from geocsp.experiments.plan import Method, plan_jobs, preset_kwargs
 
 
@@ -70,3 +73,17 @@ def test_preset_kwargs() -> None:
     assert preset_kwargs("geoworld-quick") == {"preset": "geoworld-quick"}
     assert preset_kwargs("my/run.yaml") == {"config_file": "my/run.yaml"}
     assert preset_kwargs("run.yml") == {"config_file": "run.yml"}
+
+
+def test_crossfit_reaches_every_finetuning_run_and_names_it(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    off = plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,)), TABLES[1], world, tmp_path)
+    on = plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,), crossfit_folds=3),
+                   TABLES[1], world, tmp_path)
+    assert all(j.config["crossfit_folds"] == 0 for j in off if j.kind == "finetune")
+    assert all(j.config["crossfit_folds"] == 3 for j in on if j.kind == "finetune")
+    pre = [j.run_dir for j in off if j.kind == "pretrain"]
+    assert pre == [j.run_dir for j in on if j.kind == "pretrain"]  # pre-training is shared
+    assert not {j.run_dir for j in off if j.kind == "finetune"} & {j.run_dir for j in on if j.kind == "finetune"}
+    with pytest.raises(ConfigError, match="--crossfit: expected 0"):
+        DemoSettings(crossfit_folds=1)

@@ -48,6 +48,10 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="worker processes (default: one per core, 1 on a GPU)."),
         click.option("--runs", default=None, type=click.Path(), help="training-run directory (default OUT/runs)."),
         click.option("--no-figures", is_flag=True, help="skip the PNG figures."),
+        click.option("--crossfit", "crossfit", type=int, default=0, show_default=True, metavar="K",
+                     help="without a calib split: cross-fit the calibrated fusion on K folds of each run's "
+                          "labelled subset (K extra fine-tunings per run; needs out-of-fold train "
+                          "probabilities; docs/fusion.md). 0 = off."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -57,7 +61,7 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
                   ratios: str | None, world: str | None, device: str, jobs: int | None,
                   runs: str | None, no_figures: bool, data: str | None = None,
-                  methods: str | None = None) -> None:
+                  methods: str | None = None, crossfit: int = 0) -> None:
     """Resolve the settings, run the table, print it and where the files are.
 
     Prints the paper's fused top-1 table first (as before), then the calibrated fusion's
@@ -77,6 +81,7 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
         no_figures: skip the PNG figures.
         data: a geocsp dataset directory instead of the preset's GeoWorld.
         methods: comma-separated method names (``img-only,sup-grid,...``); None for the table's.
+        crossfit: K folds of the labelled-subset cross-fit (0 = off).
 
     SIGINT/SIGTERM end the command (and its worker processes) with one stderr line,
     ``geocsp: interrupted (SIGTERM); rerun the same command to resume``, and exit status 130
@@ -85,7 +90,7 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
     try:
         with interruptible():
             _run_and_print(table, out, quick, preset, seeds, ratios, world, device, jobs, runs, no_figures,
-                           data, methods)
+                           data, methods, crossfit)
     except Interrupted as e:
         click.echo(f"geocsp: {e}", err=True)
         click.get_current_context().exit(e.exit_code)
@@ -93,12 +98,13 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
 
 def _run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
                    ratios: str | None, world: str | None, device: str, jobs: int | None,
-                   runs: str | None, no_figures: bool, data: str | None, methods: str | None) -> None:
+                   runs: str | None, no_figures: bool, data: str | None, methods: str | None,
+                   crossfit: int) -> None:
     chosen = methods_by_name(methods)
     if chosen is not None and table != 1:
         raise ConfigError(f"--methods: applies to --table 1 (Table 1's methods), not --table {table}")
     settings = settings_for(preset, quick=quick, seeds=seeds, ratios=_floats(ratios), world=world,
-                            device=device, jobs=jobs, data=data, out=out)
+                            device=device, jobs=jobs, data=data, out=out, crossfit_folds=crossfit)
     where = (f"dataset {settings.data}" if settings.data is not None
              else f"GeoWorld '{settings.world}' (seed {settings.world_seed})")
     click.echo(f"geocsp: table {table} on {where}, "

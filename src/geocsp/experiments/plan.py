@@ -63,6 +63,10 @@ class PlanSettings(Protocol):
     def ratios(self) -> tuple[float, ...]:
         """Label ratios λ in (0, 1]."""
 
+    @property
+    def crossfit_folds(self) -> int:
+        """0, or K >= 2: fine-tuning runs cross-fit their calibrated fusion (``--crossfit``)."""
+
 
 @dataclass(frozen=True)
 class Job:
@@ -155,9 +159,10 @@ def plan_jobs(settings: PlanSettings, methods: Sequence[Method], data: str, runs
                 init = str(runs / "pretrain" / pretrain_run_name(cfg, seed, run_key(identity, cfg)))
                 pretrained = model_name(cfg)
                 pre_jobs[init] = Job("pretrain", m.name, seed, None, cfg, init)
+            crossfit = [f"crossfit_folds={settings.crossfit_folds}"] if settings.crossfit_folds else []
             for ratio in settings.ratios:
                 cfg = _resolved(FinetuneConfig, "finetune", settings.preset,
-                                [*m.finetune, *common, f"seed={seed}", f"ratio={ratio}"])
+                                [*m.finetune, *common, *crossfit, f"seed={seed}", f"ratio={ratio}"])
                 if init is not None:
                     cfg["init"] = init
                 name = finetune_run_name(cfg, ratio, seed, run_key(identity, cfg), pretrained)
