@@ -44,6 +44,30 @@ def test_extra_probs_are_the_val_heads_top_k() -> None:
         np.testing.assert_array_equal(got, np.sort(top, axis=1), err_msg=key)
 
 
+def test_train_rows_of_each_head_are_scored_out_of_fold() -> None:
+    """A head's own λ-subset rows on train: out-of-fold (K heads without their fold); the rest as before."""
+    from geocsp.data.splits import stratified_subset
+
+    inside = generate_world(dataclasses.replace(SPARSE, train_oof_folds=0), 3)
+    oof = generate_world(SPARSE, 3)
+    for name in ("val", "calib", "unlabeled"):  # every other split: bit-identical
+        for key, p in inside.splits[name].probs.items():
+            q = oof.splits[name].probs[key]
+            assert (p != q).nnz == 0 if hasattr(p, "nnz") else np.array_equal(p, q), (name, key)
+    index = {c: i for i, c in enumerate(oof.classes)}
+    y = np.array([index[c] for c in oof.splits["train"].table["label"]])
+    for ratio in sorted(set(SPARSE.ratios) | {1.0}):
+        key = "default" if ratio == 1.0 else f"ratio{ratio:.3f}"
+        a, b = inside.splits["train"].probs[key].toarray(), oof.splits["train"].probs[key].toarray()
+        rows = stratified_subset(y, ratio, 3)
+        outside = np.setdiff1d(np.arange(len(y)), rows)
+        np.testing.assert_array_equal(a[outside], b[outside], err_msg=key)
+        assert not np.array_equal(a[rows], b[rows]), key  # the subset rows were re-scored
+        assert (a[rows].argmax(1) == y[rows]).mean() >= (b[rows].argmax(1) == y[rows]).mean(), key  # in-sample wins
+    with pytest.raises(ConfigError, match="train_oof_folds"):
+        GeoWorldConfig(train_oof_folds=1)
+
+
 def test_topk_per_matrix_must_match() -> None:
     world = generate_world(TINY, 1)
     tr = world.splits["train"]
@@ -63,7 +87,7 @@ def test_cached_world_of_an_older_generator_is_regenerated(tmp_path, monkeypatch
     path = make_world("small", seed=0)
     assert path == default_world_dir("small", 0)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["provenance"]["geoworld"]["version"] == 4
+    assert manifest["provenance"]["geoworld"]["version"] == 5
     assert sorted(load_dataset(path).split("unlabeled").prob_keys) == ["default", "ratio0.050", "ratio0.100",
                                                                         "ratio0.200"]
     # a version-3 world in the cache (no train / unlabeled probabilities): regenerated in place
@@ -76,5 +100,5 @@ def test_cached_world_of_an_older_generator_is_regenerated(tmp_path, monkeypatch
     assert load_dataset(path).split("train").prob_keys == []
     assert make_world("small", seed=0) == path
     again = load_dataset(path)
-    assert again.manifest["provenance"]["geoworld"]["version"] == 4
+    assert again.manifest["provenance"]["geoworld"]["version"] == 5
     assert again.split("train").prob_keys == again.split("val").prob_keys

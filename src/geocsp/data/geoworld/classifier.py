@@ -216,6 +216,7 @@ def classifier_probs_many(
     seed: int,
     topk: int | Sequence[int] = 0,
     device: str = "cpu",
+    oof: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Probabilities on several splits of classifiers trained on stratified λ-subsets of train.
 
@@ -235,6 +236,9 @@ def classifier_probs_many(
         topk: 0 = dense probabilities, k > 0 = sparse top-k (see :func:`predict_probs`);
             one value for every matrix, or one per matrix of ``eval_feats``.
         device: torch device.
+        oof: ``(j, K)``: matrix ``j`` of ``eval_feats`` is ``train_feats`` itself, and the
+            rows each head was trained on get out-of-fold probabilities there
+            (:func:`out_of_fold`, K folds); None = in-sample everywhere.
 
     Returns:
         One dict per matrix of ``eval_feats``: key (``"ratio0.050"``..., ``"default"``) ->
@@ -250,12 +254,61 @@ def classifier_probs_many(
             w, b = train_linear_classifier(
                 train_feats, rows, train_labels, num_classes, settings, seed + i + 1, device
             )
-            for feats, probs_of, k in zip(eval_feats, out, topks, strict=True):
+            for j, (feats, probs_of, k) in enumerate(zip(eval_feats, out, topks, strict=True)):
                 probs = predict_probs(feats, w, b, k, device)
+                if oof is not None and j == oof[0] and oof[1] >= 2:
+                    probs = out_of_fold(probs, train_feats, rows, train_labels, num_classes, settings,
+                                        seed + i + 1, oof[1], k, device)
                 if ratio in ratios:
                     probs_of[ratio_probs_key(ratio)] = probs
                 if ratio == 1.0:
                     probs_of["default"] = probs
+    return out
+
+
+def out_of_fold(probs: Any, train_feats: np.ndarray, rows: np.ndarray, train_labels: np.ndarray, num_classes: int,
+                settings: ClassifierSettings, seed: int, folds: int, topk: int = 0, device: str = "cpu") -> Any:
+    """``probs`` (every train row) with the head's own training ``rows`` scored out of fold.
+
+    ``rows`` are dealt into ``folds`` folds in a seeded random order; for each fold a head
+    with the same settings is trained on the other folds and scores that fold's rows, which
+    replace the in-sample ones. Other rows are unchanged.
+
+    Args:
+        probs: (N, Q) dense array or CSR matrix of the head trained on all ``rows``.
+        train_feats: (N, D) train features.
+        rows: the head's training rows.
+        train_labels: (N,) class indices.
+        num_classes: Q.
+        settings: the head's optimisation settings.
+        seed: seed of the fold order (and of the fold heads' minibatches).
+        folds: K >= 2 (fewer when ``rows`` has fewer rows).
+        topk: as in :func:`predict_probs` (must match ``probs``).
+        device: torch device.
+
+    Returns:
+        The same kind of matrix as ``probs``.
+    """
+    k = min(folds, len(rows))
+    order = np.random.default_rng(seed).permutation(len(rows))
+    parts, where = [], []
+    for f in range(k):
+        held = np.sort(rows[order[f::k]])
+        fit = np.sort(rows[np.setdiff1d(order, order[f::k])])
+        w, b = train_linear_classifier(train_feats, fit, train_labels, num_classes, settings, seed + 7919 * (f + 1),
+                                       device)
+        parts.append(predict_probs(np.asarray(train_feats[held]), w, b, topk, device))
+        where.append(held)
+    if scipy.sparse.issparse(probs):
+        index = np.arange(probs.shape[0])
+        offset = probs.shape[0]
+        for held in where:
+            index[held] = offset + np.arange(len(held))
+            offset += len(held)
+        return scipy.sparse.vstack([probs, *parts], format="csr")[index]
+    out = np.array(probs, copy=True)
+    for held, part in zip(where, parts, strict=True):
+        out[held] = part
     return out
 
 

@@ -12,13 +12,14 @@ from geocsp.errors import ConfigError
 
 __all__ = ["GENERATOR_VERSION", "WORLD_PRESETS", "GeoWorldConfig", "get_world_config"]
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 """Bumped whenever the same (config, seed) would produce different data (3: the λ = 1
 classifier is stored once, as ``default``, no longer also as ``ratio1.000``; 4: the
 classifiers' top-k probabilities are also stored on ``train`` and ``unlabeled``, every
-earlier array unchanged)."""
+earlier array unchanged; 5: on ``train``, each classifier's own training rows get
+out-of-fold probabilities (``train_oof_folds``), every other array unchanged)."""
 
-_LATER_KNOBS = ("calib_per_class", "extra_probs_topk")
+_LATER_KNOBS = ("calib_per_class", "extra_probs_topk", "train_oof_folds")
 """Knobs added after GENERATOR_VERSION 2: left out of a world's identity while they keep
 their default, so the cache-directory names of existing worlds stay unchanged. Their
 defaults generate every array the generator did before they existed; ``extra_probs_topk``'s
@@ -70,6 +71,11 @@ class GeoWorldConfig:
         extra_probs_topk: k > 0 = the same classifiers' probabilities are also stored on
             ``train`` and ``unlabeled``, sparse top-k per row (renormalised): the soft
             targets of distillation (``geocsp.training.distill``); 0 = none there.
+        train_oof_folds: K >= 2 = on ``train``, the rows a classifier was trained on (its
+            λ-subset) get *out-of-fold* probabilities: K heads, each trained on the subset
+            without one fold, score that fold (what a user's cross-validated predictions
+            give; the labelled-subset cross-fit of the calibrated fusion needs them,
+            docs/fusion.md); 0 = the head's in-sample probabilities on those rows.
         land_mc_samples: Monte Carlo draws per class for the land fraction of its range
             (the normaliser of the true density).
     """
@@ -104,6 +110,7 @@ class GeoWorldConfig:
     clf_weight_decay: float = 1e-3
     probs_topk: int = 0
     extra_probs_topk: int = 20
+    train_oof_folds: int = 3
     land_mc_samples: int = 2000
 
     def __post_init__(self) -> None:
@@ -118,6 +125,8 @@ class GeoWorldConfig:
                      "habitat_norm", "zipf_exponent", "clf_weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"GeoWorldConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.train_oof_folds < 0 or self.train_oof_folds == 1:
+            raise ConfigError(f"GeoWorldConfig.train_oof_folds must be 0 or >= 2, got {self.train_oof_folds}")
         if self.num_genera > self.num_classes:
             raise ConfigError(f"GeoWorldConfig.num_genera ({self.num_genera}) must be <= num_classes ({self.num_classes})")
         if not 1 <= self.min_train_per_class <= self.max_train_per_class:

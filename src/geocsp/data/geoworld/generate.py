@@ -7,7 +7,8 @@
   and, when ``calib_per_class`` > 0, ``calib``: drawn like ``val`` from a stream of its own,
   with the same heads' probabilities (held out for fitting fusion parameters). With
   ``extra_probs_topk`` > 0 the same heads' sparse top-k probabilities are also stored on
-  ``train`` and ``unlabeled`` (the soft targets of distillation).
+  ``train`` and ``unlabeled`` (the soft targets of distillation); on ``train`` a head's own
+  training rows are scored out of fold (``train_oof_folds``), as cross-validated predictions.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ def generate_world(config: GeoWorldConfig, seed: int = 0, *, scratch_dir: str | 
     extra = pairs if cfg.extra_probs_topk else {}
     predicted = {**held_out, **extra}  # each split is predicted on its own: val's probs do not change
     topks = [cfg.probs_topk] * len(held_out) + [cfg.extra_probs_topk] * len(extra)
+    oof = (list(predicted).index("train"), cfg.train_oof_folds) if "train" in predicted else None
     probs = classifier_probs_many(train[1], y_train, [f for _, f in predicted.values()], q, cfg.ratios,
-                                  cfg.classifier(), seed, topks, device)
+                                  cfg.classifier(), seed, topks, device, oof=oof)
     probs_of = dict(zip(predicted, probs, strict=True))
     splits = {name: SplitData(table, feats, probs_of.get(name, {})) for name, (table, feats) in pairs.items()}
     for name, (table, feats) in held_out.items():
