@@ -267,6 +267,18 @@ def atomic_write_text(path: str | Path, text: str, *, fault: str | None = None) 
         tmp.write_text(text)
 
 
+def atomic_write_npy(path: str | Path, arr: np.ndarray, *, fault: str | None = None) -> None:
+    """Write ``arr`` as a ``.npy`` file (no pickles) to ``path`` atomically.
+
+    Args:
+        path: destination file.
+        arr: the array.
+        fault: artifact label of the fault points around the rename (tests).
+    """
+    with atomic_path(path, fault=fault) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+
+
 def json_text(data: Any) -> str:
     """The JSON text geocsp writes: indented, keys in the given order, newline-terminated.
 

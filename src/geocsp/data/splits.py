@@ -17,7 +17,7 @@ import numpy as np
 from geocsp.coords import validate_lonlat
 from geocsp.data.subset_file import read_subset, subset_sha256
 from geocsp.errors import ConfigError, DatasetError
-from geocsp.io import atomic_path, atomic_write_json
+from geocsp.io import atomic_write_json, atomic_write_npy
 
 
 def _labels_array(labels: np.ndarray) -> np.ndarray:
@@ -149,8 +149,7 @@ def load_or_make_subset(run_dir: str | Path, labels: np.ndarray, ratio: float, s
         return idx.astype(np.int64, copy=False)
     idx = stratified_subset(lab, ratio, seed)
     meta_path.unlink(missing_ok=True)  # from here until the sidecar is back, the pair is incomplete
-    with atomic_path(path, fault="subset") as tmp, open(tmp, "wb") as f:
-        np.save(f, idx, allow_pickle=False)
+    atomic_write_npy(path, idx, fault="subset")
     atomic_write_json(meta_path, {"ratio": float(ratio), "seed": int(seed), "n": len(lab), "labels_sha1": fp},
                       fault="subset")
     return idx
@@ -188,10 +187,25 @@ def _saved_file_subset(run_dir: Path, spec: str | Path, labels: np.ndarray) -> n
                                f"({saved[1].get('source')}); use a new run directory or --overwrite")
         return idx
     path.with_suffix(".json").unlink(missing_ok=True)
-    with atomic_path(path, fault="subset") as tmp, open(tmp, "wb") as f:
-        np.save(f, idx, allow_pickle=False)
+    atomic_write_npy(path, idx, fault="subset")
     atomic_write_json(path.with_suffix(".json"), meta, fault="subset")
     return idx
+
+
+def usable_rows(labels: np.ndarray | None, has_location: np.ndarray) -> np.ndarray:
+    """The train rows a prior can be fine-tuned on: labelled (>= 0) and with a location.
+
+    :func:`training_subset` returns positions among these rows.
+
+    Args:
+        labels: (N,) int class indices, -1 = unlabelled (None: no labels).
+        has_location: (N,) bool.
+
+    Returns:
+        Sorted int64 row indices.
+    """
+    lab = _labels_array(np.full(len(has_location), -1) if labels is None else labels)
+    return np.flatnonzero((lab >= 0) & np.asarray(has_location, dtype=bool))
 
 
 def training_subset(run_dir: str | Path, labels: np.ndarray | None, has_location: np.ndarray, ratio: float,
@@ -218,7 +232,7 @@ def training_subset(run_dir: str | Path, labels: np.ndarray | None, has_location
         DatasetError: on an invalid subset file or a saved subset of other data.
     """
     lab = _labels_array(np.full(len(has_location), -1) if labels is None else labels)
-    usable = np.flatnonzero((lab >= 0) & np.asarray(has_location, dtype=bool))
+    usable = usable_rows(lab, has_location)
     if subset is None:
         return load_or_make_subset(run_dir, lab[usable], ratio, seed)
     idx = _saved_file_subset(Path(run_dir), subset, lab)

@@ -32,11 +32,11 @@ import numpy as np
 from geocsp.checkpoints import load_prior
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset, Split
-from geocsp.data.splits import training_subset
+from geocsp.data.splits import training_subset, usable_rows
 from geocsp.distributed import main_first
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation.calibration import FittedFusion, fit_fusion_chunks, stratified_folds
-from geocsp.io import atomic_path, atomic_write_json
+from geocsp.io import atomic_write_json, atomic_write_npy
 from geocsp.runtime import is_main_process, resolve_device
 from geocsp.training.config import FinetuneConfig, config_dict_for_compare
 from geocsp.training.inference import location_probs
@@ -101,9 +101,8 @@ def subset_rows(run_dir: str | Path, train: Split, config: FinetuneConfig) -> np
         DatasetError: on a train split without labels or an invalid subset.
     """
     labels = _train_labels(train)
-    usable = np.flatnonzero((labels >= 0) & train.has_location)
     pos = training_subset(run_dir, labels, train.has_location, config.ratio, config.seed, config.subset)
-    return usable[pos]
+    return usable_rows(labels, train.has_location)[pos]
 
 
 def _train_labels(train: Split) -> np.ndarray:
@@ -125,11 +124,6 @@ def _sha(data: Any) -> str:
 def _labels_sha(train: Split) -> str:
     labels = np.zeros(0, np.int64) if train.labels is None else train.labels
     return hashlib.sha1(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
 
 
 def plan_folds(run_dir: str | Path, train: Split, config: FinetuneConfig, k: int) -> FoldPlan:
@@ -169,8 +163,8 @@ def plan_folds(run_dir: str | Path, train: Split, config: FinetuneConfig, k: int
             shutil.rmtree(plan.root)
         plan.root.mkdir(parents=True)
         for f in range(k):
-            _save_npy(plan.subset_file(f), rows[folds != f])
-        _save_npy(plan.root / FOLDS_FILE, np.stack([rows, folds], 1))
+            atomic_write_npy(plan.subset_file(f), rows[folds != f])
+        atomic_write_npy(plan.root / FOLDS_FILE, np.stack([rows, folds], 1))
         atomic_write_json(plan.root / PLAN_FILE, meta)  # last: the plan is complete
     return plan
 

@@ -99,9 +99,8 @@ class StreamedLocationProbs:
                  has_location: np.ndarray, num_classes: int, batch_size: int, device: Any) -> None:
         self.logits_fn, self.module, self.batch_size, self.device = logits_fn, module, batch_size, device
         self.has = np.asarray(has_location, bool)
-        self.located = np.flatnonzero(self.has)  # row of each located index
         self.rank = np.cumsum(self.has) - self.has  # located index of each row (of the next one if none)
-        self.lonlat = np.asarray(lonlat)[self.located]
+        self.lonlat = np.asarray(lonlat)[self.has]  # the located rows, in order
         self.shape = (len(self.has), num_classes)
         self._out = np.empty((0, num_classes), np.float32)
         self._batch: tuple[int, np.ndarray] = (-1, np.empty((0, num_classes), np.float32))

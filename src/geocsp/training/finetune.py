@@ -30,7 +30,7 @@ from geocsp.checkpoints import PRIOR_DIR, load_encoder
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
 from geocsp.data.samplers import create_location_sampler
-from geocsp.data.splits import training_subset
+from geocsp.data.splits import training_subset, usable_rows
 from geocsp.data.subset_file import pin_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.encoders import ENCODERS
@@ -270,10 +270,9 @@ def _soft_rows(loss: nn.Module, ds: GeoDataset, cfg: FinetuneConfig, positions: 
     if not getattr(loss, "needs_soft_targets", False):
         return None
     train = ds.split("train")
-    labels = train.labels if train.labels is not None else np.full(len(train), -1, np.int64)
-    usable = np.flatnonzero(train.has_location & (labels >= 0))
-    labelled = usable[np.asarray(positions, np.int64)]
-    counts = np.bincount(labels[labelled], minlength=len(ds.classes))
+    labelled = usable_rows(train.labels, train.has_location)[np.asarray(positions, np.int64)]
+    assert train.labels is not None  # fine-tuning refuses a train split without labels
+    counts = np.bincount(train.labels[labelled], minlength=len(ds.classes))
     return soft_rows(ds, cast(DistillLoss, loss).config, cfg.ratio, labelled, device, counts)
 
 
@@ -315,6 +314,7 @@ def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> _Val
 
 
 def _eval_config(cfg: FinetuneConfig) -> EvaluateConfig:
+    # EvaluateConfig wants K >= 2; its folds are only read when cross-fitting is on
     return EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device,
                           crossfit_folds=max(cfg.crossfit_folds, 2))
 
@@ -322,13 +322,10 @@ def _eval_config(cfg: FinetuneConfig) -> EvaluateConfig:
 def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSource | None:
     """The final evaluation's calibrated-fusion source: calib, else the opt-in cross-fit, else None."""
     ecfg = _eval_config(cfg)
-    if calib_split(ds, ecfg) is not None:
-        return None  # calib, as in the per-epoch evaluations
-    if cfg.crossfit_folds < 2:  # off: none, with the reason (or a finished cross-fit of this run)
+    if cfg.crossfit_folds < 2:  # off: calib, else none with the reason (or a finished cross-fit of this run)
         return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path)
     fold_cfg = dataclasses.replace(cfg, crossfit_folds=0, eval_every=0, quiet=True)
-    return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path, config=fold_cfg,
-                         refit=lambda c, d, r: finetune(c, d, r))
+    return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path, config=fold_cfg, refit=finetune)
 
 
 def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,

@@ -33,7 +33,7 @@ from geocsp.data.format import (
 )
 from geocsp.data.tables import err, read_points, refuse_existing, write_table
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
-from geocsp.io import atomic_path
+from geocsp.io import atomic_write_npy
 from geocsp.prior import fuse
 from geocsp.runtime import is_main_process, resolve_device
 from geocsp.training.data import as_dataset
@@ -388,8 +388,7 @@ def embed(source: str | Path, lonlat: np.ndarray | str | Path, out: str | Path |
 def _write_embeddings(emb: np.ndarray, pts: np.ndarray, out: str | Path) -> None:
     p = Path(out)
     if p.suffix.lower() == ".npy":
-        with atomic_path(p) as tmp, open(tmp, "wb") as f:
-            np.save(f, emb, allow_pickle=False)
+        atomic_write_npy(p, emb)
         return
     df = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
     df.insert(0, "lat", pts[:, 1])
