@@ -268,13 +268,7 @@ def atomic_write_text(path: str | Path, text: str, *, fault: str | None = None) 
 
 
 def atomic_write_npy(path: str | Path, arr: np.ndarray, *, fault: str | None = None) -> None:
-    """Write ``arr`` as a ``.npy`` file (no pickles) to ``path`` atomically.
-
-    Args:
-        path: destination file.
-        arr: the array.
-        fault: artifact label of the fault points around the rename (tests).
-    """
+    """Write ``arr`` to ``path`` as ``.npy`` (no pickles), atomically; ``fault`` as in :func:`atomic_path`."""
     with atomic_path(path, fault=fault) as tmp, open(tmp, "wb") as f:
         np.save(f, arr, allow_pickle=False)
 
