@@ -54,3 +54,62 @@ def test_bad_requests(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["data", "split", str(src), "--out", str(tmp_path / "o3"), "--from", "nope"])
     assert res.exit_code == 2 and "no split 'nope'" in res.output
     assert not (tmp_path / "o3").exists()
+
+
+def _labelled(tmp_path: Path) -> Path:
+    """A dataset with train and a val split (3 classes of 1, 4 and 20 rows + 5 unlabelled) carrying probabilities."""
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 1 + ["b"] * 4 + ["c"] * 20 + [""] * 5
+    n = len(labels)
+    val = pd.DataFrame({"lon": rng.uniform(-180, 180, n), "lat": rng.uniform(-60, 60, n),
+                        "label": [x or None for x in labels]})
+    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    probs[:, 0] = np.arange(n) / 1000  # row i's probabilities name it: they must follow the row
+    train = pd.DataFrame({"lon": [0.0, 1.0, 2.0], "lat": [0.0, 1.0, 2.0], "label": ["a", "b", "c"]})
+    return write_dataset(tmp_path / "src", {"train": SplitData(train), "val": SplitData(val, None, {"default": probs})},
+                         ["a", "b", "c"])
+
+
+def test_calib_held_out_of_val_stratified(tmp_path: Path) -> None:
+    src = _labelled(tmp_path)
+    res = CliRunner().invoke(cli, ["data", "split", str(src), "--out", str(tmp_path / "out"), "--from", "val",
+                                   "--hold-out", "calib", "--frac", "0.25", "--method", "stratified"])
+    assert res.exit_code == 0, res.output
+    ds = load_dataset(tmp_path / "out")
+    assert sorted(ds.split_names) == ["calib", "train", "val"]
+    assert len(ds.split("train")) == 3  # untouched
+    va, ca = ds.split("val"), ds.split("calib")
+    assert len(va) + len(ca) == 30
+    # per class: a (1 row) stays in val; b (4): 1 held out; c (20): 5 held out; unlabelled (5): round(1.25) = 1
+    def count(s: object, c: int) -> int:
+        return int((s.labels == c).sum())  # type: ignore[attr-defined]
+    assert [count(ca, c) for c in (0, 1, 2, -1)] == [0, 1, 5, 1]
+    assert [count(va, c) for c in (0, 1, 2, -1)] == [1, 3, 15, 4]
+    def ids(s: object) -> np.ndarray:
+        return np.rint(np.asarray(s.probs("default"))[:, 0] * 1000).astype(int)  # type: ignore[attr-defined]
+    assert sorted(np.r_[ids(va), ids(ca)]) == list(range(30))  # probabilities followed their rows, none lost
+    src_val = load_dataset(src).split("val")
+    for s in (va, ca):
+        np.testing.assert_allclose(s.lonlat, src_val.lonlat[ids(s)])
+    assert load_dataset(tmp_path / "out").manifest["provenance"]["resplit"]["hold_out"] == "calib"
+
+
+def test_stratified_split_is_seeded_and_keeps_a_row_per_class() -> None:
+    labels = np.repeat(np.arange(10), np.arange(1, 11))
+    lonlat = np.zeros((len(labels), 2))
+    a = split_indices(lonlat, 0.5, "stratified", 10.0, 3, labels=labels)
+    b = split_indices(lonlat, 0.5, "stratified", 10.0, 3, labels=labels)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    kept, held = a
+    assert set(labels[kept]) == set(range(10))            # every class keeps a row
+    assert set(labels[held]) == set(range(1, 10))         # every class with >= 2 rows gives one
+    with pytest.raises(DatasetError, match="stratified needs labelled rows"):
+        split_indices(lonlat, 0.5, "stratified", 10.0, 0, labels=None)
+
+
+def test_hold_out_refuses_an_existing_split(tmp_path: Path) -> None:
+    src = _labelled(tmp_path)
+    res = CliRunner().invoke(cli, ["data", "split", str(src), "--out", str(tmp_path / "o"), "--from", "val",
+                                   "--hold-out", "train"])
+    assert res.exit_code == 2 and "already has a 'train' split" in res.output
+    assert not (tmp_path / "o").exists()

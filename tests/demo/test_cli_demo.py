@@ -43,7 +43,7 @@ def test_quick_demo_writes_wellformed_results(quick_run: tuple[Path, str]) -> No
     # Img. Only comes from each ratio's few-shot classifier: it rises with the ratio
     img = [r["top1_mean"] for r in rows if r["method"] == "Img. Only"]
     assert img == sorted(img) and img[0] < img[-1]
-    assert data["meta"]["settings"]["world"] == "small"
+    assert data["meta"]["settings"]["world"] == "small-calib"
     assert all(rec.get("seed") in (0, 1) for rec in data["meta"]["records"])
     with (out / "results.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)

@@ -15,8 +15,15 @@ from geocsp.cli.main import cli
 from geocsp.data import load_dataset, make_world
 from geocsp.demo.autopreset import auto_preset, protocol_ratios
 from geocsp.demo.run import check_protocol_data
-from geocsp.demo.tables import METHODS, TABLES, is_geoworld, methods_by_name, settings_for
+from geocsp.demo.tables import (
+    METHODS,
+    TABLES,
+    is_geoworld,
+    methods_by_name,
+    settings_for,
+)
 from geocsp.errors import ConfigError, DatasetError
+from geocsp.experiments.plan import CROSSFIT_AUTO_FOLDS, resolve_crossfit
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +85,10 @@ def _bench(args: list[str]) -> tuple[list[dict], str]:
 
 def test_bench_on_plain_data_with_methods(plain: Path, tmp_path: Path) -> None:
     rows, output = _bench(["bench", "paper", "--data", str(plain), "--methods", "img-only,sup-grid",
-                           "--seeds", "1", "--ratios", "0.1", "--jobs", "1", "--out", str(tmp_path / "o")])
+                           "--seeds", "1", "--ratios", "0.1", "--jobs", "1", "--crossfit", "0",
+                           "--out", str(tmp_path / "o")])
     assert [r["method"] for r in rows] == ["Img. Only", "Sup. Only (grid)"]
-    # no calib split and cross-fitting is opt-in: no calibrated number, and one note says why
+    # no calib split and cross-fitting switched off: no calibrated number, and one note says why
     assert rows[1]["cal_top1_mean"] is None and "calibrated fusion missing in some runs: no calibrated" in output
     assert "one seed: no confidence interval" in output
     assert "range maps skipped" in output and not (tmp_path / "o" / "range_maps.png").exists()
@@ -89,21 +97,27 @@ def test_bench_on_plain_data_with_methods(plain: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--methods: applies to --table 1" in res.output
 
 
-def test_bench_crossfit_gives_the_calibrated_column_without_a_calib_split(plain: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("crossfit", [None, "2"])
+def test_bench_crossfit_gives_the_calibrated_column_without_a_calib_split(plain: Path, tmp_path: Path,
+                                                                          crossfit: str | None) -> None:
+    """Without a calib split but with train probabilities, the default (auto) cross-fits on 3 folds."""
     rows, output = _bench(["bench", "paper", "--data", str(plain), "--methods", "img-only,sup-grid", "--seeds", "1",
-                           "--ratios", "0.1", "--jobs", "1", "--no-figures", "--crossfit", "2",
-                           "--out", str(tmp_path / "o")])
+                           "--ratios", "0.1", "--jobs", "1", "--no-figures",
+                           *(["--crossfit", crossfit] if crossfit else []), "--out", str(tmp_path / "o")])
     assert rows[1]["cal_top1_mean"] is not None and "calibrated fusion missing" not in output
     (run,) = (tmp_path / "o" / "runs" / "finetune").iterdir()
     fusion = json.loads((run / "metrics.json").read_text())["fusion"]
-    assert fusion["fitted_on"] == "crossfit-train-k2" and (run / "crossfit" / "fold1").is_dir()
+    k = crossfit or "3"
+    assert fusion["fitted_on"] == f"crossfit-train-k{k}" and (run / "crossfit" / f"fold{int(k) - 1}").is_dir()
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())["meta"]["settings"]
+    assert saved["crossfit_folds"] == int(k)  # the resolved number is recorded, not "auto"
     res = CliRunner().invoke(cli, ["bench", "paper", "--data", str(plain), "--crossfit", "1", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "--crossfit: expected 0 (off) or K >= 2 folds, got 1" in res.output
+    assert res.exit_code == 2 and "--crossfit: expected auto, 0 (off) or K >= 2 folds, got 1" in res.output
 
 
 def test_bench_on_the_demo_world_prints_the_demo_table(tmp_path: Path) -> None:
     """bench paper --data <the quick demo's world> --preset geoworld-quick == demo --quick, digit for digit."""
-    world = make_world("small", seed=0)
+    world = make_world("small-calib", seed=0)
     common = ["--seeds", "1", "--ratios", "0.1", "--jobs", "1", "--no-figures"]
     demo_rows, demo_out = _bench(["demo", "--quick", *common, "--out", str(tmp_path / "d")])
     bench_rows, bench_out = _bench(["bench", "paper", "--data", str(world), "--preset", "geoworld-quick", *common,
@@ -112,3 +126,12 @@ def test_bench_on_the_demo_world_prints_the_demo_table(tmp_path: Path) -> None:
     assert [[r[k] for k in key] for r in bench_rows] == [[r[k] for k in key] for r in demo_rows]
     table = demo_out[demo_out.index("Ratio λ"):demo_out.index("\nfused top-1 %")]
     assert table in bench_out and "Img. Only" in table
+
+
+def test_resolve_crossfit_auto(plain: Path, tmp_path: Path) -> None:
+    ds = load_dataset(plain)  # no calib split, out-of-fold train probabilities for every ratio (GeoWorld v5)
+    assert resolve_crossfit("auto", ds, (0.1, 1.0)) == CROSSFIT_AUTO_FOLDS == 3
+    assert resolve_crossfit(0, ds, (0.1,)) == 0 and resolve_crossfit(5, ds, (0.1,)) == 5
+    assert resolve_crossfit("auto", ds, (0.3,)) == 0  # no train probabilities 'ratio0.300': nothing to cross-fit on
+    calib = load_dataset(make_world("small", seed=0, calib_per_class=2, out=tmp_path / "c"))
+    assert resolve_crossfit("auto", calib, (0.1,)) == 0  # a calib split: the fusion is fitted there

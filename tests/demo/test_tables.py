@@ -28,7 +28,7 @@ def test_bundled_presets_have_demo_sections() -> None:
     demo, quick = load_demo_section("geoworld-demo"), load_demo_section("geoworld-quick")
     assert demo["world"] == "default-calib" and len(demo["seeds"]) >= 3  # default + calib: same Table 1
     assert demo["ratios"] == [0.05, 0.1, 0.2, 1.0]
-    assert quick["world"] == "small"
+    assert quick["world"] == "small-calib"
     with pytest.raises(ConfigError, match="unknown preset"):
         load_demo_section("no-such-preset")
 
@@ -56,7 +56,7 @@ def _world(tmp_path: Path, seed: int = 0) -> str:
 
 
 def test_table3_dims_and_table2_objectives(tmp_path: Path) -> None:
-    s = DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,))
+    s = DemoSettings(preset="geoworld-quick", crossfit_folds=0, seeds=(0,), ratios=(0.1,))
     w = _world(tmp_path)
     pre3 = [j for j in plan_jobs(s, TABLES[3], w, tmp_path) if j.kind == "pretrain"]
     assert [j.config["model"]["dim"] for j in pre3] == [64, 128, 256, 512, 1024]
@@ -65,7 +65,7 @@ def test_table3_dims_and_table2_objectives(tmp_path: Path) -> None:
 
 
 def test_identical_runs_are_shared_between_tables(tmp_path: Path) -> None:
-    s = DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,))
+    s = DemoSettings(preset="geoworld-quick", crossfit_folds=0, seeds=(0,), ratios=(0.1,))
     w = _world(tmp_path)
     t1 = {j.run_dir for j in plan_jobs(s, TABLES[1], w, tmp_path)}
     t3 = plan_jobs(s, TABLES[3], w, tmp_path)

@@ -21,7 +21,7 @@ def _world(tmp_path: Path, seed: int = 0) -> str:
 
 
 def test_plan_shares_pretraining_across_ratios(tmp_path: Path) -> None:
-    s = DemoSettings(preset="geoworld-quick", seeds=(0, 1), ratios=(0.1, 1.0))
+    s = DemoSettings(preset="geoworld-quick", crossfit_folds=0, seeds=(0, 1), ratios=(0.1, 1.0))
     world = _world(tmp_path)
     jobs = plan_jobs(s, TABLES[1], world, tmp_path)
     pre = [j for j in jobs if j.kind == "pretrain"]
@@ -52,7 +52,7 @@ def test_plan_shares_pretraining_across_ratios(tmp_path: Path) -> None:
 
 
 def test_run_names_and_devices(tmp_path: Path) -> None:
-    s = DemoSettings(preset="geoworld-quick", seeds=(3,), ratios=(0.05,), device="cpu")
+    s = DemoSettings(preset="geoworld-quick", crossfit_folds=0, seeds=(3,), ratios=(0.05,), device="cpu")
     methods = (Method("sup"), Method("csp", pretrain=("objective.name=csp-mc-bld",)), Method("img", image_only=True))
     jobs = plan_jobs(s, methods, _world(tmp_path), tmp_path)
     assert [(j.kind, j.method, j.seed, j.ratio) for j in jobs] == [
@@ -64,7 +64,7 @@ def test_run_names_and_devices(tmp_path: Path) -> None:
     assert Path(csp.run_dir).name.startswith("from-csp-mc-bld-d64-r0.050-s3-")
     assert all(j.config["device"] == "cpu" and j.config["quiet"] is True for j in jobs)
     # the device is not part of a run's identity: the same runs on another device
-    gpu = plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(3,), ratios=(0.05,), device="cuda"),
+    gpu = plan_jobs(DemoSettings(preset="geoworld-quick", crossfit_folds=0, seeds=(3,), ratios=(0.05,), device="cuda"),
                     methods, _world(tmp_path), tmp_path)
     assert [j.run_dir for j in gpu] == [j.run_dir for j in jobs]
 
@@ -77,7 +77,8 @@ def test_preset_kwargs() -> None:
 
 def test_crossfit_reaches_every_finetuning_run_and_names_it(tmp_path: Path) -> None:
     world = _world(tmp_path)
-    off = plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,)), TABLES[1], world, tmp_path)
+    off = plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,), crossfit_folds=0), TABLES[1],
+                    world, tmp_path)
     on = plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,), crossfit_folds=3),
                    TABLES[1], world, tmp_path)
     assert all(j.config["crossfit_folds"] == 0 for j in off if j.kind == "finetune")
@@ -85,5 +86,7 @@ def test_crossfit_reaches_every_finetuning_run_and_names_it(tmp_path: Path) -> N
     pre = [j.run_dir for j in off if j.kind == "pretrain"]
     assert pre == [j.run_dir for j in on if j.kind == "pretrain"]  # pre-training is shared
     assert not {j.run_dir for j in off if j.kind == "finetune"} & {j.run_dir for j in on if j.kind == "finetune"}
-    with pytest.raises(ConfigError, match="--crossfit: expected 0"):
+    with pytest.raises(ConfigError, match="--crossfit: expected auto, 0"):
         DemoSettings(crossfit_folds=1)
+    with pytest.raises(ConfigError, match="resolve crossfit_folds 'auto' on the dataset first"):
+        plan_jobs(DemoSettings(preset="geoworld-quick", seeds=(0,), ratios=(0.1,)), TABLES[1], world, tmp_path)

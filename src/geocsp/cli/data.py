@@ -136,17 +136,25 @@ COMMANDS = [data]
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
 @click.option("--from", "source_split", default="train", show_default=True, help="Split to divide.")
-@click.option("--val-frac", default=0.2, show_default=True, help="Fraction of rows held out as val.")
-@click.option("--method", type=click.Choice(["random", "spatial"]), default="random", show_default=True,
-              help="random rows, or whole lon/lat blocks (geographic generalisation).")
+@click.option("--hold-out", "hold_out", default="val", show_default=True,
+              help="Name of the held-out split (the rest is train when it is val, else keeps its name).")
+@click.option("--val-frac", "--frac", "val_frac", default=0.2, show_default=True,
+              help="Fraction of rows held out.")
+@click.option("--method", type=click.Choice(["random", "stratified", "spatial"]), default="random",
+              show_default=True,
+              help="random rows, a fraction of every class (stratified), or whole lon/lat blocks (spatial).")
 @click.option("--block-deg", default=10.0, show_default=True, help="Block size for --method spatial.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
-def split_cmd(src: Path, out: Path, source_split: str, val_frac: float, method: str,
+def split_cmd(src: Path, out: Path, source_split: str, hold_out: str, val_frac: float, method: str,
               block_deg: float, seed: int, overwrite: bool) -> None:
-    """Copy dataset SRC to OUT with a held-out `val` split carved from one split."""
+    """Copy dataset SRC to OUT with a held-out split carved from one split.
+
+    E.g. a `val` split from `train` (the default), or a `calib` split for the calibrated
+    fusion from `val`: --from val --hold-out calib --method stratified (docs/protocol.md).
+    """
     path = split_dataset(src, out, source_split=source_split, val_frac=val_frac, method=method,
-                         block_deg=block_deg, seed=seed, overwrite=overwrite)
+                         block_deg=block_deg, seed=seed, overwrite=overwrite, hold_out=hold_out)
     click.echo(f"wrote {path}")
 
 

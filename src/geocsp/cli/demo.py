@@ -27,6 +27,20 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
         raise click.BadParameter(f"expected comma-separated numbers like 0.05,0.1, got {text!r}") from None
 
 
+class _Folds(click.ParamType):
+    """``auto`` or an integer number of folds (validated by :class:`~geocsp.demo.tables.DemoSettings`)."""
+
+    name = "auto|K"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"expected auto or an integer, got {value!r}", param, ctx)
+
+
 def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``demo`` and ``bench paper``.
 
@@ -48,10 +62,11 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="worker processes (default: one per core, 1 on a GPU)."),
         click.option("--runs", default=None, type=click.Path(), help="training-run directory (default OUT/runs)."),
         click.option("--no-figures", is_flag=True, help="skip the PNG figures."),
-        click.option("--crossfit", "crossfit", type=int, default=0, show_default=True, metavar="K",
+        click.option("--crossfit", "crossfit", type=_Folds(), default="auto", show_default=True, metavar="auto|K",
                      help="without a calib split: cross-fit the calibrated fusion on K folds of each run's "
                           "labelled subset (K extra fine-tunings per run; needs out-of-fold train "
-                          "probabilities; docs/fusion.md). 0 = off."),
+                          "probabilities; docs/fusion.md). auto = 3 when the data has no calib split but "
+                          "train probabilities, else off; 0 = off."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -61,7 +76,7 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
                   ratios: str | None, world: str | None, device: str, jobs: int | None,
                   runs: str | None, no_figures: bool, data: str | None = None,
-                  methods: str | None = None, crossfit: int = 0) -> None:
+                  methods: str | None = None, crossfit: int | str = "auto") -> None:
     """Resolve the settings, run the table, print it and where the files are.
 
     Prints the paper's fused top-1 table first (as before), then the calibrated fusion's
@@ -81,7 +96,7 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
         no_figures: skip the PNG figures.
         data: a geocsp dataset directory instead of the preset's GeoWorld.
         methods: comma-separated method names (``img-only,sup-grid,...``); None for the table's.
-        crossfit: K folds of the labelled-subset cross-fit (0 = off).
+        crossfit: K folds of the labelled-subset cross-fit (0 = off), or ``auto``.
 
     SIGINT/SIGTERM end the command (and its worker processes) with one stderr line,
     ``geocsp: interrupted (SIGTERM); rerun the same command to resume``, and exit status 130
@@ -99,7 +114,7 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
 def _run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,
                    ratios: str | None, world: str | None, device: str, jobs: int | None,
                    runs: str | None, no_figures: bool, data: str | None, methods: str | None,
-                   crossfit: int) -> None:
+                   crossfit: int | str) -> None:
     chosen = methods_by_name(methods)
     if chosen is not None and table != 1:
         raise ConfigError(f"--methods: applies to --table 1 (Table 1's methods), not --table {table}")

@@ -11,6 +11,7 @@ Used by ``geocsp demo`` (Table 1) and ``geocsp bench paper`` (Tables 1-3).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ from geocsp.demo.tables import (
 )
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.experiments.execute import execute
-from geocsp.experiments.plan import Job, Method, plan_jobs
+from geocsp.experiments.plan import Job, Method, plan_jobs, resolve_crossfit
 from geocsp.experiments.provenance import machine_info
 from geocsp.io import load_checkpoint_dir
 from geocsp.nets import LocationEncoder
@@ -87,7 +88,10 @@ def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | P
     runs_dir = Path(runs) if runs is not None else out / "runs"
     world = Path(settings.data) if settings.data is not None else make_world(settings.world, seed=settings.world_seed)
     methods = tuple(methods) if methods else TABLES[table]
-    check_protocol_data(load_dataset(world), methods, settings.ratios)
+    ds = load_dataset(world)
+    check_protocol_data(ds, methods, settings.ratios)
+    settings = dataclasses.replace(settings, crossfit_folds=resolve_crossfit(settings.crossfit_folds, ds,
+                                                                             settings.ratios))
     jobs = plan_jobs(settings, methods, str(world), runs_dir.resolve())
     results = with_calibrated(jobs, execute(jobs, str(world), settings.jobs, settings.threads, progress), world)
     records = collect_records(jobs, results, methods)

@@ -127,9 +127,11 @@ class DemoSettings:
         threads: torch threads per worker (0 = leave torch's default).
         figure_ratio: the ratio whose runs the range figure shows (closest stored one).
         data: a geocsp dataset directory to run on instead of generating ``world``.
-        crossfit_folds: 0 (default) or K >= 2: every fine-tuning run cross-fits its calibrated
-            fusion on K folds of its labelled subset when the dataset has no ``calib`` split
-            (``finetune.crossfit_folds``; docs/fusion.md).
+        crossfit_folds: ``auto`` (default), 0 (off) or K >= 2: every fine-tuning run
+            cross-fits its calibrated fusion on K folds of its labelled subset when the dataset
+            has no ``calib`` split (``finetune.crossfit_folds``; docs/fusion.md). ``auto`` is
+            resolved on the dataset (:func:`~geocsp.experiments.plan.resolve_crossfit`): 3 when it has no ``calib``
+            split but ``train`` probabilities, else 0.
 
     Raises:
         ConfigError: on repeated seeds, ratios outside (0, 1], jobs < 1, threads < 0 or
@@ -146,11 +148,12 @@ class DemoSettings:
     threads: int = 0
     figure_ratio: float = 0.1
     data: str | None = None
-    crossfit_folds: int = 0
+    crossfit_folds: int | str = "auto"
 
     def __post_init__(self) -> None:
-        if self.crossfit_folds == 1 or self.crossfit_folds < 0:
-            raise ConfigError(f"--crossfit: expected 0 (off) or K >= 2 folds, got {self.crossfit_folds}")
+        k = self.crossfit_folds
+        if k != "auto" and (not isinstance(k, int) or k == 1 or k < 0):
+            raise ConfigError(f"--crossfit: expected auto, 0 (off) or K >= 2 folds, got {k}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds: expected distinct integers, got {list(self.seeds)}")
         if not self.ratios or any(not 0 < r <= 1 for r in self.ratios) or len(set(self.ratios)) != len(self.ratios):
@@ -193,7 +196,7 @@ def is_geoworld(data: str | Path) -> bool:
 def settings_for(preset: str | None = None, *, quick: bool = False, seeds: int | None = None,
                  ratios: tuple[float, ...] | None = None, world: str | None = None, device: str = "cpu",
                  jobs: int | None = None, data: str | None = None, out: str | Path = ".",
-                 crossfit_folds: int = 0) -> DemoSettings:
+                 crossfit_folds: int | str = "auto") -> DemoSettings:
     """The settings of a run: the preset's ``demo:`` section with the given overrides.
 
     With ``data`` (any geocsp dataset), ``preset="auto"`` -- the default when ``data`` is
@@ -230,6 +233,7 @@ def settings_for(preset: str | None = None, *, quick: bool = False, seeds: int |
     kw["ratios"] = ratios or tuple(float(r) for r in section.get("ratios", (0.05, 0.1, 0.2, 1.0)))
     if world:
         kw["world"] = WORLD_PRESETS.canonical(world)  # an unknown name: one line, before any work
-    return DemoSettings(preset=name, device=device, jobs=jobs or n_jobs,
+    return DemoSettings(preset=name, device=device, jobs=jobs or n_jobs,  # crossfit "auto": see resolve_crossfit
                         threads=threads if (jobs or n_jobs) > 1 else 0, data=data, crossfit_folds=crossfit_folds,
                         **kw)
+

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from geocsp.config import apply_overrides, deep_merge, from_dict, load_yaml, to_dict
+from geocsp.data import GeoDataset
 from geocsp.errors import ConfigError
 from geocsp.experiments.provenance import (
     dataset_identity,
@@ -64,8 +65,8 @@ class PlanSettings(Protocol):
         """Label ratios λ in (0, 1]."""
 
     @property
-    def crossfit_folds(self) -> int:
-        """0, or K >= 2: fine-tuning runs cross-fit their calibrated fusion (``--crossfit``)."""
+    def crossfit_folds(self) -> int | str:
+        """0, or K >= 2: fine-tuning runs cross-fit their calibrated fusion (``auto``: :func:`resolve_crossfit` first)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,9 @@ def plan_jobs(settings: PlanSettings, methods: Sequence[Method], data: str, runs
         ratio order.
     """
     identity = dataset_identity(data)
+    folds = settings.crossfit_folds
+    if folds == "auto":
+        raise ConfigError("plan_jobs: resolve crossfit_folds 'auto' on the dataset first (resolve_crossfit)")
     common = [f"device={settings.device}", "quiet=true"]
     pre_jobs: dict[str, Job] = {}
     ft_jobs: list[Job] = []
@@ -159,7 +163,7 @@ def plan_jobs(settings: PlanSettings, methods: Sequence[Method], data: str, runs
                 init = str(runs / "pretrain" / pretrain_run_name(cfg, seed, run_key(identity, cfg)))
                 pretrained = model_name(cfg)
                 pre_jobs[init] = Job("pretrain", m.name, seed, None, cfg, init)
-            crossfit = [f"crossfit_folds={settings.crossfit_folds}"] if settings.crossfit_folds else []
+            crossfit = [f"crossfit_folds={folds}"] if folds else []
             for ratio in settings.ratios:
                 cfg = _resolved(FinetuneConfig, "finetune", settings.preset,
                                 [*m.finetune, *common, *crossfit, f"seed={seed}", f"ratio={ratio}"])
@@ -169,3 +173,32 @@ def plan_jobs(settings: PlanSettings, methods: Sequence[Method], data: str, runs
                 ft_jobs.append(Job("finetune", m.name, seed, ratio, cfg, str(runs / "finetune" / name), init,
                                    (init,) if init else ()))
     return [*pre_jobs.values(), *ft_jobs]
+
+CROSSFIT_AUTO_FOLDS = 3
+"""Folds of ``--crossfit auto`` when it cross-fits."""
+
+
+def resolve_crossfit(value: int | str, ds: GeoDataset, ratios: tuple[float, ...]) -> int:
+    """The cross-fit folds of a protocol run: ``value``, or what ``auto`` means for ``ds``.
+
+    ``auto``: 0 when ``ds`` has a ``calib`` split (the fusion is fitted there) or when its
+    ``train`` split lacks image probabilities for one of the ratios (nothing to cross-fit
+    on; the runs then say why they have no calibrated fusion), else
+    :data:`CROSSFIT_AUTO_FOLDS`. geocsp cannot tell whether the stored train probabilities
+    are out-of-fold; docs/protocol.md says why they must be.
+
+    Args:
+        value: ``auto`` or an explicit K (0 = off, >= 2).
+        ds: the dataset.
+        ratios: the label ratios λ (keys ``ratio{λ:.3f}``, ``default`` also serves λ = 1).
+
+    Returns:
+        K (0 = off).
+    """
+    if value != "auto":
+        return int(value)
+    if "calib" in ds or "train" not in ds:
+        return 0
+    keys = ds.split("train").prob_keys
+    has = all(f"ratio{q:.3f}" in keys or (q == 1.0 and "default" in keys) for q in ratios)
+    return CROSSFIT_AUTO_FOLDS if has else 0

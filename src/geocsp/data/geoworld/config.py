@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from geocsp._registry import Registry
@@ -170,12 +170,13 @@ class GeoWorldConfig:
 
 
 WORLD_PRESETS: Registry[GeoWorldConfig] = Registry("GeoWorld preset")
-"""Named GeoWorld configurations: ``small``, ``default``, ``default-calib``, ``longtail``,
-``inat-scale``."""
-WORLD_PRESETS.register("small", description="tests: 40 classes, 3k train, D=32, < 10 s")(
-    GeoWorldConfig(num_classes=40, num_genera=12, feature_dim=32, train_rows=3000,
-                   unlabeled_rows=6000, val_per_class=10, max_train_per_class=300,
-                   land_mc_samples=1000))
+"""Named GeoWorld configurations: ``small``, ``small-calib``, ``default``, ``default-calib``,
+``longtail``, ``inat-scale``."""
+_SMALL = GeoWorldConfig(num_classes=40, num_genera=12, feature_dim=32, train_rows=3000, unlabeled_rows=6000,
+                        val_per_class=10, max_train_per_class=300, land_mc_samples=1000)
+WORLD_PRESETS.register("small", description="tests: 40 classes, 3k train, D=32, < 10 s")(_SMALL)
+WORLD_PRESETS.register("small-calib", description="small + a held-out calib split (5 per class): the quick demo")(
+    replace(_SMALL, calib_per_class=5))
 WORLD_PRESETS.register("default", description="the demo: 150 classes, 12k train, 36k unlabeled")(
     GeoWorldConfig())
 WORLD_PRESETS.register("default-calib", description="default + a held-out calib split (5 per class)")(
