@@ -97,7 +97,7 @@ class CalibSelector:
 
         Returns:
             ``{"criterion", "split": "calib", "epoch" (chosen, 1-based), "score", "epochs_run",
-            "stopped_early"}``.
+            "stopped_early"}`` (``stopped_early``: the patience ran out).
         """
         if self.best_state is not None:
             self.module.load_state_dict(self.best_state)
