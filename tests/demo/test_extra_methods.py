@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from geocsp.cli.main import cli
-from geocsp.config import to_dict
+from geocsp.config import from_dict, to_dict
 from geocsp.demo.tables import METHODS, TABLES, methods_by_name
 from geocsp.experiments.plan import _resolved
 from geocsp.pretrained.registry import PRETRAINED
@@ -39,3 +39,17 @@ def test_geoclip_method_states_the_released_architecture() -> None:
 def test_bench_help_names_every_method() -> None:
     out = CliRunner().invoke(cli, ["bench", "paper", "--help"], terminal_width=400).output
     assert all(name in out.replace("\n", "") for name in METHODS.names())
+
+
+
+def test_finetuning_methods_resolve_to_their_settings() -> None:
+    """Issue 16 item 3: frozen, partial, early-stopped CSP-MC-BLD and early-stopped Sup. Only (wrap), by name."""
+    frozen, partial, es, sup_es = methods_by_name("csp-frozen,csp-partial,csp-es,sup-wrap-es")
+    assert frozen.pretrain == partial.pretrain == es.pretrain == TABLES[1][5].pretrain and sup_es.pretrain is None
+    got = [from_dict(FinetuneConfig, _resolved(FinetuneConfig, "finetune", "geoworld-demo", list(m.finetune)))
+           for m in (frozen, partial, es, sup_es)]
+    assert got[0].encoder_frozen and not got[1].encoder_frozen and 0 < got[1].encoder_lr_scale < 1
+    assert [c.early_stop for c in got] == ["off", "off", "fused", "fused"]
+    assert [c.model.encoder for c in got] == ["grid", "grid", "grid", "wrap"]
+    paper = from_dict(FinetuneConfig, _resolved(FinetuneConfig, "finetune", "geoworld-demo", []))
+    assert (paper.freeze_encoder, paper.encoder_lr_scale, paper.unfreeze_after, paper.early_stop) == (False, 1, 0, "off")

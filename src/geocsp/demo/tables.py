@@ -63,17 +63,30 @@ TABLES: dict[int, tuple[Method, ...]] = {
 _DISTILL = ("loss.name=distill", "loss.args={base: full, base_args: {bg_weight: 1.0}}")
 """Distillation from the few-shot image classifier (issue 16) around the presets' ``full`` loss."""
 
+_PARTIAL = ("encoder_lr_scale=0.1", "unfreeze_after=0")
+"""Partial unfreezing (issue 16): the pre-trained encoder at a tenth of T's learning rate
+(chosen on calib among 8 settings: benchmarks/finetune_calib_sweep.py, docs/results.md)."""
+_EARLY_STOP = ("early_stop=fused",)
+"""Early stopping on calib: the epoch whose calibrated fusion (fitted on calib) is best there."""
+
 EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("distill", Method("Distill (wrap)", finetune=(*_WRAP, *_DISTILL))),
     ("distill-grid", Method("Distill (grid)", finetune=_DISTILL)),
     ("csp-distill", Method("CSP-MC-BLD + Distill", pretrain=_objective("csp-mc-bld"), finetune=_DISTILL)),
     ("geoclip", Method("GeoCLIP init", finetune=("init=geoclip", *model_overrides("geoclip")))),
+    ("csp-frozen", Method("CSP-MC-BLD frozen", pretrain=_objective("csp-mc-bld"), finetune=("freeze_encoder=true",))),
+    ("csp-partial", Method("CSP-MC-BLD partial", pretrain=_objective("csp-mc-bld"), finetune=_PARTIAL)),
+    ("csp-es", Method("CSP-MC-BLD + ES", pretrain=_objective("csp-mc-bld"), finetune=_EARLY_STOP)),
+    ("sup-wrap-es", Method("Sup. Only (wrap) + ES", finetune=(*_WRAP, *_EARLY_STOP))),
 )
 """Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD
 pre-training, fine-tuned with the ``distill`` loss (soft targets from the image classifier
 of the run's ratio on the ``unlabeled`` and non-subset ``train`` rows; docs/objectives.md),
 and GeoCLIP's released location encoder fine-tuned as the prior (``geoclip``: needs the
-``geoclip`` package's weights; docs/pretrained.md)."""
+``geoclip`` package's weights; docs/pretrained.md). Fine-tuning that keeps what pre-training
+learned (issue 16 item 3; docs/training.md): CSP-MC-BLD with a frozen encoder (T only),
+with partial unfreezing, or with early stopping on calib, and Sup. Only (wrap) with early
+stopping on calib (the fair comparison)."""
 
 METHODS: Registry[Method] = Registry("method")
 """Methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``): Table 1's,

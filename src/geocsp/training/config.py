@@ -22,6 +22,8 @@ from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoderConfig
 
 PRECISIONS = ("fp32", "bf16")
+EARLY_STOP = ("off", "fused", "location")
+"""``FinetuneConfig.early_stop`` values: off, or the calib criterion (docs/training.md)."""
 RUNTIME_KEYS = ("device", "quiet", "checkpoint_every", "keep_checkpoints")
 """Top-level keys that may differ when a run is resumed (they do not change results)."""
 
@@ -211,6 +213,19 @@ class FinetuneConfig:
             (:func:`geocsp.data.subset_file.read_subset`), used instead of the stratified draw.
         subset_sha256: the SHA-256 of the subset file, pinned when the run starts.
         freeze_encoder: train T only (a linear probe on e(x)); the encoder runs in eval mode.
+        encoder_lr_scale: the encoder's learning rate is ``lr * encoder_lr_scale`` (T keeps
+            ``lr``): 1 = full fine-tuning (default), 0 = frozen (as ``freeze_encoder``),
+            in between = partial unfreezing with a discriminative learning rate.
+        unfreeze_after: gradual unfreezing: the first ``unfreeze_after`` epochs train T only
+            (encoder frozen, eval mode, no Adam state), then the encoder trains too, at
+            ``lr * encoder_lr_scale``. 0 (default) = from the first epoch.
+        early_stop: choose the epoch on the ``calib`` split (never ``val``): after every epoch
+            the prior is scored on calib and the best epoch's weights become the run's
+            prior. ``off`` (default): the last epoch. ``fused``: top-1 of the calibrated
+            fusion fitted on calib (what the calibrated evaluation reports). ``location``:
+            the location-only NLL on calib (no image probabilities needed).
+        patience: with ``early_stop``, stop after this many epochs without a better calib
+            score (0 = train every epoch, still keep the best).
         optim_from_init: start Adam with the encoder's moments and step count from the
             ``init`` pre-training run's last checkpoint (the reference code's behaviour,
             spec §9.2.7); T starts fresh. Default off: a fresh Adam.
@@ -236,6 +251,10 @@ class FinetuneConfig:
     subset_sha256: str | None = None
     freeze_encoder: bool = False
     optim_from_init: bool = False
+    encoder_lr_scale: float = 1.0
+    unfreeze_after: int = 0
+    early_stop: Literal["off", "fused", "location"] = "off"
+    patience: int = 0
     beta: float = 1.0
     crossfit_folds: int = 0
     seed: int = 0
@@ -251,12 +270,36 @@ class FinetuneConfig:
         _check_runtime("finetune", self)
         if self.crossfit_folds == 1 or self.crossfit_folds < 0:
             raise ConfigError(f"finetune.crossfit_folds must be 0 (off) or >= 2, got {self.crossfit_folds}")
-        if self.optim_from_init and self.freeze_encoder:
+        if self.optim_from_init and self.encoder_frozen:
             raise ConfigError("finetune.optim_from_init carries the encoder's Adam state; "
-                              "it cannot be combined with freeze_encoder")
+                              "it cannot be combined with freeze_encoder (or encoder_lr_scale=0)")
+        self._check_selection()
         if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
             raise ConfigError(f"finetune.ratio must be in (0, 1], got {self.ratio!r}")
         _nonnegative("finetune", beta=self.beta)
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """Whether the encoder never trains (``freeze_encoder`` or ``encoder_lr_scale == 0``)."""
+        return self.freeze_encoder or self.encoder_lr_scale == 0
+
+    def _check_selection(self) -> None:
+        """Partial unfreezing and early stopping fields (ConfigError on a bad one)."""
+        _nonnegative("finetune", encoder_lr_scale=self.encoder_lr_scale)
+        for name in ("unfreeze_after", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"finetune.{name} must be an integer >= 0, got {v!r}")
+        if self.unfreeze_after and self.encoder_frozen:
+            raise ConfigError("finetune.unfreeze_after unfreezes the encoder; it cannot be combined with "
+                              "freeze_encoder (or encoder_lr_scale=0)")
+        if self.unfreeze_after >= self.data.epochs:
+            raise ConfigError(f"finetune.unfreeze_after ({self.unfreeze_after}) must be below data.epochs "
+                              f"({self.data.epochs}); for a frozen encoder set freeze_encoder=true")
+        if self.early_stop not in EARLY_STOP:
+            raise ConfigError(f"finetune.early_stop must be one of {list(EARLY_STOP)}, got {self.early_stop!r}")
+        if self.patience and self.early_stop == "off":
+            raise ConfigError("finetune.patience needs early_stop (fused or location)")
 
 
 @dataclass(frozen=True)

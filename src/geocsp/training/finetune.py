@@ -9,6 +9,10 @@ Deviation from the reference (spec §9.2.7): by default a fresh Adam is created 
 reference carries the pre-training Adam moments over into fine-tuning
 (``optim_from_init: true`` does so: :func:`carry_adam_state`).
 
+How much of a pre-trained encoder moves (frozen, partial, full) is
+:mod:`geocsp.training.unfreeze`; ``early_stop`` chooses the epoch on ``calib``
+(:mod:`geocsp.training.earlystop`).
+
 With the ``distill`` loss each step also draws soft-target rows (``unlabeled`` and the
 train rows outside the labelled subset, with the image classifier's probabilities of the
 run's ratio; :mod:`geocsp.training.distill`).
@@ -43,6 +47,7 @@ from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
 from geocsp.training.distill import SoftRows, soft_rows
+from geocsp.training.earlystop import CalibSelector, calib_scorer
 from geocsp.training.evaluate import FusionSource, calib_split, evaluate_split, fusion_source
 from geocsp.training.loop import (
     LoopSpec,
@@ -54,6 +59,7 @@ from geocsp.training.loop import (
 )
 from geocsp.training.pretrain import _last_record
 from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
+from geocsp.training.unfreeze import mode_setter, optimizer_params
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
@@ -67,7 +73,7 @@ def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict
     if getattr(encoder.config, "extra_dim", 0):
         raise ConfigError("model.extra_dim > 0 (covariates) is not supported by geocsp finetune yet")
     head = nn.Linear(int(encoder.dim), num_classes, bias=False)
-    if cfg.freeze_encoder:
+    if cfg.encoder_frozen:
         encoder.requires_grad_(False)
     return nn.ModuleDict({"encoder": encoder, "head": head})
 
@@ -173,7 +179,9 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         The metrics written to ``metrics.json``: the ``val`` evaluation (``image``,
         ``location``, ``fused``, ``fused_calibrated``, ``fusion`` ...: see
         :func:`~geocsp.training.evaluate.evaluate_split`) when the dataset has a labelled ``val`` split with
-        image probabilities, plus a ``train`` entry with the final epoch's loss.
+        image probabilities, plus a ``train`` entry with the final epoch's loss and, with
+        ``early_stop``, an ``early_stop`` entry (the calib-chosen epoch whose weights are the
+        prior: :mod:`geocsp.training.earlystop`).
 
     Raises:
         ConfigError: on an invalid component or a config differing from the saved one.
@@ -184,10 +192,14 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         config = dataclasses.replace(config, init=str(init))
     info = init_distributed(config.device)  # torchrun: join the job (no-op otherwise)
     rank, world = info.rank, info.world_size
+    if info.distributed and config.unfreeze_after:
+        raise ConfigError("finetune.unfreeze_after is not supported under torchrun (DDP needs a fixed set of "
+                          "trained parameters); run it on one process")
     ds = as_dataset(data)
     device = info.device if info.distributed else resolve_device(config.device)
     rows = TrainRows([ds.split("train")], device, need_features=False, need_labels=True)
     model = build_finetune_model(config, len(ds.classes)).to(device)
+    selector = _selector(model, ds, config)  # early_stop: refuses a dataset without calib before any work
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
@@ -200,24 +212,24 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
                                                         config.seed, config.subset))
         rows = rows.subset(positions)
         soft = _soft_rows(loss, ds, config, positions, device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = make_optimizer(params, config.optim, device)
+        optimizer = make_optimizer(optimizer_params(model, config), config.optim, device)
         if config.optim_from_init:
             carry_adam_state(optimizer, model, config.init)
         order = epoch_sampler(config.data, rows.labels_np, config.seed, rank, world)
-        val = _val_eval(model, ds, config)
+        val = _val_eval(model, ds, config) if config.eval_every else None  # val is read after selection
         spec = LoopSpec(
             stage="finetune", run=run, module=model, optimizer=optimizer, epochs=config.data.epochs,
             seed=config.seed, lr_at=lambda e: config.optim.lr * config.optim.lr_decay**e,
             epoch_indices=order.epoch_indices,
             step=make_step(model, rows, loss, sampler, config.compile, info, soft),
             batch_size=config.data.batch_size, device=device, precision=config.precision,
-            set_mode=_mode_setter(model, config.freeze_encoder), evaluate=val,
+            set_mode=mode_setter(model, config), evaluate=val, hook=selector,
             eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
             keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
         )
         history = train_epochs(spec)
-        metrics = _finish(run, model, ds, config, val, history)
+        chosen = selector.finish() if selector is not None else None  # the best calib epoch's weights
+        metrics = _finish(run, model, ds, config, _val_eval(model, ds, config), history, chosen)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
@@ -276,13 +288,11 @@ def _soft_rows(loss: nn.Module, ds: GeoDataset, cfg: FinetuneConfig, positions: 
     return soft_rows(ds, cast(DistillLoss, loss).config, cfg.ratio, labelled, device, counts)
 
 
-def _mode_setter(model: nn.ModuleDict, frozen: bool) -> Callable[[], None]:
-    def set_mode() -> None:
-        model.train()
-        if frozen:
-            model["encoder"].eval()  # a linear probe on fixed (dropout-free) embeddings
-
-    return set_mode
+def _selector(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> CalibSelector | None:
+    """The early-stopping hook on calib (None when ``early_stop`` is off)."""
+    if cfg.early_stop == "off":
+        return None
+    return CalibSelector(cfg.early_stop, calib_scorer(cfg, ds, model, _eval_config(cfg)), model, cfg.patience)
 
 
 class _ValEval(Protocol):
@@ -329,14 +339,19 @@ def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSou
 
 
 def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,
-            val: _ValEval | None, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json."""
+            val: _ValEval | None, history: list[dict[str, Any]], chosen: dict[str, Any] | None) -> dict[str, Any]:
+    """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json.
+
+    ``chosen``: the early-stopping choice (``metrics["early_stop"]``), its weights already loaded.
+    """
     last = _last_record(run, history)
     train = result_fields(last)
     metrics: dict[str, Any] = {}
     if val is not None:
         metrics = dict(val(int(last.get("epoch", 0)), _final_source(run, ds, cfg)))
     metrics["train"] = train
+    if chosen is not None:
+        metrics["early_stop"] = chosen
     if run.writer:
         head = cast(nn.Linear, model["head"])
         prior = GeoPrior(cast(LocationEncoder, model["encoder"]), head.weight.detach(), ds.classes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,13 +28,15 @@ from geocsp.training.rundir import (
     unflatten_optimizer_state,
 )
 
+HOOK_PREFIX = "hook."
+"""Prefix of an :class:`EpochHook`'s tensors in a checkpoint's model file."""
 TIMING_KEYS = ("seconds", "samples_per_s")
 """Log-record keys that vary between identical runs (kept out of metrics.json)."""
 
 
 def result_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The deterministic training fields of an epoch log record (epoch, lr, loss, terms)."""
-    return {k: v for k, v in record.items() if k not in (*TIMING_KEYS, "stage", "val", "samples")}
+    return {k: v for k, v in record.items() if k not in (*TIMING_KEYS, "stage", "val", "calib", "samples")}
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -60,8 +62,12 @@ def progress(total: int, desc: str, disable: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=disable, leave=False)
 
 
-def make_optimizer(params: list[nn.Parameter], optim: OptimConfig, device: torch.device) -> torch.optim.Adam:
+def make_optimizer(params: list[nn.Parameter] | list[dict[str, Any]], optim: OptimConfig,
+                   device: torch.device) -> torch.optim.Adam:
     """Adam over ``params`` with ``optim.lr`` / ``optim.weight_decay`` (an ``OptimConfig``).
+
+    ``params`` may be parameter groups; a group's ``lr_scale`` (default 1) multiplies the
+    epoch's learning rate (:func:`run_epoch`) and is saved with the optimizer state.
 
     On CUDA the fused implementation (one kernel for all parameters instead of a few per
     tensor) is used; elsewhere torch's default. Both follow the same update rule, and their
@@ -74,6 +80,27 @@ def make_optimizer(params: list[nn.Parameter], optim: OptimConfig, device: torch
 def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Tensor]:
     """``torch.compile(module)`` when ``enabled``, else the module itself."""
     return torch.compile(module) if enabled else module
+
+
+class EpochHook(Protocol):
+    """Runs after every epoch (e.g. early stopping); its state travels with the checkpoints."""
+
+    @property
+    def done(self) -> bool:
+        """True when no further epoch should run."""
+        ...
+
+    def after_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """After ``epoch`` completed epochs: may add entries to the epoch's log ``record``."""
+        ...
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, JSON data)`` to checkpoint."""
+        ...
+
+    def restore(self, tensors: dict[str, Tensor], data: dict[str, Any]) -> None:
+        """Load what :meth:`state` returned (from a checkpoint)."""
+        ...
 
 
 @dataclass
@@ -93,13 +120,16 @@ class LoopSpec:
         batch_size: rows per step.
         device: where the generator lives.
         precision: ``fp32`` or ``bf16``.
-        set_mode: puts the modules into training mode at each epoch start.
+        set_mode: epoch (0-based) -> None; puts the modules into training mode at each
+            epoch start (default ``module.train()``).
         evaluate: completed epochs -> metrics dict to log, or None.
         eval_every: call ``evaluate`` every this many epochs (0 = never).
         checkpoint_every: checkpoint every this many epochs (and after the last one).
         keep_checkpoints: how many checkpoints to keep.
         quiet: no progress bars.
         rank: process rank (seeds; only rank 0 shows progress).
+        hook: runs after each epoch (after ``evaluate``), checkpointed with the run; the
+            loop stops once ``hook.done``.
     """
 
     stage: str
@@ -114,13 +144,14 @@ class LoopSpec:
     batch_size: int
     device: torch.device
     precision: str = "fp32"
-    set_mode: Callable[[], None] | None = None
+    set_mode: Callable[[int], None] | None = None
     evaluate: Callable[[int], dict[str, Any]] | None = None
     eval_every: int = 0
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     quiet: bool = False
     rank: int = 0
+    hook: EpochHook | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -137,7 +168,11 @@ def resume(spec: LoopSpec) -> int:
     if ckpt is None:
         spec.run.truncate_log(0)
         return 0
-    spec.module.load_state_dict(ckpt.model)
+    spec.module.load_state_dict({k: v for k, v in ckpt.model.items() if not k.startswith(HOOK_PREFIX)})
+    if spec.hook is not None:
+        n = len(HOOK_PREFIX)
+        spec.hook.restore({k[n:]: v for k, v in ckpt.model.items() if k.startswith(HOOK_PREFIX)},
+                          ckpt.state.get("hook", {}))
     state = unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"])
     # which kernel runs the update (fused / foreach) is this process's choice, not saved state:
     # a CPU checkpoint resumed on CUDA keeps the fused Adam, and the reverse
@@ -153,7 +188,11 @@ def save(spec: LoopSpec, epoch: int) -> None:
     """Checkpoint the module and optimizer after ``epoch`` completed epochs."""
     tensors, data = flatten_optimizer_state(spec.optimizer.state_dict())
     model = {k: v for k, v in spec.module.state_dict().items()}
-    spec.run.save_checkpoint(Checkpoint(epoch, model, tensors, {"optim": data}), spec.keep_checkpoints)
+    state: dict[str, Any] = {"optim": data}
+    if spec.hook is not None:
+        extra, state["hook"] = spec.hook.state()
+        model.update({HOOK_PREFIX + k: v for k, v in extra.items()})
+    spec.run.save_checkpoint(Checkpoint(epoch, model, tensors, state), spec.keep_checkpoints)
 
 
 def train_step(optimizer: torch.optim.Optimizer, step: Callable[[Tensor, torch.Generator], Any],
@@ -187,8 +226,11 @@ def run_epoch(spec: LoopSpec, epoch: int) -> dict[str, Any]:
     gen.manual_seed(s ^ 0x5EED)
     lr = spec.lr_at(epoch)
     for group in spec.optimizer.param_groups:
-        group["lr"] = lr
-    (spec.set_mode or spec.module.train)()
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    if spec.set_mode is not None:
+        spec.set_mode(epoch)
+    else:
+        spec.module.train()
     order = torch.from_numpy(np.ascontiguousarray(spec.epoch_indices(epoch), dtype=np.int64))
     sums: dict[str, Tensor] = {}
     t0 = time.perf_counter()
@@ -213,18 +255,25 @@ def run_epoch(spec: LoopSpec, epoch: int) -> dict[str, Any]:
 def train_epochs(spec: LoopSpec) -> list[dict[str, Any]]:
     """Resume if possible, then train up to ``spec.epochs``; log and checkpoint each epoch.
 
+    Stops early (checkpointing that epoch) once ``spec.hook.done``.
+
     Returns:
         The log records of the epochs run in this call (deterministic fields: ``epoch``,
         ``lr``, ``loss`` and the objective's terms).
     """
     start = resume(spec)
     for epoch in range(start, spec.epochs):
+        if spec.hook is not None and spec.hook.done:
+            break
         record = run_epoch(spec, epoch)
         done = epoch + 1
         if spec.evaluate is not None and spec.eval_every and done % spec.eval_every == 0:
             record["val"] = spec.evaluate(done)
+        if spec.hook is not None:
+            spec.hook.after_epoch(done, record)
         spec.run.log(record)
         spec.history.append(record)
-        if done % spec.checkpoint_every == 0 or done == spec.epochs:
+        stop = spec.hook is not None and spec.hook.done
+        if done % spec.checkpoint_every == 0 or done == spec.epochs or stop:
             save(spec, done)
     return spec.history
