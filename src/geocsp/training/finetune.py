@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,7 +29,7 @@ from geocsp.checkpoints import PRIOR_DIR, load_encoder
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
 from geocsp.data.samplers import create_location_sampler
-from geocsp.data.splits import training_subset, usable_rows
+from geocsp.data.splits import training_subset
 from geocsp.data.subset_file import pin_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.encoders import ENCODERS
@@ -42,7 +41,7 @@ from geocsp.prior import GeoPrior
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
-from geocsp.training.distill import SoftRows, soft_rows
+from geocsp.training.distill import SoftRows, run_soft_rows
 from geocsp.training.evaluate import FusionSource, calib_split, evaluate_split, fusion_source
 from geocsp.training.loop import (
     LoopSpec,
@@ -54,6 +53,7 @@ from geocsp.training.loop import (
 )
 from geocsp.training.pretrain import _last_record
 from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
+from geocsp.training.select import select_model
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
@@ -199,7 +199,10 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         positions = main_first(lambda: training_subset(run.path, train.labels, train.has_location, config.ratio,
                                                         config.seed, config.subset))
         rows = rows.subset(positions)
-        soft = _soft_rows(loss, ds, config, positions, device)
+        selected = select_model(config, ds, run.path, finetune)  # None unless select.candidates
+        if selected is not None:  # the chosen model, built as a run of its own would build it
+            config, model = selected.config, build_finetune_model(selected.config, len(ds.classes)).to(device)
+        soft = run_soft_rows(loss, ds, config.ratio, positions, device)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, config.optim, device)
         if config.optim_from_init:
@@ -217,7 +220,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
             keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
         )
         history = train_epochs(spec)
-        metrics = _finish(run, model, ds, config, val, history)
+        metrics = _finish(run, model, ds, config, val, history, selected.record if selected else None)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
@@ -258,22 +261,6 @@ def carry_adam_state(optimizer: torch.optim.Optimizer, model: nn.ModuleDict, ini
         optimizer.state[param] = {k: v.to(param.device if k != "step" or on_device else "cpu", copy=True)
                                   if isinstance(v, Tensor) else v for k, v in st.items()}
     return len(enc)
-
-
-def _soft_rows(loss: nn.Module, ds: GeoDataset, cfg: FinetuneConfig, positions: np.ndarray,
-               device: torch.device) -> SoftRows | None:
-    """The soft-target rows of a ``distill`` loss (None for other losses).
-
-    ``positions`` index the usable labelled train rows (location and label), as
-    :class:`TrainRows` keeps them; they are mapped back to ``train`` rows to leave them out.
-    """
-    if not getattr(loss, "needs_soft_targets", False):
-        return None
-    train = ds.split("train")
-    labelled = usable_rows(train.labels, train.has_location)[np.asarray(positions, np.int64)]
-    assert train.labels is not None  # fine-tuning refuses a train split without labels
-    counts = np.bincount(train.labels[labelled], minlength=len(ds.classes))
-    return soft_rows(ds, cast(DistillLoss, loss).config, cfg.ratio, labelled, device, counts)
 
 
 def _mode_setter(model: nn.ModuleDict, frozen: bool) -> Callable[[], None]:
@@ -328,8 +315,8 @@ def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSou
     return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path, config=fold_cfg, refit=finetune)
 
 
-def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,
-            val: _ValEval | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, val: _ValEval | None,
+            history: list[dict[str, Any]], selection: dict[str, Any] | None) -> dict[str, Any]:
     """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json."""
     last = _last_record(run, history)
     train = result_fields(last)
@@ -337,6 +324,8 @@ def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConf
     if val is not None:
         metrics = dict(val(int(last.get("epoch", 0)), _final_source(run, ds, cfg)))
     metrics["train"] = train
+    if selection is not None:
+        metrics["select"] = selection
     if run.writer:
         head = cast(nn.Linear, model["head"])
         prior = GeoPrior(cast(LocationEncoder, model["encoder"]), head.weight.detach(), ds.classes)
