@@ -28,7 +28,8 @@ from geocsp.errors import ConfigError
 from geocsp.training import FinetuneConfig, finetune, resolve_config
 from geocsp.training.candidates import MODEL_CANDIDATES
 from geocsp.training.config import SelectConfig
-from geocsp.training.select import candidate_config, select_model
+from geocsp.training.crossfit import FoldPlan
+from geocsp.training.select import balanced_mean, candidate_config, seen_rows, select_model
 
 STRIPES = ["device=cpu", "quiet=true", "model.dim=16", "model.network_args.hidden_dim=32",
            "model.encoder_args.num_scales=16", "data.batch_size=32", "data.epochs=30", "ratio=1.0"]
@@ -144,3 +145,11 @@ def test_cli_finetune_selects_on_a_tiny_world(world: Path, tiny: list[str], tmp_
     lines = bad.stderr.strip().splitlines()
     assert bad.exit_code == 2 and len(lines) == 1 and "did you mean 'wrap'" in lines[0], bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_score_weighs_classes_equally_and_skips_classes_a_fold_never_saw(tmp_path: Path) -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])  # class 2 has one row: the fold holding it never trains on it
+    plan = FoldPlan(tmp_path, np.arange(7), np.array([0, 1, 0, 1, 0, 1, 0]), 2, 0)
+    assert seen_rows(plan, labels).tolist() == [True] * 6 + [False]
+    assert balanced_mean(np.array([-1.0, -1.0, -1.0, -1.0, -3.0, -3.0]), labels[:6]) == -2.0
+

@@ -76,7 +76,7 @@ EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("distill-grid", Method("Distill (grid)", finetune=_DISTILL)),
     ("csp-distill", Method("CSP-MC-BLD + Distill", pretrain=_objective("csp-mc-bld"), finetune=_DISTILL)),
     ("geoclip", Method("GeoCLIP init", finetune=("init=geoclip", *model_overrides("geoclip")))),
-    ("sup-cv", Method("Sup. Only (CV)", finetune=(f"select.candidates=[{', '.join(SUP_CV_CANDIDATES)}]",
+    ("sup-cv", Method("Sup. CV-selected", finetune=(f"select.candidates=[{', '.join(SUP_CV_CANDIDATES)}]",
                                                   f"select.epochs={SUP_CV_EPOCHS}"))),
 )
 """Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD

@@ -154,17 +154,20 @@ def log_location_likelihood(plan: FoldPlan, train: Split, *, batch_size: int = 4
     """
     assert train.labels is not None  # the plan was made from the train labels
     dev = resolve_device(device)
-    pos = {int(r): i for i, r in enumerate(plan.rows)}
     loglik, hit = np.empty(len(plan.rows)), np.empty(len(plan.rows), bool)
     for f in range(plan.k):
         prior = load_prior(plan.fold_dir(f)).to(dev)
         rows = plan.held_out(f)
+
+        def log_sigmoid(x: torch.Tensor, p: Any = prior) -> torch.Tensor:
+            return F.logsigmoid(p.logits(x).float())
+
         with torch.no_grad():
-            logp = batched_rows(lambda x, p=prior: F.logsigmoid(p.logits(x).float()), train.lonlat[rows],
-                                np.ones(len(rows), bool), prior.num_classes, batch_size, dev)
+            logp = batched_rows(log_sigmoid, train.lonlat[rows], np.ones(len(rows), bool), prior.num_classes,
+                                batch_size, dev)
         lp = torch.from_numpy(logp).double()
         y = torch.from_numpy(train.labels[rows].astype(np.int64))
-        at = [pos[int(r)] for r in rows]
+        at = np.searchsorted(plan.rows, rows)  # plan.rows is sorted
         loglik[at] = (lp.gather(1, y[:, None])[:, 0] - torch.logsumexp(lp, 1)).numpy()
         hit[at] = (lp.argmax(1) == y).numpy()
     return loglik, hit
