@@ -153,3 +153,16 @@ def test_score_weighs_classes_equally_and_skips_classes_a_fold_never_saw(tmp_pat
     assert seen_rows(plan, labels).tolist() == [True] * 6 + [False]
     assert balanced_mean(np.array([-1.0, -1.0, -1.0, -1.0, -3.0, -3.0]), labels[:6]) == -2.0
 
+
+
+def test_one_row_per_class_leaves_nothing_to_score_and_says_so(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(1)
+    lonlat = rng.uniform(-60, 60, (6, 2))
+    table = pd.DataFrame({"lon": lonlat[:, 0], "lat": lonlat[:, 1], "label": list("abcdef")})
+    ds = load_dataset(write_dataset(tmp_path / "w", {"train": SplitData(table)}, list("abcdef")))
+    cfg = resolve_config(FinetuneConfig, overrides=[*TINY, "ratio=1.0", "select.candidates=[grid-r5, wrap]"])
+    sel = finetune(cfg, ds, tmp_path / "run")["select"]
+    assert sel["seen"] == 0.0 and sel["chosen"] == "grid-r5" and sel["chosen_by"].startswith("first candidate")
+    assert sel["candidates"]["wrap"]["mean"] is None  # strict JSON: no NaN
+    json.loads((tmp_path / "run" / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(c))

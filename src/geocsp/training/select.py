@@ -34,6 +34,7 @@ reused when the run is resumed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,19 @@ SCORE = "heldout_loglik_balanced_seen"
 """Name of the selection score in ``metrics.json`` (see the module docstring)."""
 
 
+NO_SCORE = "first candidate: no held-out row of a class seen in its fold's training rows"
+"""``chosen_by`` when no candidate could be scored (e.g. one labelled row per class)."""
+
+
+def _json_safe(data: Any) -> Any:
+    """``data`` with NaN floats as None (metrics.json is strict JSON)."""
+    if isinstance(data, dict):
+        return {k: _json_safe(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_json_safe(v) for v in data]
+    return None if isinstance(data, float) and not math.isfinite(data) else data
+
+
 @dataclass(frozen=True)
 class Selection:
     """The outcome of a model selection.
@@ -67,7 +81,8 @@ class Selection:
         record: ``{"score", "k", "epochs", "fold_rows", "seen" (share of held-out rows
             scored), "candidates": {name: {"folds": [K scores], "mean": the score,
             "top1": class-balanced held-out location-only top-1, "mean_all_rows": plain mean
-            over every held-out row}}, "chosen"}`` for ``metrics.json``.
+            over every held-out row}}, "chosen", "chosen_by"}`` for ``metrics.json`` (NaN
+            written as null).
     """
 
     config: FinetuneConfig
@@ -184,7 +199,10 @@ def select_model(config: FinetuneConfig, ds: GeoDataset, run_dir: str | Path, re
 
     Returns:
         The :class:`Selection`, or None when ``select.candidates`` is empty (off). The chosen
-        candidate has the highest pooled mean score; a tie goes to the earlier candidate.
+        candidate has the highest score; a tie goes to the earlier candidate. When no
+        held-out row can be scored (every class has one labelled row, so a fold never trains
+        on the class of the rows it holds out) the first candidate is kept and
+        ``chosen_by`` says so.
 
     Raises:
         ConfigError: when the subset has fewer than 2 rows, or a candidate does not fit the
@@ -211,7 +229,10 @@ def select_model(config: FinetuneConfig, ds: GeoDataset, run_dir: str | Path, re
             "mean": balanced_mean(loglik[seen], y[seen]), "top1": balanced_mean(hit[seen].astype(float), y[seen]),
             "mean_all_rows": float(loglik.mean())}
     assert plan is not None
-    chosen = max(scores, key=lambda n: scores[n]["mean"])  # max keeps the first of equals
+    scored = {n: v["mean"] for n, v in scores.items() if math.isfinite(v["mean"])}
+    # no scorable row (every class has a single labelled row): nothing to compare, the first candidate stays
+    chosen = max(scored, key=lambda n: scored[n]) if scored else next(iter(scores))  # max keeps the first of equals
     record = {"score": SCORE, "k": plan.k, "epochs": sel.epochs or config.data.epochs, "fold_rows": plan.sizes(),
-              "seen": float(seen_rows(plan, labels).mean()), "candidates": scores, "chosen": chosen}
+              "seen": float(seen_rows(plan, labels).mean()), "candidates": _json_safe(scores), "chosen": chosen,
+              "chosen_by": SCORE if scored else NO_SCORE}
     return Selection(candidate_config(config, chosen), record)
