@@ -1,4 +1,4 @@
-"""The extra methods (distillation, GeoCLIP init) of ``bench paper --methods`` (issue 16); Table 1 itself unchanged."""
+"""The extra methods (distillation, GeoCLIP init, CV-selected prior) of ``bench paper --methods`` (issue 16); Table 1 itself unchanged."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from click.testing import CliRunner
 
 from geocsp.cli.main import cli
 from geocsp.config import from_dict, to_dict
-from geocsp.demo.tables import METHODS, TABLES, methods_by_name
+from geocsp.demo.tables import METHODS, SUP_CV_CANDIDATES, TABLES, methods_by_name
 from geocsp.experiments.plan import _resolved
 from geocsp.pretrained.registry import PRETRAINED
 from geocsp.training import FinetuneConfig
+from geocsp.training.config import SelectConfig
+from geocsp.training.select import candidate_config
 
 
 def test_table_1_is_the_papers() -> None:
@@ -53,3 +55,13 @@ def test_finetuning_methods_resolve_to_their_settings() -> None:
     assert [c.model.encoder for c in got] == ["grid", "grid", "grid", "wrap"]
     paper = from_dict(FinetuneConfig, _resolved(FinetuneConfig, "finetune", "geoworld-demo", []))
     assert (paper.freeze_encoder, paper.encoder_lr_scale, paper.unfreeze_after, paper.early_stop) == (False, 1, 0, "off")
+
+
+def test_sup_cv_method_resolves_to_the_selection() -> None:
+    (cv,) = methods_by_name("sup-cv")
+    assert cv.pretrain is None and not cv.name.startswith("Sup. Only")  # compared with both Sup. Only rows
+    cfg = from_dict(FinetuneConfig, _resolved(FinetuneConfig, "finetune", "geoworld-demo", list(cv.finetune)))
+    assert cfg.select.candidates == SUP_CV_CANDIDATES and cfg.select.epochs == 0 and cfg.select.folds == 3
+    assert candidate_config(cfg, "grid-r0.1").model == cfg.model  # Sup. Only (grid) is a candidate
+    plain = from_dict(FinetuneConfig, _resolved(FinetuneConfig, "finetune", "geoworld-demo", []))
+    assert plain.select == SelectConfig() and not plain.select.candidates  # the paper's methods: selection off

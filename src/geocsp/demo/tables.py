@@ -20,6 +20,7 @@ from geocsp.errors import ConfigError
 from geocsp.experiments.execute import default_jobs
 from geocsp.experiments.plan import Method
 from geocsp.pretrained import model_overrides
+from geocsp.training.candidates import WRAP
 from geocsp.training.presets import PRESETS
 
 BASELINE = "Sup. Only (grid)"
@@ -34,7 +35,7 @@ def _dim(d: int) -> tuple[str, ...]:
     return (f"model.dim={d}",)
 
 
-_WRAP = ("model.encoder=wrap", "model.encoder_args={}", "model.network=fcnet", "model.network_args={}")
+_WRAP = WRAP
 """Sup. Only (wrap)'s encoder: the 4 low-frequency wrap features into an FCNet."""
 
 TABLES: dict[int, tuple[Method, ...]] = {
@@ -60,6 +61,13 @@ TABLES: dict[int, tuple[Method, ...]] = {
 }
 """The methods of the paper's Tables 1-3 (spec §8); Table 1's objective args (τ0) come from the preset."""
 
+SUP_CV_CANDIDATES = ("wrap", "grid-r0.1", "grid-r1", "grid-r5", "grid-r20")
+"""``sup-cv``'s candidates: Sup. Only (wrap), Sup. Only (grid) (r_min 0.1°) and grid with coarser r_min."""
+SUP_CV_EPOCHS = 0
+"""Epochs of ``sup-cv``'s fold fits: 0 = the run's own (60 in the demo preset): 20-epoch fits are
+far from converged (held-out scores on the labelled subset moved by 0.8 nats from 20 to 60
+epochs), and the 15 fold fits (no evaluation) cost ~10-20 s per run on 2 CPU cores."""
+
 _DISTILL = ("loss.name=distill", "loss.args={base: full, base_args: {bg_weight: 1.0}}")
 """Distillation from the few-shot image classifier (issue 16) around the presets' ``full`` loss."""
 
@@ -78,6 +86,8 @@ EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("csp-partial", Method("CSP-MC-BLD partial", pretrain=_objective("csp-mc-bld"), finetune=_PARTIAL)),
     ("csp-es", Method("CSP-MC-BLD + ES", pretrain=_objective("csp-mc-bld"), finetune=_EARLY_STOP)),
     ("sup-wrap-es", Method("Sup. Only (wrap) + ES", finetune=(*_WRAP, *_EARLY_STOP))),
+    ("sup-cv", Method("Sup. CV-selected", finetune=(f"select.candidates=[{', '.join(SUP_CV_CANDIDATES)}]",
+                                                  f"select.epochs={SUP_CV_EPOCHS}"))),
 )
 """Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD
 pre-training, fine-tuned with the ``distill`` loss (soft targets from the image classifier
@@ -86,7 +96,9 @@ and GeoCLIP's released location encoder fine-tuned as the prior (``geoclip``: ne
 ``geoclip`` package's weights; docs/pretrained.md). Fine-tuning that keeps what pre-training
 learned (issue 16 item 3; docs/training.md): CSP-MC-BLD with a frozen encoder (T only),
 with partial unfreezing, or with early stopping on calib, and Sup. Only (wrap) with early
-stopping on calib (the fair comparison)."""
+stopping on calib (the fair comparison); and Sup. Only whose architecture (encoder family,
+finest scale r_min) is chosen by 3-fold cross-validation on the run's labelled subset
+(``sup-cv``: :mod:`geocsp.training.select`)."""
 
 METHODS: Registry[Method] = Registry("method")
 """Methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``): Table 1's,

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoderConfig
+from geocsp.training.candidates import MODEL_CANDIDATES
 
 PRECISIONS = ("fp32", "bf16")
 EARLY_STOP = ("off", "fused", "location")
@@ -188,6 +189,36 @@ class PretrainConfig:
         _check_runtime("pretrain", self)
 
 
+@dataclass(frozen=True)
+class SelectConfig:
+    """Model selection of the prior by K-fold cross-validation on the labelled subset.
+
+    With candidates, fine-tuning first refits each candidate K times on the run's labelled
+    subset without one fold and scores the held-out folds by their mean log P(y|x) of the
+    true class (:mod:`geocsp.training.select`); the best candidate is then fine-tuned on the
+    whole subset. Cost: ``len(candidates) × folds`` extra fine-tunings of ``epochs`` epochs.
+
+    Args:
+        candidates: ``MODEL_CANDIDATES`` names (``wrap``, ``grid-r1`` ...); empty = off (the
+            run's own ``model``).
+        folds: K >= 2 (fewer when the subset has fewer rows).
+        epochs: epochs of each fold fit; 0 = the run's ``data.epochs``.
+    """
+
+    candidates: tuple[str, ...] = ()
+    folds: int = 3
+    epochs: int = 0
+
+    def __post_init__(self) -> None:
+        names = [MODEL_CANDIDATES.canonical(c) for c in self.candidates]  # unknown: "did you mean"
+        if len(set(names)) != len(names):
+            raise ConfigError(f"select.candidates: expected distinct names, got {list(self.candidates)}")
+        if not isinstance(self.folds, int) or self.folds < 2:
+            raise ConfigError(f"select.folds must be an integer >= 2, got {self.folds!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError(f"select.epochs must be an integer >= 0 (0 = data.epochs), got {self.epochs!r}")
+
+
 def _finetune_optim() -> OptimConfig:
     return OptimConfig(lr=1e-3, lr_decay=0.98)
 
@@ -236,6 +267,8 @@ class FinetuneConfig:
             (:mod:`geocsp.training.crossfit`; K extra fine-tunings). Off by default: it
             needs *out-of-fold* train probabilities to be unbiased (in-sample ones, from a
             classifier trained on those rows, pull β towards 0; docs/fusion.md).
+        select: choose the prior's architecture by cross-validation on the labelled subset
+            (:class:`SelectConfig`; off by default). Only from random initialisation.
         seed, device, precision, compile, checkpoint_every, keep_checkpoints, eval_every,
             quiet: as in :class:`PretrainConfig`; ``eval_every`` runs the full evaluation
             on ``val`` and logs it.
@@ -257,6 +290,7 @@ class FinetuneConfig:
     patience: int = 0
     beta: float = 1.0
     crossfit_folds: int = 0
+    select: SelectConfig = field(default_factory=SelectConfig)
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -270,6 +304,9 @@ class FinetuneConfig:
         _check_runtime("finetune", self)
         if self.crossfit_folds == 1 or self.crossfit_folds < 0:
             raise ConfigError(f"finetune.crossfit_folds must be 0 (off) or >= 2, got {self.crossfit_folds}")
+        if self.select.candidates and self.init is not None:
+            raise ConfigError("finetune.select.candidates chooses the architecture of a prior trained from random "
+                              f"initialisation; it cannot be combined with init={self.init}")
         if self.optim_from_init and self.encoder_frozen:
             raise ConfigError("finetune.optim_from_init carries the encoder's Adam state; "
                               "it cannot be combined with freeze_encoder (or encoder_lr_scale=0)")

@@ -126,8 +126,9 @@ def _labels_sha(train: Split) -> str:
     return hashlib.sha1(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
 
 
-def plan_folds(run_dir: str | Path, train: Split, config: FinetuneConfig, k: int) -> FoldPlan:
-    """Deal the run's labelled subset into k stratified folds and save the plan in ``RUN/crossfit``.
+def plan_folds(run_dir: str | Path, train: Split, config: FinetuneConfig, k: int,
+               root: str | Path | None = None) -> FoldPlan:
+    """Deal the run's labelled subset into k stratified folds and save the plan in ``root``.
 
     The folds depend only on the subset's labels, k and ``config.seed``. A saved plan made
     for another config, k or subset is removed with its fold runs (the directory is the
@@ -138,6 +139,8 @@ def plan_folds(run_dir: str | Path, train: Split, config: FinetuneConfig, k: int
         train: the train split.
         config: the run's config.
         k: number of folds, >= 2 (fewer when the subset has fewer rows).
+        root: the plan's directory (default ``RUN/crossfit``; model selection keeps one per
+            candidate, :mod:`geocsp.training.select`).
 
     Returns:
         The :class:`FoldPlan`.
@@ -152,7 +155,7 @@ def plan_folds(run_dir: str | Path, train: Split, config: FinetuneConfig, k: int
                           "location; cross-fitting the fusion needs at least 2")
     k = min(k, int(rows.size))
     folds = stratified_folds(_train_labels(train)[rows], k, config.seed)
-    plan = FoldPlan(Path(run_dir) / CROSSFIT_DIR, rows, folds, k, config.seed)
+    plan = FoldPlan(Path(run_dir) / CROSSFIT_DIR if root is None else Path(root), rows, folds, k, config.seed)
     meta = {"k": k, "seed": config.seed, "rows": int(rows.size), "labels_sha1": _labels_sha(train),
             "config_sha256": _sha(config_dict_for_compare(to_dict(config))), "folds_sha256": _sha(folds.tolist())}
     if not is_main_process():
@@ -221,7 +224,7 @@ def fold_view(train: Split, held_out: np.ndarray) -> Split:
 
 
 def train_fold_priors(refit: Refit, config: FinetuneConfig, ds: GeoDataset, run_dir: str | Path, k: int,
-                      hidden: Collection[str] = ("val", "calib")) -> FoldPlan:
+                      hidden: Collection[str] = ("val", "calib"), root: str | Path | None = None) -> FoldPlan:
     """Refit the prior K times, each on the run's subset without one fold (resumable).
 
     Each fold run has the run's config with ``subset`` set to its K − 1 folds (everything
@@ -237,6 +240,7 @@ def train_fold_priors(refit: Refit, config: FinetuneConfig, ds: GeoDataset, run_
         run_dir: the fine-tuning run.
         k: number of folds.
         hidden: splits the fold runs must not see.
+        root: the plan's directory (see :func:`plan_folds`).
 
     Returns:
         The :class:`FoldPlan` (every fold prior trained).
@@ -246,7 +250,7 @@ def train_fold_priors(refit: Refit, config: FinetuneConfig, ds: GeoDataset, run_
         DatasetError: on a train split without labels or an invalid subset.
     """
     train = ds.split("train")
-    plan = main_first(lambda: plan_folds(run_dir, train, config, k))
+    plan = main_first(lambda: plan_folds(run_dir, train, config, k, root))
     others = {n: ds.split(n) for n in ds.split_names if n != "train" and n not in hidden}
     for f in range(plan.k):
         if not (plan.fold_dir(f) / METRICS_FILE).is_file():

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from geocsp.data import GeoDataset
+from geocsp.data.splits import usable_rows
 from geocsp.errors import DatasetError
 from geocsp.objectives.distill import DistillConfig, sharpen_targets
 from geocsp.training.inference import resolve_probs_key
@@ -123,6 +124,22 @@ def soft_rows(ds: GeoDataset, cfg: DistillConfig, ratio: float, labelled_train_r
     weight = class_weights(index_t, targets)[index_t] if cfg.balance else None
     return SoftRows(torch.from_numpy(np.concatenate(lonlat))[keep_t].to(device), index_t.to(device),
                     targets.to(device), weight.to(device) if weight is not None else None, sources)
+
+
+def run_soft_rows(loss: Any, ds: GeoDataset, ratio: float, positions: np.ndarray,
+                  device: torch.device) -> SoftRows | None:
+    """The soft-target rows of a fine-tuning run's ``distill`` loss (None for other losses).
+
+    ``positions`` index the usable labelled train rows (location and label), as
+    ``TrainRows`` keeps them; they are mapped back to ``train`` rows to leave them out.
+    """
+    if not getattr(loss, "needs_soft_targets", False):
+        return None
+    train = ds.split("train")
+    labelled = usable_rows(train.labels, train.has_location)[np.asarray(positions, np.int64)]
+    assert train.labels is not None  # fine-tuning refuses a train split without labels
+    counts = np.bincount(train.labels[labelled], minlength=len(ds.classes))
+    return soft_rows(ds, loss.config, ratio, labelled, device, counts)
 
 
 def class_weights(index: Tensor, targets: Tensor, num_classes: int | None = None) -> Tensor:

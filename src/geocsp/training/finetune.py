@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -34,7 +33,7 @@ from geocsp.checkpoints import PRIOR_DIR, load_encoder
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset
 from geocsp.data.samplers import create_location_sampler
-from geocsp.data.splits import training_subset, usable_rows
+from geocsp.data.splits import training_subset
 from geocsp.data.subset_file import pin_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.encoders import ENCODERS
@@ -46,7 +45,7 @@ from geocsp.prior import GeoPrior
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
-from geocsp.training.distill import SoftRows, soft_rows
+from geocsp.training.distill import SoftRows, run_soft_rows
 from geocsp.training.earlystop import CalibSelector, calib_scorer
 from geocsp.training.evaluate import FusionSource, calib_split, evaluate_split, fusion_source
 from geocsp.training.loop import (
@@ -59,6 +58,7 @@ from geocsp.training.loop import (
 )
 from geocsp.training.pretrain import _last_record
 from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
+from geocsp.training.select import select_model
 from geocsp.training.unfreeze import mode_setter, optimizer_params
 
 
@@ -211,7 +211,11 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         positions = main_first(lambda: training_subset(run.path, train.labels, train.has_location, config.ratio,
                                                         config.seed, config.subset))
         rows = rows.subset(positions)
-        soft = _soft_rows(loss, ds, config, positions, device)
+        selected = select_model(config, ds, run.path, finetune)  # None unless select.candidates
+        if selected is not None:  # the chosen model, built as a run of its own would build it
+            config, model = selected.config, build_finetune_model(selected.config, len(ds.classes)).to(device)
+            selector = _selector(model, ds, config)
+        soft = run_soft_rows(loss, ds, config.ratio, positions, device)
         optimizer = make_optimizer(optimizer_params(model, config), config.optim, device)
         if config.optim_from_init:
             carry_adam_state(optimizer, model, config.init)
@@ -229,7 +233,8 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         )
         history = train_epochs(spec)
         chosen = selector.finish() if selector is not None else None  # the best calib epoch's weights
-        metrics = _finish(run, model, ds, config, _val_eval(model, ds, config), history, chosen)
+        metrics = _finish(run, model, ds, config, _val_eval(model, ds, config), history, chosen,
+                          selected.record if selected else None)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
@@ -270,22 +275,6 @@ def carry_adam_state(optimizer: torch.optim.Optimizer, model: nn.ModuleDict, ini
         optimizer.state[param] = {k: v.to(param.device if k != "step" or on_device else "cpu", copy=True)
                                   if isinstance(v, Tensor) else v for k, v in st.items()}
     return len(enc)
-
-
-def _soft_rows(loss: nn.Module, ds: GeoDataset, cfg: FinetuneConfig, positions: np.ndarray,
-               device: torch.device) -> SoftRows | None:
-    """The soft-target rows of a ``distill`` loss (None for other losses).
-
-    ``positions`` index the usable labelled train rows (location and label), as
-    :class:`TrainRows` keeps them; they are mapped back to ``train`` rows to leave them out.
-    """
-    if not getattr(loss, "needs_soft_targets", False):
-        return None
-    train = ds.split("train")
-    labelled = usable_rows(train.labels, train.has_location)[np.asarray(positions, np.int64)]
-    assert train.labels is not None  # fine-tuning refuses a train split without labels
-    counts = np.bincount(train.labels[labelled], minlength=len(ds.classes))
-    return soft_rows(ds, cast(DistillLoss, loss).config, cfg.ratio, labelled, device, counts)
 
 
 def _selector(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> CalibSelector | None:
@@ -338,11 +327,13 @@ def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSou
     return fusion_source(ds, ecfg, cfg.ratio, run_dir=run.path, config=fold_cfg, refit=finetune)
 
 
-def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,
-            val: _ValEval | None, history: list[dict[str, Any]], chosen: dict[str, Any] | None) -> dict[str, Any]:
+def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, val: _ValEval | None,
+            history: list[dict[str, Any]], chosen: dict[str, Any] | None,
+            selection: dict[str, Any] | None) -> dict[str, Any]:
     """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json.
 
-    ``chosen``: the early-stopping choice (``metrics["early_stop"]``), its weights already loaded.
+    ``chosen``: the early-stopping choice (``metrics["early_stop"]``), its weights already loaded;
+    ``selection``: the architecture selection (``metrics["select"]``).
     """
     last = _last_record(run, history)
     train = result_fields(last)
@@ -352,6 +343,8 @@ def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConf
     metrics["train"] = train
     if chosen is not None:
         metrics["early_stop"] = chosen
+    if selection is not None:
+        metrics["select"] = selection
     if run.writer:
         head = cast(nn.Linear, model["head"])
         prior = GeoPrior(cast(LocationEncoder, model["encoder"]), head.weight.detach(), ds.classes)

@@ -62,8 +62,10 @@ CLASSES_FILE = "classes.json"
 LOCK_FILE = ".lock"
 CROSSFIT_DIR = "crossfit"
 """The sub-directory of a fine-tuning run holding its cross-fit (plan, fold subsets, fold runs)."""
+SELECT_DIR = "select"
+"""The sub-directory of a fine-tuning run holding its model selection (one cross-fit per candidate)."""
 RUN_OUTPUTS = (CONFIG_FILE, LOG_FILE, METRICS_FILE, CHECKPOINTS, SUBSET_DIR, ENCODER_DIR,
-               PRIOR_DIR, CLASSES_FILE, CROSSFIT_DIR)
+               PRIOR_DIR, CLASSES_FILE, CROSSFIT_DIR, SELECT_DIR)
 """Every name a training run writes in its directory (what ``--overwrite`` removes)."""
 
 
