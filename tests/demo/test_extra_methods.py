@@ -39,3 +39,12 @@ def test_geoclip_method_states_the_released_architecture() -> None:
 def test_bench_help_names_every_method() -> None:
     out = CliRunner().invoke(cli, ["bench", "paper", "--help"], terminal_width=400).output
     assert all(name in out.replace("\n", "") for name in METHODS.names())
+
+
+def test_zero_shot_methods_resolve_to_the_prototype_head() -> None:
+    zero_shot, proto = methods_by_name("csp-zeroshot,CSP-PROTO")
+    for method, epochs in ((zero_shot, 0), (proto, 60)):
+        assert method.pretrain == TABLES[1][5].pretrain  # CSP-MC-BLD's pre-training run, shared
+        cfg = _resolved(FinetuneConfig, "finetune", "geoworld-demo", list(method.finetune))
+        assert cfg["head_init"] == "prototypes" and cfg["data"]["epochs"] == epochs
+        assert cfg["loss"] == {"name": "full", "args": {"bg_weight": 1.0}}

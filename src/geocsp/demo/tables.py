@@ -63,17 +63,26 @@ TABLES: dict[int, tuple[Method, ...]] = {
 _DISTILL = ("loss.name=distill", "loss.args={base: full, base_args: {bg_weight: 1.0}}")
 """Distillation from the few-shot image classifier (issue 16) around the presets' ``full`` loss."""
 
+_PROTO = ("head_init=prototypes",)
+"""CSP zero-shot's prototype head (issue 16): s · cos(e(x), t_y) + b, t_y from the labelled images."""
+_PROTO_ZERO_SHOT = (*_PROTO, "data.epochs=0")
+
 EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("distill", Method("Distill (wrap)", finetune=(*_WRAP, *_DISTILL))),
     ("distill-grid", Method("Distill (grid)", finetune=_DISTILL)),
     ("csp-distill", Method("CSP-MC-BLD + Distill", pretrain=_objective("csp-mc-bld"), finetune=_DISTILL)),
     ("geoclip", Method("GeoCLIP init", finetune=("init=geoclip", *model_overrides("geoclip")))),
+    ("csp-zeroshot", Method("CSP zero-shot", pretrain=_objective("csp-mc-bld"), finetune=_PROTO_ZERO_SHOT)),
+    ("csp-proto", Method("CSP-MC-BLD + prototypes", pretrain=_objective("csp-mc-bld"), finetune=_PROTO)),
 )
 """Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD
 pre-training, fine-tuned with the ``distill`` loss (soft targets from the image classifier
 of the run's ratio on the ``unlabeled`` and non-subset ``train`` rows; docs/objectives.md),
-and GeoCLIP's released location encoder fine-tuned as the prior (``geoclip``: needs the
-``geoclip`` package's weights; docs/pretrained.md)."""
+GeoCLIP's released location encoder fine-tuned as the prior (``geoclip``: needs the
+``geoclip`` package's weights; docs/pretrained.md), and CSP zero-shot: CSP-MC-BLD pre-training
+and a prior from the similarity of e(x) to each class's prototype, the projected labelled
+images of the class (``csp-zeroshot``: no fine-tuning; ``csp-proto``: that head, then the usual
+fine-tuning; :mod:`geocsp.training.prototypes`, docs/objectives.md)."""
 
 METHODS: Registry[Method] = Registry("method")
 """Methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``): Table 1's,

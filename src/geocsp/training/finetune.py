@@ -39,6 +39,7 @@ from geocsp.nets import NETWORKS, LocationEncoder, LocationEncoderConfig
 from geocsp.objectives import create_finetune_loss
 from geocsp.objectives.distill import DistillLoss
 from geocsp.prior import GeoPrior
+from geocsp.prior.heads import CosineHead
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
@@ -53,11 +54,16 @@ from geocsp.training.loop import (
     train_epochs,
 )
 from geocsp.training.pretrain import _last_record
+from geocsp.training.prototypes import init_prototype_head
 from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
-    """Seeded ``{"encoder", "head"}``: the (pre-trained or new) encoder and T (Q x d)."""
+    """Seeded ``{"encoder", "head"}``: the (pre-trained or new) encoder and T (Q x d).
+
+    With ``head_init: prototypes`` the head is a :class:`CosineHead`, set from the labelled
+    subset later (:func:`~geocsp.training.prototypes.init_prototype_head`).
+    """
     seed_all(cfg.seed)
     if cfg.init is not None:
         encoder = load_encoder(cfg.init)
@@ -66,7 +72,9 @@ def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict
         encoder = LocationEncoder(cfg.model)
     if getattr(encoder.config, "extra_dim", 0):
         raise ConfigError("model.extra_dim > 0 (covariates) is not supported by geocsp finetune yet")
-    head = nn.Linear(int(encoder.dim), num_classes, bias=False)
+    head: nn.Module = nn.Linear(int(encoder.dim), num_classes, bias=False)
+    if cfg.head_init == "prototypes":
+        head = CosineHead(torch.zeros(num_classes, int(encoder.dim)), 1.0, 0.0)
     if cfg.freeze_encoder:
         encoder.requires_grad_(False)
     return nn.ModuleDict({"encoder": encoder, "head": head})
@@ -199,6 +207,8 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         positions = main_first(lambda: training_subset(run.path, train.labels, train.has_location, config.ratio,
                                                         config.seed, config.subset))
         rows = rows.subset(positions)
+        proto = None if config.head_init != "prototypes" else dataclasses.asdict(
+            init_prototype_head(model, ds, config.init, positions, loss, sampler, config.seed))
         soft = _soft_rows(loss, ds, config, positions, device)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, config.optim, device)
@@ -217,7 +227,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
             keep_checkpoints=config.keep_checkpoints, quiet=config.quiet, rank=rank,
         )
         history = train_epochs(spec)
-        metrics = _finish(run, model, ds, config, val, history)
+        metrics = _finish(run, model, ds, config, val, history, proto)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
@@ -329,17 +339,25 @@ def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSou
 
 
 def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig,
-            val: _ValEval | None, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json."""
+            val: _ValEval | None, history: list[dict[str, Any]],
+            prototypes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json.
+
+    ``prototypes`` (the prototype head's fit, ``head_init: prototypes``) is recorded in it.
+    """
     last = _last_record(run, history)
     train = result_fields(last)
     metrics: dict[str, Any] = {}
     if val is not None:
         metrics = dict(val(int(last.get("epoch", 0)), _final_source(run, ds, cfg)))
     metrics["train"] = train
+    if prototypes is not None:
+        metrics["prototypes"] = prototypes
     if run.writer:
-        head = cast(nn.Linear, model["head"])
-        prior = GeoPrior(cast(LocationEncoder, model["encoder"]), head.weight.detach(), ds.classes)
+        head = model["head"]
+        cosine = {"scale": head.scale.detach(), "bias": head.bias.detach()} if isinstance(head, CosineHead) else {}
+        prior = GeoPrior(cast(LocationEncoder, model["encoder"]), cast(Tensor, head.weight).detach(), ds.classes,
+                         **cosine)
         prior.save_pretrained(run.path / PRIOR_DIR)
         (run.path / CLASSES_FILE).write_text(json.dumps(list(ds.classes)) + "\n")
         run.write_metrics(metrics)
