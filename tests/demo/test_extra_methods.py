@@ -65,3 +65,12 @@ def test_sup_cv_method_resolves_to_the_selection() -> None:
     assert candidate_config(cfg, "grid-r0.1").model == cfg.model  # Sup. Only (grid) is a candidate
     plain = from_dict(FinetuneConfig, _resolved(FinetuneConfig, "finetune", "geoworld-demo", []))
     assert plain.select == SelectConfig() and not plain.select.candidates  # the paper's methods: selection off
+
+
+def test_zero_shot_methods_resolve_to_the_prototype_head() -> None:
+    zero_shot, proto = methods_by_name("csp-zeroshot,CSP-PROTO")
+    for method, epochs in ((zero_shot, 0), (proto, 60)):
+        assert method.pretrain == TABLES[1][5].pretrain  # CSP-MC-BLD's pre-training run, shared
+        cfg = _resolved(FinetuneConfig, "finetune", "geoworld-demo", list(method.finetune))
+        assert cfg["head_init"] == "prototypes" and cfg["data"]["epochs"] == epochs
+        assert cfg["loss"] == {"name": "full", "args": {"bg_weight": 1.0}}

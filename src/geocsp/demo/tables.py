@@ -76,6 +76,9 @@ _PARTIAL = ("encoder_lr_scale=0.1", "unfreeze_after=0")
 (chosen on calib among 8 settings: benchmarks/finetune_calib_sweep.py, docs/results.md)."""
 _EARLY_STOP = ("early_stop=fused",)
 """Early stopping on calib: the epoch whose calibrated fusion (fitted on calib) is best there."""
+_PROTO = ("head_init=prototypes",)
+"""CSP zero-shot's prototype head (issue 16): s · cos(e(x), t_y) + b, t_y from the labelled images."""
+_PROTO_ZERO_SHOT = (*_PROTO, "data.epochs=0")
 
 EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("distill", Method("Distill (wrap)", finetune=(*_WRAP, *_DISTILL))),
@@ -88,6 +91,8 @@ EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("sup-wrap-es", Method("Sup. Only (wrap) + ES", finetune=(*_WRAP, *_EARLY_STOP))),
     ("sup-cv", Method("Sup. CV-selected", finetune=(f"select.candidates=[{', '.join(SUP_CV_CANDIDATES)}]",
                                                   f"select.epochs={SUP_CV_EPOCHS}"))),
+    ("csp-zeroshot", Method("CSP zero-shot", pretrain=_objective("csp-mc-bld"), finetune=_PROTO_ZERO_SHOT)),
+    ("csp-proto", Method("CSP-MC-BLD + prototypes", pretrain=_objective("csp-mc-bld"), finetune=_PROTO)),
 )
 """Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD
 pre-training, fine-tuned with the ``distill`` loss (soft targets from the image classifier
@@ -98,7 +103,10 @@ learned (issue 16 item 3; docs/training.md): CSP-MC-BLD with a frozen encoder (T
 with partial unfreezing, or with early stopping on calib, and Sup. Only (wrap) with early
 stopping on calib (the fair comparison); and Sup. Only whose architecture (encoder family,
 finest scale r_min) is chosen by 3-fold cross-validation on the run's labelled subset
-(``sup-cv``: :mod:`geocsp.training.select`)."""
+(``sup-cv``: :mod:`geocsp.training.select`); and CSP zero-shot: CSP-MC-BLD pre-training
+and a prior from the similarity of e(x) to each class's prototype, the projected labelled
+images of the class (``csp-zeroshot``: no fine-tuning; ``csp-proto``: that head, then the usual
+fine-tuning; :mod:`geocsp.training.prototypes`, docs/objectives.md)."""
 
 METHODS: Registry[Method] = Registry("method")
 """Methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``): Table 1's,

@@ -5,8 +5,13 @@ plus a class matrix ``T`` (Q, d). It is saved as one LocationEncoder checkpoint 
 with the class matrix stored beside the encoder weights::
 
     DIR/model.safetensors   encoder weights + "class_weight" (Q, d)
+                            [+ "class_scale" () and "class_bias" (Q,) for a cosine head]
     DIR/config.json         {"kind": "geoprior", "config": <LocationEncoderConfig>,
-                             "classes": [...], "num_classes": Q, "geocsp_version": ...}
+                             "classes": [...], "num_classes": Q, "geocsp_version": ...
+                             [, "head": "cosine"]}
+
+With a cosine head (:class:`geocsp.prior.heads.CosineHead`, the CSP zero-shot prior of
+issue 16) the logits are ``s · cos(e(x), T_y) + b_y`` instead of ``T e(x)``.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from torch import Tensor, nn
 from geocsp.coords import validate_lonlat
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.nets.location_encoder import LocationEncoder, load_pretrained
+from geocsp.prior.heads import CosineHead
 
 KIND = "geoprior"
 """Value of ``"kind"`` in the ``config.json`` of a saved GeoPrior."""
 WEIGHT_NAME = "class_weight"
+SCALE_NAME, BIAS_NAME = "class_scale", "class_bias"
+"""Tensors of a cosine head, beside ``class_weight``."""
 
 
 class GeoPrior(nn.Module):
@@ -35,8 +43,11 @@ class GeoPrior(nn.Module):
         encoder: a :class:`geocsp.nets.LocationEncoder` (``forward(lonlat (B, 2) deg,
             extra=None) -> (B, d)``, ``dim``; saving uses its ``save_pretrained(dir,
             extra_tensors, extra_config)``).
-        class_weight: (Q, d) class matrix T.
+        class_weight: (Q, d) class matrix T (the prototypes of a cosine head).
         classes: Q class names (default ``"0" ... "Q-1"``).
+        scale: None (default) for the linear head ``T e(x)``; else the scale s of the
+            cosine head ``s · cos(e(x), T_y) + b_y``.
+        bias: the cosine head's (Q,) offsets b_y (or one scalar); 0 when None.
 
     Raises:
         ConfigError: when ``class_weight`` is not (Q, d) with d = ``encoder.dim`` or the
@@ -44,7 +55,8 @@ class GeoPrior(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, class_weight: Tensor, classes: Sequence[str] | None = None
+        self, encoder: nn.Module, class_weight: Tensor, classes: Sequence[str] | None = None,
+        *, scale: Tensor | float | None = None, bias: Tensor | float | None = None,
     ) -> None:
         super().__init__()
         # duck-typed: any module with LocationEncoder's forward, ``dim`` and save_pretrained
@@ -61,11 +73,19 @@ class GeoPrior(nn.Module):
             raise ConfigError(
                 f"classes: expected {q} names to match class_weight, got {len(names)}"
             )
-        # skip_init: no random initialisation, so building a prior leaves the global RNG alone
-        self.classifier = nn.utils.skip_init(nn.Linear, dim, q, bias=False)
-        with torch.no_grad():
-            self.classifier.weight.copy_(class_weight)
+        self.classifier: nn.Linear | CosineHead
+        if scale is not None:
+            self.classifier = CosineHead(class_weight, scale, 0.0 if bias is None else bias)
+        else:  # skip_init: no random initialisation, so building a prior leaves the global RNG alone
+            self.classifier = nn.utils.skip_init(nn.Linear, dim, q, bias=False)
+            with torch.no_grad():
+                self.classifier.weight.copy_(class_weight)
         self.classes: list[str] = names
+
+    @property
+    def head_kind(self) -> str:
+        """``linear`` (``T e(x)``) or ``cosine`` (``s · cos(e(x), T_y) + b_y``)."""
+        return "cosine" if isinstance(self.classifier, CosineHead) else "linear"
 
     @property
     def num_classes(self) -> int:
@@ -85,7 +105,7 @@ class GeoPrior(nn.Module):
         )
 
     def logits(self, lonlat: Any, extra: Tensor | None = None) -> Tensor:
-        """Class logits ``T e(x)``.
+        """Class logits ``T e(x)`` (cosine head: ``s · cos(e(x), T_y) + b_y``).
 
         Args:
             lonlat: (B, 2) longitude, latitude in degrees (array-likes are validated).
@@ -195,12 +215,13 @@ class GeoPrior(nn.Module):
         Returns:
             The directory, as a Path.
         """
-        extra_config = {"kind": KIND, "classes": self.classes, "num_classes": self.num_classes}
-        return self.encoder.save_pretrained(
-            directory,
-            extra_tensors={WEIGHT_NAME: self.classifier.weight.detach()},
-            extra_config=extra_config,
-        )
+        extra_config: dict[str, Any] = {"kind": KIND, "classes": self.classes, "num_classes": self.num_classes}
+        tensors = {WEIGHT_NAME: self.classifier.weight.detach()}
+        if isinstance(self.classifier, CosineHead):
+            extra_config["head"] = "cosine"
+            tensors[SCALE_NAME] = self.classifier.scale.detach()
+            tensors[BIAS_NAME] = self.classifier.bias.detach()
+        return self.encoder.save_pretrained(directory, extra_tensors=tensors, extra_config=extra_config)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GeoPrior:
@@ -221,8 +242,12 @@ class GeoPrior(nn.Module):
             raise CheckpointError(
                 f"{where.parent}: weights lack '{WEIGHT_NAME}' (the class matrix)"
             )
+        cosine = meta.get("head", "linear") == "cosine"
+        if cosine and not {SCALE_NAME, BIAS_NAME} <= set(extras):
+            raise CheckpointError(f"{where.parent}: a cosine head needs '{SCALE_NAME}' and '{BIAS_NAME}'")
+        head = {"scale": extras[SCALE_NAME], "bias": extras[BIAS_NAME]} if cosine else {}
         try:
-            return cls(encoder, extras[WEIGHT_NAME], meta.get("classes")).eval()
+            return cls(encoder, extras[WEIGHT_NAME], meta.get("classes"), **head).eval()
         except (ConfigError, TypeError, RuntimeError) as e:  # classes not a list, weights of another dtype
             raise CheckpointError(f"{where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 

@@ -114,7 +114,8 @@ class DataConfig:
     """What an epoch is made of.
 
     Args:
-        epochs: number of epochs.
+        epochs: number of epochs (>= 1; 0 only for a fine-tuning run with
+            ``head_init: prototypes``, the zero-shot prior).
         batch_size: rows per step (the last batch may be smaller).
         sampler: ``shuffle`` (every usable row once per epoch) or ``balanced`` (at most
             ``max_per_class`` rows per class per epoch, the reference's default; needs labels).
@@ -131,7 +132,7 @@ class DataConfig:
     use_unlabeled: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
             raise ConfigError(f"data.epochs must be an integer >= 1, got {self.epochs!r}")
         _positive("data", batch_size=self.batch_size, max_per_class=self.max_per_class)
         if self.sampler not in ("shuffle", "balanced"):
@@ -187,6 +188,8 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         _check_runtime("pretrain", self)
+        if self.data.epochs < 1:
+            raise ConfigError(f"data.epochs must be an integer >= 1, got {self.data.epochs!r}")
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,13 @@ class FinetuneConfig:
             ``init`` pre-training run's last checkpoint (the reference code's behaviour,
             spec §9.2.7); T starts fresh. Default off: a fresh Adam.
         beta: exponent of P(y|x) in the fused score for the final evaluation.
+        head_init: ``random`` (default): the linear head T e(x), randomly initialised;
+            ``prototypes``: CSP zero-shot, a cosine head ``s · cos(e(x), t_y) + b`` whose
+            prototype t_y is the normalised mean of the projected image features of class
+            y's labelled rows in the run's subset, with s and b fitted on that subset
+            (:mod:`geocsp.training.prototypes`; needs ``init`` = a pre-training run with its
+            image projection). With ``data.epochs: 0`` the run is the zero-shot prior;
+            otherwise the cosine head and the encoder are then fine-tuned as usual.
         crossfit_folds: 0 (default, off) or K >= 2: when the dataset has no ``calib`` split
             but stores image probabilities for ``train``, fit the calibrated fusion of the
             final evaluation by refitting the prior K times on folds of the labelled subset
@@ -289,6 +299,7 @@ class FinetuneConfig:
     early_stop: Literal["off", "fused", "location"] = "off"
     patience: int = 0
     beta: float = 1.0
+    head_init: Literal["random", "prototypes"] = "random"
     crossfit_folds: int = 0
     select: SelectConfig = field(default_factory=SelectConfig)
     seed: int = 0
@@ -314,6 +325,11 @@ class FinetuneConfig:
         if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
             raise ConfigError(f"finetune.ratio must be in (0, 1], got {self.ratio!r}")
         _nonnegative("finetune", beta=self.beta)
+        if self.head_init not in ("random", "prototypes"):
+            raise ConfigError(f"finetune.head_init must be 'random' or 'prototypes', got {self.head_init!r}")
+        if self.data.epochs < 1 and self.head_init != "prototypes":
+            raise ConfigError(f"data.epochs must be an integer >= 1 (0 only with head_init=prototypes), "
+                              f"got {self.data.epochs!r}")
 
     @property
     def encoder_frozen(self) -> bool:

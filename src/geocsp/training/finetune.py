@@ -42,6 +42,7 @@ from geocsp.nets import NETWORKS, LocationEncoder, LocationEncoderConfig
 from geocsp.objectives import create_finetune_loss
 from geocsp.objectives.distill import DistillLoss
 from geocsp.prior import GeoPrior
+from geocsp.prior.heads import CosineHead
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
@@ -57,13 +58,18 @@ from geocsp.training.loop import (
     train_epochs,
 )
 from geocsp.training.pretrain import _last_record
+from geocsp.training.prototypes import init_prototype_head
 from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
 from geocsp.training.select import select_model
 from geocsp.training.unfreeze import mode_setter, optimizer_params
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
-    """Seeded ``{"encoder", "head"}``: the (pre-trained or new) encoder and T (Q x d)."""
+    """Seeded ``{"encoder", "head"}``: the (pre-trained or new) encoder and T (Q x d).
+
+    With ``head_init: prototypes`` the head is a :class:`CosineHead`, set from the labelled
+    subset later (:func:`~geocsp.training.prototypes.init_prototype_head`).
+    """
     seed_all(cfg.seed)
     if cfg.init is not None:
         encoder = load_encoder(cfg.init)
@@ -72,7 +78,9 @@ def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict
         encoder = LocationEncoder(cfg.model)
     if getattr(encoder.config, "extra_dim", 0):
         raise ConfigError("model.extra_dim > 0 (covariates) is not supported by geocsp finetune yet")
-    head = nn.Linear(int(encoder.dim), num_classes, bias=False)
+    head: nn.Module = nn.Linear(int(encoder.dim), num_classes, bias=False)
+    if cfg.head_init == "prototypes":
+        head = CosineHead(torch.zeros(num_classes, int(encoder.dim)), 1.0, 0.0)
     if cfg.encoder_frozen:
         encoder.requires_grad_(False)
     return nn.ModuleDict({"encoder": encoder, "head": head})
@@ -215,6 +223,8 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         if selected is not None:  # the chosen model, built as a run of its own would build it
             config, model = selected.config, build_finetune_model(selected.config, len(ds.classes)).to(device)
             selector = _selector(model, ds, config)
+        proto = None if config.head_init != "prototypes" else dataclasses.asdict(
+            init_prototype_head(model, ds, config.init, positions, loss, sampler, config.seed))
         soft = run_soft_rows(loss, ds, config.ratio, positions, device)
         optimizer = make_optimizer(optimizer_params(model, config), config.optim, device)
         if config.optim_from_init:
@@ -233,8 +243,8 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         )
         history = train_epochs(spec)
         chosen = selector.finish() if selector is not None else None  # the best calib epoch's weights
-        metrics = _finish(run, model, ds, config, _val_eval(model, ds, config), history, chosen,
-                          selected.record if selected else None)
+        extra = {"early_stop": chosen, "select": selected.record if selected else None, "prototypes": proto}
+        metrics = _finish(run, model, ds, config, _val_eval(model, ds, config), history, extra)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
@@ -328,12 +338,12 @@ def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSou
 
 
 def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, val: _ValEval | None,
-            history: list[dict[str, Any]], chosen: dict[str, Any] | None,
-            selection: dict[str, Any] | None) -> dict[str, Any]:
+            history: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
     """Save the prior and classes, evaluate on val (cross-fitting first when asked), write metrics.json.
 
-    ``chosen``: the early-stopping choice (``metrics["early_stop"]``), its weights already loaded;
-    ``selection``: the architecture selection (``metrics["select"]``).
+    ``extra``: records added to the metrics when not None: ``early_stop`` (the early-stopping
+    choice, its weights already loaded), ``select`` (the architecture selection) and
+    ``prototypes`` (the prototype head's fit, ``head_init: prototypes``).
     """
     last = _last_record(run, history)
     train = result_fields(last)
@@ -341,13 +351,12 @@ def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConf
     if val is not None:
         metrics = dict(val(int(last.get("epoch", 0)), _final_source(run, ds, cfg)))
     metrics["train"] = train
-    if chosen is not None:
-        metrics["early_stop"] = chosen
-    if selection is not None:
-        metrics["select"] = selection
+    metrics.update({k: v for k, v in extra.items() if v is not None})
     if run.writer:
-        head = cast(nn.Linear, model["head"])
-        prior = GeoPrior(cast(LocationEncoder, model["encoder"]), head.weight.detach(), ds.classes)
+        head = model["head"]
+        cosine = {"scale": head.scale.detach(), "bias": head.bias.detach()} if isinstance(head, CosineHead) else {}
+        prior = GeoPrior(cast(LocationEncoder, model["encoder"]), cast(Tensor, head.weight).detach(), ds.classes,
+                         **cosine)
         prior.save_pretrained(run.path / PRIOR_DIR)
         (run.path / CLASSES_FILE).write_text(json.dumps(list(ds.classes)) + "\n")
         run.write_metrics(metrics)
