@@ -346,7 +346,7 @@ class FinetuneConfig:
         if self.unfreeze_after and self.encoder_frozen:
             raise ConfigError("finetune.unfreeze_after unfreezes the encoder; it cannot be combined with "
                               "freeze_encoder (or encoder_lr_scale=0)")
-        if self.unfreeze_after >= self.data.epochs:
+        if self.unfreeze_after and self.unfreeze_after >= self.data.epochs:
             raise ConfigError(f"finetune.unfreeze_after ({self.unfreeze_after}) must be below data.epochs "
                               f"({self.data.epochs}); for a frozen encoder set freeze_encoder=true")
         if self.early_stop not in EARLY_STOP:
