@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import geocsp.training.earlystop as es
-import geocsp.training.loop as loop
 from geocsp.data import GeoDataset
 from geocsp.errors import ConfigError
 from geocsp.prior import GeoPrior
 from geocsp.training import FinetuneConfig, RunDir, finetune, resolve_config
 from geocsp.training.rundir import load_tensors
 
+from .resume_helpers import interrupted_and_full
 from .test_crossfit import TINY, _watched, _world
 
 ft = importlib.import_module("geocsp.training.finetune")  # the package re-exports a function of that name
@@ -115,19 +115,8 @@ def test_val_is_never_read_while_choosing(world: GeoDataset, tmp_path: Path, mon
 
 def test_resume_chooses_the_same_epoch(world: GeoDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = _cfg("data.epochs=4", "early_stop=location", "checkpoint_every=2")
-    full = finetune(cfg, world, tmp_path / "full")
-    real = loop.run_epoch
-
-    def dying(spec: loop.LoopSpec, epoch: int) -> dict[str, Any]:
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return real(spec, epoch)
-
-    monkeypatch.setattr(loop, "run_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        finetune(cfg, world, tmp_path / "cut")
-    monkeypatch.setattr(loop, "run_epoch", real)
-    assert finetune(cfg, world, tmp_path / "cut") == full
+    full, cut = interrupted_and_full(cfg, world, tmp_path, monkeypatch)
+    assert cut == full
     assert _same(_prior_tensors(tmp_path / "cut"), _prior_tensors(tmp_path / "full"))
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import geocsp.training.loop as loop
 from geocsp.data import GeoDataset
 from geocsp.errors import ConfigError
 from geocsp.prior import GeoPrior
@@ -18,6 +17,7 @@ from geocsp.training.finetune import build_finetune_model
 from geocsp.training.rundir import load_tensors
 from geocsp.training.unfreeze import encoder_trains, optimizer_params
 
+from .resume_helpers import interrupted_and_full
 from .test_crossfit import CLASSES, TINY, _world
 
 ONE_STEP = [*TINY, "data.batch_size=64"]  # the 32 subset rows in one step per epoch
@@ -93,19 +93,8 @@ def test_resume_with_partial_unfreezing_matches_an_uninterrupted_run(world: GeoD
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The lr-scaled parameter groups and the encoder's late Adam state round-trip through a checkpoint."""
     cfg = _cfg("data.epochs=4", "unfreeze_after=1", "encoder_lr_scale=0.3", "checkpoint_every=2")
-    full = finetune(cfg, world, tmp_path / "full")
-    real = loop.run_epoch
-
-    def dying(spec: loop.LoopSpec, epoch: int) -> dict[str, object]:
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return real(spec, epoch)
-
-    monkeypatch.setattr(loop, "run_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        finetune(cfg, world, tmp_path / "cut")
-    monkeypatch.setattr(loop, "run_epoch", real)
-    assert finetune(cfg, world, tmp_path / "cut") == full
+    full, cut = interrupted_and_full(cfg, world, tmp_path, monkeypatch)
+    assert cut == full
     fa, fb = _final(tmp_path / "full"), _final(tmp_path / "cut")
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
 
