@@ -244,7 +244,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         history = train_epochs(spec)
         chosen = selector.finish() if selector is not None else None  # the best calib epoch's weights
         extra = {"early_stop": chosen, "select": selected.record if selected else None, "prototypes": proto}
-        metrics = _finish(run, model, ds, config, _val_eval(model, ds, config), history, extra)
+        metrics = _finish(run, model, ds, config, val or _val_eval(model, ds, config), history, extra)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
 
