@@ -14,12 +14,14 @@ from geocsp.training.config import SelectConfig
 from geocsp.training.select import candidate_config
 
 
-def test_table_1_is_the_papers() -> None:
+def test_table_1_is_the_papers_then_the_default_prior() -> None:
     assert [m.name for m in TABLES[1]] == ["Img. Only", "Sup. Only (wrap)", "Sup. Only (grid)", "MSE", "CSP-NCE-BLD",
-                                           "CSP-MC-BLD"]
+                                           "CSP-MC-BLD", "Class KDE"]
     assert TABLES[1][1].finetune == ("model.encoder=wrap", "model.encoder_args={}", "model.network=fcnet",
                                      "model.network_args={}")
-    assert METHODS.names()[:6] == ["img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld"]
+    assert METHODS.names()[:7] == ["img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld", "kde"]
+    kde = TABLES[1][6]  # nothing trained: the KDE alone, on Sup. Only (wrap)'s (unused) network
+    assert kde.pretrain is None and kde.finetune == (*TABLES[1][1].finetune, "data.epochs=0", "kde.shrink=inf")
 
 
 def test_distill_methods_resolve_to_the_distill_loss() -> None:

@@ -27,7 +27,7 @@ def test_plan_shares_pretraining_across_ratios(tmp_path: Path) -> None:
     pre = [j for j in jobs if j.kind == "pretrain"]
     ft = [j for j in jobs if j.kind == "finetune"]
     assert len(pre) == 3 * 2  # MSE, NCE, MC x seeds, once each
-    assert len(ft) == 5 * 2 * 2  # every method but Img. Only x ratios x seeds
+    assert len(ft) == 6 * 2 * 2  # every method but Img. Only x ratios x seeds
     assert jobs[: len(pre)] == pre  # pre-training first
     objectives = {j.method: j.config["objective"]["name"] for j in pre}
     assert objectives == {"MSE": "mse", "CSP-NCE-BLD": "csp-nce-bld", "CSP-MC-BLD": "csp-mc-bld"}
@@ -35,7 +35,7 @@ def test_plan_shares_pretraining_across_ratios(tmp_path: Path) -> None:
     assert next(j for j in pre if j.method == "CSP-MC-BLD").config["objective"]["args"]["tau_inbatch"] == 20.0
     for j in ft:
         assert j.config["ratio"] == j.ratio and j.config["seed"] == j.seed
-        if j.method.startswith("Sup. Only"):
+        if j.method.startswith("Sup. Only") or j.method == "Class KDE":
             assert j.init is None and j.deps == ()
         else:
             (dep,) = j.deps

@@ -37,6 +37,10 @@ def _dim(d: int) -> tuple[str, ...]:
 
 _WRAP = WRAP
 """Sup. Only (wrap)'s encoder: the 4 low-frequency wrap features into an FCNet."""
+_KDE_ALONE = ("data.epochs=0", "kde.shrink=inf")
+"""The class-KDE prior alone (issue 16; :mod:`geocsp.prior.kde`): nothing trained."""
+KDE = "Class KDE"
+"""geocsp's default prior, shown beside the paper's methods in Table 1 (docs/results.md)."""
 
 TABLES: dict[int, tuple[Method, ...]] = {
     1: (
@@ -46,6 +50,7 @@ TABLES: dict[int, tuple[Method, ...]] = {
         Method("MSE", pretrain=(*_objective("mse"), "objective.args={}")),
         Method("CSP-NCE-BLD", pretrain=(*_objective("csp-nce-bld"), "objective.args={}")),
         Method(MAIN, pretrain=_objective("csp-mc-bld")),
+        Method(KDE, finetune=(*_WRAP, *_KDE_ALONE)),
     ),
     2: (
         Method(BASELINE),
@@ -59,7 +64,9 @@ TABLES: dict[int, tuple[Method, ...]] = {
         *(Method(f"CSP-MC-BLD d={d}", pretrain=(*_objective("csp-mc-bld"), *_dim(d))) for d in (64, 128, 256, 512, 1024)),
     ),
 }
-"""The methods of the paper's Tables 1-3 (spec §8); Table 1's objective args (τ0) come from the preset."""
+"""The methods of the paper's Tables 1-3 (spec §8); Table 1's objective args (τ0) come from the preset.
+Table 1 ends with geocsp's default prior, the class KDE (not in the paper; the best prior on every
+GeoWorld measured, docs/results.md), so that the paper's methods are always seen beside it."""
 
 SUP_CV_CANDIDATES = ("wrap", "grid-r0.1", "grid-r1", "grid-r5", "grid-r20")
 """``sup-cv``'s candidates: Sup. Only (wrap), Sup. Only (grid) (r_min 0.1°) and grid with coarser r_min."""
@@ -79,6 +86,8 @@ _EARLY_STOP = ("early_stop=fused",)
 _PROTO = ("head_init=prototypes",)
 """CSP zero-shot's prototype head (issue 16): s · cos(e(x), t_y) + b, t_y from the labelled images."""
 _PROTO_ZERO_SHOT = (*_PROTO, "data.epochs=0")
+_KDE_POOLED = ("kde.shrink=cv",)
+"""The network's logits pooled with the class KDE's, weight n_y / (n_y + k), k chosen on calib."""
 
 EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("distill", Method("Distill (wrap)", finetune=(*_WRAP, *_DISTILL))),
@@ -93,6 +102,10 @@ EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
                                                   f"select.epochs={SUP_CV_EPOCHS}"))),
     ("csp-zeroshot", Method("CSP zero-shot", pretrain=_objective("csp-mc-bld"), finetune=_PROTO_ZERO_SHOT)),
     ("csp-proto", Method("CSP-MC-BLD + prototypes", pretrain=_objective("csp-mc-bld"), finetune=_PROTO)),
+    ("kde-labelled", Method("Class KDE (labelled pool)", finetune=(*_WRAP, *_KDE_ALONE, "kde.pool=labelled"))),
+    ("kde-soft", Method("Class KDE + pseudo-labels", finetune=(*_WRAP, *_KDE_ALONE, "kde.soft=cv"))),
+    ("sup-wrap-kde", Method("Class KDE + Sup. (wrap)", finetune=(*_WRAP, *_KDE_POOLED))),
+    ("csp-kde", Method("Class KDE + CSP-MC-BLD", pretrain=_objective("csp-mc-bld"), finetune=_KDE_POOLED)),
 )
 """Methods beyond the paper's, by short name: Sup. Only (wrap / grid) or CSP-MC-BLD
 pre-training, fine-tuned with the ``distill`` loss (soft targets from the image classifier
@@ -106,12 +119,17 @@ finest scale r_min) is chosen by 3-fold cross-validation on the run's labelled s
 (``sup-cv``: :mod:`geocsp.training.select`); and CSP zero-shot: CSP-MC-BLD pre-training
 and a prior from the similarity of e(x) to each class's prototype, the projected labelled
 images of the class (``csp-zeroshot``: no fine-tuning; ``csp-proto``: that head, then the usual
-fine-tuning; :mod:`geocsp.training.prototypes`, docs/objectives.md)."""
+fine-tuning; :mod:`geocsp.training.prototypes`, docs/objectives.md); variants of the
+class-KDE prior (:mod:`geocsp.prior.kde`; ``kde``, the KDE alone, is in Table 1): ``kde-labelled``
+(the pool without the unlabeled locations, an ablation), ``kde-soft`` (plus the unlabeled pairs
+and unused train rows pseudo-labelled by the image classifier, their weight chosen on calib),
+and the KDE pooled with Sup. Only (wrap) or CSP-MC-BLD's network
+(``sup-wrap-kde``, ``csp-kde``: weight n_y / (n_y + k), k chosen on calib)."""
 
 METHODS: Registry[Method] = Registry("method")
 """Methods by short name (``geocsp bench paper --methods img-only,sup-grid,...``): Table 1's,
 then :data:`EXTRA_METHODS`."""
-for _short, _method in (*zip(("img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld"), TABLES[1],
+for _short, _method in (*zip(("img-only", "sup-wrap", "sup-grid", "mse", "csp-nce-bld", "csp-mc-bld", "kde"), TABLES[1],
                               strict=True), *EXTRA_METHODS):
     METHODS.register(_short, description=_method.name)(_method)
 

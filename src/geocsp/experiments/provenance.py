@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from geocsp import __version__
+from geocsp.training.config import at_added_default
 
 UNHASHED_KEYS = ("device", "quiet")
 """Config keys that do not change a run's results, left out of its name's hash."""
@@ -56,7 +57,10 @@ def dataset_identity(data: str | Path) -> dict[str, str]:
 
 
 def run_key(identity: dict[str, Any], config: dict[str, Any]) -> str:
-    """The hash that names a run: its config (without :data:`UNHASHED_KEYS`) plus ``identity``.
+    """The hash that names a run: its config and ``identity``.
+
+    Left out: :data:`UNHASHED_KEYS`, and an added section at its default
+    (:func:`geocsp.training.config.at_added_default`).
 
     Args:
         identity: :func:`dataset_identity` of the dataset the run trains on.
@@ -65,7 +69,8 @@ def run_key(identity: dict[str, Any], config: dict[str, Any]) -> str:
     Returns:
         A 10-character hex string.
     """
-    return config_hash({**identity, **{k: v for k, v in config.items() if k not in UNHASHED_KEYS}})
+    kept = {k: v for k, v in config.items() if k not in UNHASHED_KEYS and not at_added_default(k, v)}
+    return config_hash({**identity, **kept})
 
 
 def model_name(config: dict[str, Any]) -> str:

@@ -11,7 +11,9 @@ with the class matrix stored beside the encoder weights::
                              [, "head": "cosine"]}
 
 With a cosine head (:class:`geocsp.prior.heads.CosineHead`, the CSP zero-shot prior of
-issue 16) the logits are ``s · cos(e(x), T_y) + b_y`` instead of ``T e(x)``.
+issue 16) the logits are ``s · cos(e(x), T_y) + b_y`` instead of ``T e(x)``. With a class
+KDE (:class:`geocsp.prior.kde.ClassKDE`) they are pooled with its log density ratios
+(``kde.*`` tensors and a ``"kde"`` entry in config.json).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from geocsp.coords import validate_lonlat
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.nets.location_encoder import LocationEncoder, load_pretrained
 from geocsp.prior.heads import CosineHead
+from geocsp.prior.kde import ClassKDE
 
 KIND = "geoprior"
 """Value of ``"kind"`` in the ``config.json`` of a saved GeoPrior."""
@@ -48,6 +51,8 @@ class GeoPrior(nn.Module):
         scale: None (default) for the linear head ``T e(x)``; else the scale s of the
             cosine head ``s · cos(e(x), T_y) + b_y``.
         bias: the cosine head's (Q,) offsets b_y (or one scalar); 0 when None.
+        kde: a :class:`ClassKDE` of the same Q classes whose log density ratios are pooled
+            with the logits (``ClassKDE.pool_logits``), or None.
 
     Raises:
         ConfigError: when ``class_weight`` is not (Q, d) with d = ``encoder.dim`` or the
@@ -56,7 +61,7 @@ class GeoPrior(nn.Module):
 
     def __init__(
         self, encoder: nn.Module, class_weight: Tensor, classes: Sequence[str] | None = None,
-        *, scale: Tensor | float | None = None, bias: Tensor | float | None = None,
+        *, scale: Tensor | float | None = None, bias: Tensor | float | None = None, kde: ClassKDE | None = None,
     ) -> None:
         super().__init__()
         # duck-typed: any module with LocationEncoder's forward, ``dim`` and save_pretrained
@@ -81,6 +86,9 @@ class GeoPrior(nn.Module):
             with torch.no_grad():
                 self.classifier.weight.copy_(class_weight)
         self.classes: list[str] = names
+        if kde is not None and kde.num_classes != q:
+            raise ConfigError(f"kde: expected {q} classes to match class_weight, got {kde.num_classes}")
+        self.kde = kde
 
     @property
     def head_kind(self) -> str:
@@ -112,12 +120,14 @@ class GeoPrior(nn.Module):
             extra: (B, extra_dim) extra encoder inputs (covariates, time) or None.
 
         Returns:
-            (B, Q) float32 logits.
+            (B, Q) float32 logits (pooled with the class KDE's when the prior has one).
 
         Raises:
             CoordinateError: when a non-tensor ``lonlat`` is malformed or out of range.
         """
-        return self.classifier(self.encoder(self._as_lonlat(lonlat), extra))
+        x = self._as_lonlat(lonlat)
+        out = self.classifier(self.encoder(x, extra))
+        return out if self.kde is None else self.kde.pool_logits(out, x)
 
     def forward(self, lonlat: Tensor, extra: Tensor | None = None) -> Tensor:
         """Same as :meth:`logits`."""
@@ -221,6 +231,9 @@ class GeoPrior(nn.Module):
             extra_config["head"] = "cosine"
             tensors[SCALE_NAME] = self.classifier.scale.detach()
             tensors[BIAS_NAME] = self.classifier.bias.detach()
+        if self.kde is not None:
+            kde_tensors, extra_config["kde"] = self.kde.saved()
+            tensors.update(kde_tensors)
         return self.encoder.save_pretrained(directory, extra_tensors=tensors, extra_config=extra_config)
 
     @classmethod
@@ -245,8 +258,10 @@ class GeoPrior(nn.Module):
         cosine = meta.get("head", "linear") == "cosine"
         if cosine and not {SCALE_NAME, BIAS_NAME} <= set(extras):
             raise CheckpointError(f"{where.parent}: a cosine head needs '{SCALE_NAME}' and '{BIAS_NAME}'")
-        head = {"scale": extras[SCALE_NAME], "bias": extras[BIAS_NAME]} if cosine else {}
+        head: dict[str, Any] = {"scale": extras[SCALE_NAME], "bias": extras[BIAS_NAME]} if cosine else {}
         try:
+            if "kde" in meta:
+                head["kde"] = ClassKDE.from_saved(extras, meta["kde"], int(extras[WEIGHT_NAME].shape[0]))
             return cls(encoder, extras[WEIGHT_NAME], meta.get("classes"), **head).eval()
         except (ConfigError, TypeError, RuntimeError) as e:  # classes not a list, weights of another dtype
             raise CheckpointError(f"{where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None

@@ -18,9 +18,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from geocsp.config import to_dict
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoderConfig
-from geocsp.training.candidates import MODEL_CANDIDATES
+from geocsp.prior.kde import KDEConfig
+from geocsp.training.candidates import SelectConfig
 
 PRECISIONS = ("fp32", "bf16")
 EARLY_STOP = ("off", "fused", "location")
@@ -192,36 +194,6 @@ class PretrainConfig:
             raise ConfigError(f"data.epochs must be an integer >= 1, got {self.data.epochs!r}")
 
 
-@dataclass(frozen=True)
-class SelectConfig:
-    """Model selection of the prior by K-fold cross-validation on the labelled subset.
-
-    With candidates, fine-tuning first refits each candidate K times on the run's labelled
-    subset without one fold and scores the held-out folds by their mean log P(y|x) of the
-    true class (:mod:`geocsp.training.select`); the best candidate is then fine-tuned on the
-    whole subset. Cost: ``len(candidates) × folds`` extra fine-tunings of ``epochs`` epochs.
-
-    Args:
-        candidates: ``MODEL_CANDIDATES`` names (``wrap``, ``grid-r1`` ...); empty = off (the
-            run's own ``model``).
-        folds: K >= 2 (fewer when the subset has fewer rows).
-        epochs: epochs of each fold fit; 0 = the run's ``data.epochs``.
-    """
-
-    candidates: tuple[str, ...] = ()
-    folds: int = 3
-    epochs: int = 0
-
-    def __post_init__(self) -> None:
-        names = [MODEL_CANDIDATES.canonical(c) for c in self.candidates]  # unknown: "did you mean"
-        if len(set(names)) != len(names):
-            raise ConfigError(f"select.candidates: expected distinct names, got {list(self.candidates)}")
-        if not isinstance(self.folds, int) or self.folds < 2:
-            raise ConfigError(f"select.folds must be an integer >= 2, got {self.folds!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ConfigError(f"select.epochs must be an integer >= 0 (0 = data.epochs), got {self.epochs!r}")
-
-
 def _finetune_optim() -> OptimConfig:
     return OptimConfig(lr=1e-3, lr_decay=0.98)
 
@@ -271,14 +243,14 @@ class FinetuneConfig:
             (:mod:`geocsp.training.prototypes`; needs ``init`` = a pre-training run with its
             image projection). With ``data.epochs: 0`` the run is the zero-shot prior;
             otherwise the cosine head and the encoder are then fine-tuned as usual.
-        crossfit_folds: 0 (default, off) or K >= 2: when the dataset has no ``calib`` split
-            but stores image probabilities for ``train``, fit the calibrated fusion of the
-            final evaluation by refitting the prior K times on folds of the labelled subset
-            (:mod:`geocsp.training.crossfit`; K extra fine-tunings). Off by default: it
-            needs *out-of-fold* train probabilities to be unbiased (in-sample ones, from a
-            classifier trained on those rows, pull β towards 0; docs/fusion.md).
+        crossfit_folds: 0 (default, off) or K >= 2: without a ``calib`` split but with
+            image probabilities for ``train``, fit the calibrated fusion by refitting the prior
+            K times on folds of the labelled subset (:mod:`geocsp.training.crossfit`); it needs
+            *out-of-fold* train probabilities to be unbiased (docs/fusion.md).
         select: choose the prior's architecture by cross-validation on the labelled subset
             (:class:`SelectConfig`; off by default). Only from random initialisation.
+        kde: the class-KDE prior, alone or pooled with the network (:class:`KDEConfig`,
+            :mod:`geocsp.prior.kde`; off by default).
         seed, device, precision, compile, checkpoint_every, keep_checkpoints, eval_every,
             quiet: as in :class:`PretrainConfig`; ``eval_every`` runs the full evaluation
             on ``val`` and logs it.
@@ -302,6 +274,7 @@ class FinetuneConfig:
     head_init: Literal["random", "prototypes"] = "random"
     crossfit_folds: int = 0
     select: SelectConfig = field(default_factory=SelectConfig)
+    kde: KDEConfig = field(default_factory=KDEConfig)
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -327,9 +300,9 @@ class FinetuneConfig:
         _nonnegative("finetune", beta=self.beta)
         if self.head_init not in ("random", "prototypes"):
             raise ConfigError(f"finetune.head_init must be 'random' or 'prototypes', got {self.head_init!r}")
-        if self.data.epochs < 1 and self.head_init != "prototypes":
-            raise ConfigError(f"data.epochs must be an integer >= 1 (0 only with head_init=prototypes), "
-                              f"got {self.data.epochs!r}")
+        if self.data.epochs < 1 and self.head_init != "prototypes" and not self.kde.alone:
+            raise ConfigError(f"data.epochs must be an integer >= 1 (0 only with head_init=prototypes or "
+                              f"kde.shrink=inf), got {self.data.epochs!r}")
 
     @property
     def encoder_frozen(self) -> bool:
@@ -391,6 +364,16 @@ class EvaluateConfig:
             _nonnegative("evaluate", beta=self.beta)
 
 
+ADDED_DEFAULTS: dict[str, Any] = {"kde": to_dict(KDEConfig())}
+"""Sections added after runs were made, ignored at these defaults (the earlier behaviour): earlier runs stay reusable."""
+
+
+def at_added_default(key: str, value: Any) -> bool:
+    """Whether ``key`` is an :data:`ADDED_DEFAULTS` section at its default (keys it lacks count as default)."""
+    default = ADDED_DEFAULTS.get(key)
+    return default is not None and isinstance(value, dict) and {**default, **value} == default
+
+
 def config_dict_for_compare(data: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config dict without the :data:`RUNTIME_KEYS` (used to decide resume)."""
-    return {k: v for k, v in data.items() if k not in RUNTIME_KEYS}
+    """A resolved config dict without :data:`RUNTIME_KEYS` and added sections at their default (decides resume)."""
+    return {k: v for k, v in data.items() if k not in RUNTIME_KEYS and not at_added_default(k, v)}

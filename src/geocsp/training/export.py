@@ -114,6 +114,9 @@ def _module(run: Path) -> tuple[nn.Module, str, Path, list[str] | None, bool]:
     if extra:
         raise ConfigError(f"{directory}: the model takes {extra} inputs besides (lon, lat) (time or covariates); "
                           "ONNX export supports (lon, lat) only")
+    if isinstance(obj, GeoPrior) and obj.kde is not None:
+        raise ConfigError(f"{directory}: a prior with a class KDE (finetune.kde) cannot be exported to ONNX; "
+                          "use geocsp predict")
     if isinstance(obj, GeoPrior):
         return _Probs(obj).eval(), kind, directory, list(obj.classes), False
     return _Embedding(obj).eval(), kind, directory, None, False

@@ -43,12 +43,14 @@ from geocsp.objectives import create_finetune_loss
 from geocsp.objectives.distill import DistillLoss
 from geocsp.prior import GeoPrior
 from geocsp.prior.heads import CosineHead
+from geocsp.prior.kde import ClassKDE
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
 from geocsp.training.distill import SoftRows, run_soft_rows
 from geocsp.training.earlystop import CalibSelector, calib_scorer
 from geocsp.training.evaluate import FusionSource, calib_split, evaluate_split, fusion_source
+from geocsp.training.kde import check_kde_data, fit_class_kde
 from geocsp.training.loop import (
     LoopSpec,
     make_optimizer,
@@ -208,6 +210,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     rows = TrainRows([ds.split("train")], device, need_features=False, need_labels=True)
     model = build_finetune_model(config, len(ds.classes)).to(device)
     selector = _selector(model, ds, config)  # early_stop: refuses a dataset without calib before any work
+    check_kde_data(config.kde, ds)  # kde.shrink=cv: likewise
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
@@ -243,7 +246,8 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         )
         history = train_epochs(spec)
         chosen = selector.finish() if selector is not None else None  # the best calib epoch's weights
-        extra = {"early_stop": chosen, "select": selected.record if selected else None, "prototypes": proto}
+        extra = {"early_stop": chosen, "select": selected.record if selected else None, "prototypes": proto,
+                 "kde": _attach_kde(model, ds, config, positions, device)}
         metrics = _finish(run, model, ds, config, val or _val_eval(model, ds, config), history, extra)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
@@ -287,6 +291,22 @@ def carry_adam_state(optimizer: torch.optim.Optimizer, model: nn.ModuleDict, ini
     return len(enc)
 
 
+def _attach_kde(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, positions: Any,
+                device: torch.device) -> dict[str, Any] | None:
+    """With ``kde``: fit the class KDE (:mod:`geocsp.training.kde`) and add it as ``model["kde"]``."""
+    if not cfg.kde.enabled:
+        return None
+    model.eval()
+
+    @torch.no_grad()
+    def net(x: Tensor) -> Tensor:
+        return cast(Tensor, model["head"](model["encoder"](x.to(device))))
+
+    kde, record = fit_class_kde(cfg.kde, ds, positions, cfg.seed, net, cfg.ratio)
+    model["kde"] = kde.to(device)
+    return record
+
+
 def _selector(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> CalibSelector | None:
     """The early-stopping hook on calib (None when ``early_stop`` is off)."""
     if cfg.early_stop == "off":
@@ -312,8 +332,9 @@ def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> _Val
     ecfg = _eval_config(cfg)
     calib = calib_split(ds, ecfg)
 
-    def logits(x: Tensor) -> Tensor:
-        return model["head"](model["encoder"](x))
+    def logits(x: Tensor) -> Tensor:  # pooled with the class KDE once it is fitted (after training)
+        out = model["head"](model["encoder"](x))
+        return cast(ClassKDE, model["kde"]).pool_logits(out, x) if "kde" in model else out
 
     def evaluate(epoch: int, source: FusionSource | None = None) -> dict[str, Any]:
         return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio,
@@ -355,8 +376,9 @@ def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConf
     if run.writer:
         head = model["head"]
         cosine = {"scale": head.scale.detach(), "bias": head.bias.detach()} if isinstance(head, CosineHead) else {}
+        kde = cast(ClassKDE, model["kde"]) if "kde" in model else None
         prior = GeoPrior(cast(LocationEncoder, model["encoder"]), cast(Tensor, head.weight).detach(), ds.classes,
-                         **cosine)
+                         **cosine, kde=kde)
         prior.save_pretrained(run.path / PRIOR_DIR)
         (run.path / CLASSES_FILE).write_text(json.dumps(list(ds.classes)) + "\n")
         run.write_metrics(metrics)
