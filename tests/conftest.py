@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """One torch thread per test process: CI runs two xdist workers on two cores, and
     oversubscribed threads make the tiny models in tests many times slower."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # A test process started in the background by a non-interactive shell (`cmd &`, nohup)
+    # inherits SIGINT ignored, so Ctrl-C faults would never fire; the interruption tests send it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         import torch
 
