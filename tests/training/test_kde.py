@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from tests.training.test_crossfit import TINY, _watched
@@ -16,7 +17,8 @@ from tests.training.test_crossfit import _world as quadrant_world
 
 from geocsp.checkpoints import load_prior
 from geocsp.config import to_dict
-from geocsp.data import GeoDataset
+from geocsp.data import GeoDataset, load_dataset
+from geocsp.data.writer import SplitData, write_dataset
 from geocsp.demo.tables import METHODS
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.experiments.provenance import run_key
@@ -193,3 +195,15 @@ def test_the_choices_score_at_most_a_seeded_sample_of_rows(calib_world: GeoDatas
     monkeypatch.setattr(kde_fit, "SCORE_MAX_ROWS", 10)
     recs = [fit_class_kde(KDEConfig(shrink=math.inf), calib_world, np.arange(0, 64, 2), 3, None)[1] for _ in range(2)]
     assert recs[0]["scored_rows"] == 10 and recs[0]["scores"] == recs[1]["scores"]
+
+
+def test_shrink_cv_with_an_unlabelled_calib_split_is_refused_before_any_work(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    lonlat = rng.uniform(-50, 50, (20, 2))
+    train = SplitData(pd.DataFrame({"lon": lonlat[:, 0], "lat": lonlat[:, 1], "label": ["a", "b"] * 10}))
+    calib = SplitData(pd.DataFrame({"lon": lonlat[:5, 0], "lat": lonlat[:5, 1]}))  # no label column
+    ds = load_dataset(write_dataset(tmp_path / "w", {"train": train, "calib": calib}, ["a", "b"]))
+    cfg = resolve_config(FinetuneConfig, overrides=[*TINY, "kde.shrink=cv"])
+    with pytest.raises(ConfigError, match="calib"):
+        finetune(cfg, ds, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

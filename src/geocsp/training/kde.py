@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from geocsp.data import GeoDataset
+from geocsp.data import GeoDataset, Split
 from geocsp.data.splits import usable_rows
 from geocsp.errors import ConfigError
 from geocsp.prior.kde import (
@@ -42,7 +42,7 @@ from geocsp.prior.kde import (
 )
 from geocsp.training.distill import topk_rows
 from geocsp.training.inference import resolve_probs_key
-from geocsp.training.select import balanced_mean
+from geocsp.training.select import balanced_mean, true_class_loglik
 
 CALIB = "calib"
 """The split the choices are scored on when the dataset has it."""
@@ -107,8 +107,7 @@ def pseudo_labels(ds: GeoDataset, train_rows: np.ndarray, ratio: float,
 
 def _loglik(logits: Tensor, y: Tensor) -> Tensor:
     """(B,) log sigmoid(z_y) - log Σ_c sigmoid(z_c) of the true classes."""
-    ls = F.logsigmoid(logits)
-    return ls.gather(1, y[:, None])[:, 0] - torch.logsumexp(ls, 1)
+    return true_class_loglik(F.logsigmoid(logits), y)
 
 
 def _nearest_km(points: np.ndarray) -> float:
@@ -164,16 +163,16 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
     points, labels = train.lonlat[rows], np.asarray(train.labels)[rows]
     q = len(ds.classes)
     pool = pool_locations(ds, rows, cfg.pool_max, seed, cfg.pool == "labelled")
-    calib = ds.split(CALIB) if CALIB in ds else None
-    cy = None if calib is None or calib.labels is None else np.asarray(calib.labels)
-    ckeep = None if calib is None or cy is None else (cy >= 0) & calib.has_location
-    if cfg.shrink == "cv" and (ckeep is None or not ckeep.any()):
+    scored_calib = _calib_rows(ds)
+    if cfg.shrink == "cv" and scored_calib is None:
         raise ConfigError(NO_CALIB)
     soft = pseudo_labels(ds, rows, ratio, cfg.soft_min) if cfg.soft != 0 else None
     hs, alphas = _grid(cfg.bandwidth_km, BANDWIDTHS_KM), _grid(cfg.alpha, ALPHAS)
     gammas = (0.0,) if soft is None else _grid(cfg.soft, SOFT_WEIGHTS)
-    if calib is not None and cy is not None and ckeep is not None and ckeep.any():
-        src_x, src_y, keep, loo, chosen_by = calib.lonlat, cy, ckeep, False, CALIB
+    calib = None
+    if scored_calib is not None:
+        calib, src_y, keep = scored_calib
+        src_x, loo, chosen_by = calib.lonlat, False, CALIB
     else:  # leave-one-out on the labelled rows of classes with >= 2 of them
         keep = np.bincount(labels, minlength=q)[labels] >= 2
         src_x, src_y, loo, chosen_by = points, labels, True, "leave-one-out"
@@ -232,8 +231,7 @@ def _fused_score(kde: ClassKDE, img: np.ndarray, qx: np.ndarray, qy: np.ndarray)
         sl = slice(start, start + CHUNK)
         z = kde.log_ratio(torch.as_tensor(qx[sl], dtype=torch.float32))
         f = torch.log(torch.as_tensor(img[sl], dtype=torch.float64).clamp_min(1e-12)) + F.logsigmoid(z)
-        y = torch.as_tensor(qy[sl], dtype=torch.long)
-        ll[sl] = (f.gather(1, y[:, None])[:, 0] - torch.logsumexp(f, 1)).numpy()
+        ll[sl] = true_class_loglik(f, torch.as_tensor(qy[sl], dtype=torch.long)).numpy()
     return balanced_mean(ll, qy)
 
 
@@ -297,11 +295,23 @@ def _shrink_scores(kde: ClassKDE, net_logits: Callable[[Tensor], Tensor], qx: np
     return {("inf" if math.isinf(k) else f"{k:g}"): balanced_mean(v, qy) for k, v in ll.items()}
 
 
+def _calib_rows(ds: GeoDataset) -> tuple[Split, np.ndarray, np.ndarray] | None:
+    """``(calib, labels, rows with a label and a location)``, or None without such a row."""
+    if CALIB not in ds:
+        return None
+    calib = ds.split(CALIB)
+    if calib.labels is None:
+        return None
+    labels = np.asarray(calib.labels)
+    keep = (labels >= 0) & calib.has_location
+    return (calib, labels, keep) if keep.any() else None
+
+
 def check_kde_data(cfg: KDEConfig, ds: GeoDataset) -> None:
-    """Refuse ``kde.shrink: cv`` on a dataset without a ``calib`` split, before any training.
+    """Refuse ``kde.shrink: cv`` on a dataset without a labelled ``calib`` split, before any training.
 
     Raises:
         ConfigError: one line saying what to do instead.
     """
-    if cfg.shrink == "cv" and CALIB not in ds:
+    if cfg.shrink == "cv" and _calib_rows(ds) is None:
         raise ConfigError(NO_CALIB)

@@ -153,6 +153,15 @@ def seen_rows(plan: FoldPlan, labels: np.ndarray) -> np.ndarray:
     return seen
 
 
+def true_class_loglik(log_scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B,) log-likelihood of the true classes under (B, Q) log-scores normalised over classes.
+
+    ``log_scores[i, y_i] - logsumexp_c log_scores[i, c]``: with ``log sigmoid(z)`` as scores,
+    the log P(y|x) of a presence-only prior normalised over classes (the selection score).
+    """
+    return log_scores.gather(1, y[:, None])[:, 0] - torch.logsumexp(log_scores, 1)
+
+
 def log_location_likelihood(plan: FoldPlan, train: Split, *, batch_size: int = 4096,
                             device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Held-out log P(y|x) of the true class and location-only hits, row by row.
@@ -183,7 +192,7 @@ def log_location_likelihood(plan: FoldPlan, train: Split, *, batch_size: int = 4
         lp = torch.from_numpy(logp).double()
         y = torch.from_numpy(train.labels[rows].astype(np.int64))
         at = np.searchsorted(plan.rows, rows)  # plan.rows is sorted
-        loglik[at] = (lp.gather(1, y[:, None])[:, 0] - torch.logsumexp(lp, 1)).numpy()
+        loglik[at] = true_class_loglik(lp, y).numpy()
         hit[at] = (lp.argmax(1) == y).numpy()
     return loglik, hit
 
