@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from geocsp.checkpoints import load_prior
 from geocsp.errors import ConfigError, DatasetError
-from geocsp.training import evaluate
+from geocsp.training import FinetuneConfig, evaluate, resolve_config
 
 
 def test_evaluate_matches_numpy_metrics(numpy_loc_probs, dataset, ft_run: Path) -> None:
@@ -210,3 +211,32 @@ def test_streamed_location_probs_equal_the_whole_array(missing: int) -> None:
         img, whole, labels, has, batch_size=64)
     with pytest.raises(TypeError, match="contiguous row slices"):
         streamed[np.arange(3)]  # type: ignore[index]
+
+
+def test_nll_criterion_picks_the_lowest_calib_nll_and_is_recorded(calib_world: Path, ft_run: Path,
+                                                                  tmp_path: Path) -> None:
+    """``fusion_criterion=nll``: (β, ε) minimise the fused NLL on calib; recorded; its own default file name."""
+    from geocsp.data import load_dataset
+    from geocsp.evaluation.calibration import fit_fusion
+
+    ev = importlib.import_module("geocsp.training.evaluate")
+    m = evaluate(ft_run, calib_world, fusion_criterion="nll", out=tmp_path / "nll.json")
+    top1 = evaluate(ft_run, calib_world, out=tmp_path / "top1.json")
+    assert ev.eval_file_name("val", calib_world, "k", "nll") == "eval-val-small_calib-k-nll.json"  # never the top-1 one
+    assert ev.eval_file_name("val", calib_world, "k") == "eval-val-small_calib-k.json"
+    assert top1["fusion"]["criterion"] == "top1" and m["fusion"]["criterion"] == "nll"
+    assert m["fused"] == top1["fused"]  # the paper's product does not depend on it
+    ds = load_dataset(calib_world)
+    cal = ds.split("calib")
+    rows = np.flatnonzero(cal.labels >= 0)
+    prior = load_prior(ft_run)
+    img, loc, labels, has = ev._scored_rows(prior.logits, prior, cal, rows, m["probs_key"], prior.num_classes,
+                                            4096, torch.device("cpu"))
+    fit = fit_fusion(img, loc, labels, has, criterion="nll")
+    best = min(fit.table.values(), key=lambda r: r["nll"])["nll"]
+    chosen = fit.table[(fit.fusion.beta, fit.fusion.eps)]
+    assert chosen["nll"] == best and m["fusion"]["calibrated"] == fit.fusion.to_dict()
+    with pytest.raises(ConfigError, match=r"fusion_criterion.*one of"):
+        evaluate(ft_run, calib_world, fusion_criterion="auc", out=tmp_path / "x.json")
+    with pytest.raises(ConfigError, match=r"fusion_criterion.*one of"):
+        resolve_config(FinetuneConfig, overrides=["fusion_criterion=top5"])

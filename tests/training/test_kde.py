@@ -24,7 +24,7 @@ from geocsp.errors import ConfigError, DatasetError
 from geocsp.experiments.provenance import run_key
 from geocsp.prior.kde import ClassKDE, KDEConfig
 from geocsp.training import FinetuneConfig, finetune, resolve_config
-from geocsp.training.config import config_dict_for_compare
+from geocsp.training.compat import config_dict_for_compare
 from geocsp.training.kde import _grid_scores, fit_class_kde, pool_locations, pseudo_labels
 from geocsp.training.select import balanced_mean
 
@@ -32,7 +32,7 @@ ft = importlib.import_module("geocsp.training.finetune")  # the package re-expor
 kde_fit = importlib.import_module("geocsp.training.kde")
 
 
-def _loglik(kde: ClassKDE, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def location_loglik(kde: ClassKDE, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ls = torch.nn.functional.logsigmoid(kde.log_ratio(torch.tensor(x, dtype=torch.float32)))
     return (ls[torch.arange(len(y)), torch.as_tensor(y)] - torch.logsumexp(ls, 1)).numpy()
 
@@ -56,7 +56,7 @@ def test_leave_one_out_equals_refitting_without_the_row() -> None:
             if gamma:
                 x, y, w = np.concatenate([x, soft[0]]), np.concatenate([y, soft[1]]), np.concatenate([w, gamma * soft[2]])
             kde_i = ClassKDE(x, y, 4, np.delete(pool, i, 0), h, a, math.inf, w)
-            direct.append(_loglik(kde_i, pts[i : i + 1], lab[i : i + 1])[0])
+            direct.append(location_loglik(kde_i, pts[i : i + 1], lab[i : i + 1])[0])
         assert score == pytest.approx(balanced_mean(np.array(direct), lab), abs=1e-9), key
 
 
@@ -74,7 +74,7 @@ def test_choices_are_the_best_calib_scores(calib_world: GeoDataset) -> None:
     best = max(rec["scores"], key=rec["scores"].get)
     assert (kde.bandwidth_km, kde.alpha, 0.0) == tuple(float(v) for v in best.split("/"))
     calib = calib_world.split("calib")
-    assert rec["scores"][best] == pytest.approx(balanced_mean(_loglik(kde.__class__(
+    assert rec["scores"][best] == pytest.approx(balanced_mean(location_loglik(kde.__class__(
         kde.points_lonlat.numpy(), kde.labels.numpy(), 4, kde.pool_lonlat.numpy(), kde.bandwidth_km, kde.alpha,
         math.inf), calib.lonlat, calib.labels), calib.labels), abs=1e-9)
     assert str(rec["shrink"]) == max(rec["shrink_scores"], key=rec["shrink_scores"].get)

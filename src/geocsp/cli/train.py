@@ -97,21 +97,23 @@ def finetune_cmd(data: str, out: str, preset: str | None, config_file: str | Non
 @click.option("--split", default="val", show_default=True)
 @click.option("--probs-key", default="auto", show_default=True, help="image-probability set.")
 @click.option("--beta", default="1.0", show_default=True, help="exponent of P(y|x), or 'tune'.")
+@click.option("--fusion-criterion", type=click.Choice(["top1", "nll"]), default="top1", show_default=True,
+              help="what chooses the calibrated fusion's (beta, eps) on calib: top-1 or NLL (docs/fusion.md).")
 @click.option("--batch-size", type=int, default=4096, show_default=True)
 @device_option()
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON.")
 @click.option("--out", "out", default=None, type=click.Path(dir_okay=False),
               help="JSON file to write (default RUN/eval-<split>-<dataset>-<probs key>.json).")
 @overwrite_option("replace an existing output file.")
-def evaluate_cmd(run: str, data: str, split: str, probs_key: str, beta: str, batch_size: int,
-                 device: str, as_json: bool, out: str | None, overwrite: bool) -> None:
+def evaluate_cmd(run: str, data: str, split: str, probs_key: str, beta: str, fusion_criterion: str,
+                 batch_size: int, device: str, as_json: bool, out: str | None, overwrite: bool) -> None:
     """Image / location / fused metrics of a fine-tuned RUN on a dataset.
 
-    Writes --out, or RUN/eval-<split>-<dataset>-<probs key>.json; never the run's own
+    Writes --out, or RUN/eval-<split>-<dataset>-<probs key>[-nll].json; never the run's own
     metrics.json, and never over an existing file unless --overwrite.
     """
     metrics = evaluate(run, data, split, probs_key, parse_beta(beta), batch_size=batch_size, device=device,
-                       out=out, overwrite=overwrite)
+                       out=out, overwrite=overwrite, fusion_criterion=fusion_criterion)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:

@@ -88,6 +88,8 @@ _PROTO = ("head_init=prototypes",)
 _PROTO_ZERO_SHOT = (*_PROTO, "data.epochs=0")
 _KDE_POOLED = ("kde.shrink=cv",)
 """The network's logits pooled with the class KDE's, weight n_y / (n_y + k), k chosen on calib."""
+_ZS_POOLED = ("zeroshot_pool=true",)
+"""The fine-tuned logits plus w · the CSP zero-shot prior's, w chosen on calib (geocsp.training.zeroshot)."""
 
 EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("distill", Method("Distill (wrap)", finetune=(*_WRAP, *_DISTILL))),
@@ -102,6 +104,7 @@ EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
                                                   f"select.epochs={SUP_CV_EPOCHS}"))),
     ("csp-zeroshot", Method("CSP zero-shot", pretrain=_objective("csp-mc-bld"), finetune=_PROTO_ZERO_SHOT)),
     ("csp-proto", Method("CSP-MC-BLD + prototypes", pretrain=_objective("csp-mc-bld"), finetune=_PROTO)),
+    ("csp-zs-pool", Method("CSP-MC-BLD + zero-shot", pretrain=_objective("csp-mc-bld"), finetune=_ZS_POOLED)),
     ("kde-labelled", Method("Class KDE (labelled pool)", finetune=(*_WRAP, *_KDE_ALONE, "kde.pool=labelled"))),
     ("kde-soft", Method("Class KDE + pseudo-labels", finetune=(*_WRAP, *_KDE_ALONE, "kde.soft=cv"))),
     ("sup-wrap-kde", Method("Class KDE + Sup. (wrap)", finetune=(*_WRAP, *_KDE_POOLED))),
@@ -119,7 +122,8 @@ finest scale r_min) is chosen by 3-fold cross-validation on the run's labelled s
 (``sup-cv``: :mod:`geocsp.training.select`); and CSP zero-shot: CSP-MC-BLD pre-training
 and a prior from the similarity of e(x) to each class's prototype, the projected labelled
 images of the class (``csp-zeroshot``: no fine-tuning; ``csp-proto``: that head, then the usual
-fine-tuning; :mod:`geocsp.training.prototypes`, docs/objectives.md); variants of the
+fine-tuning; :mod:`geocsp.training.prototypes`, docs/objectives.md; ``csp-zs-pool``: CSP-MC-BLD
+fine-tuned, its logits plus w · the zero-shot prior's, w chosen on calib, :mod:`geocsp.training.zeroshot`); variants of the
 class-KDE prior (:mod:`geocsp.prior.kde`; ``kde``, the KDE alone, is in Table 1): ``kde-labelled``
 (the pool without the unlabeled locations, an ablation), ``kde-soft`` (plus the unlabeled pairs
 and unused train rows pseudo-labelled by the image classifier, their weight chosen on calib),

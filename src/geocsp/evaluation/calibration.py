@@ -268,6 +268,7 @@ class FittedFusion:
         paper_top1: top-1 of the paper's product (β = 1) on the fitting rows.
         details: extra JSON-ready facts stored under ``fitted_on``'s kind in the metrics
             (cross-fitting: ``{"crossfit": {"k", "seed", "fold_rows", "probs_key"}}``).
+        criterion: what chose (β, ε): ``top1`` or ``nll``.
     """
 
     fusion: Fusion
@@ -276,6 +277,7 @@ class FittedFusion:
     image_only_top1: float
     paper_top1: float
     details: dict[str, Any] = field(default_factory=dict)
+    criterion: str = "top1"
 
     @classmethod
     def from_fit(cls, fit: FitResult, fitted_on: str, **details: Any) -> FittedFusion:
@@ -289,7 +291,7 @@ class FittedFusion:
         Returns:
             The :class:`FittedFusion`.
         """
-        return cls(fit.fusion, fitted_on, fit.n, fit.image_only_top1, fit.paper_top1, dict(details))
+        return cls(fit.fusion, fitted_on, fit.n, fit.image_only_top1, fit.paper_top1, dict(details), fit.criterion)
 
     @property
     def hurts(self) -> bool:
@@ -303,12 +305,12 @@ class FittedFusion:
             paper_beta: the β of the paper's product reported as ``fused``.
 
         Returns:
-            ``{"paper": {"beta"}, "calibrated": {"kind", "beta", "eps"}, "fitted_on",
+            ``{"paper": {"beta"}, "calibrated": {"kind", "beta", "eps"}, "fitted_on", "criterion",
             "calib_rows", "image_only_top1_calib", "paper_top1_calib", "hurts", "warning",
             "why": None, **details}``.
         """
         return {"paper": {"beta": float(paper_beta)}, "calibrated": self.fusion.to_dict(),
-                "fitted_on": self.fitted_on, "calib_rows": int(self.n),
+                "fitted_on": self.fitted_on, "criterion": self.criterion, "calib_rows": int(self.n),
                 "image_only_top1_calib": float(self.image_only_top1), "paper_top1_calib": float(self.paper_top1),
                 "hurts": self.hurts, "why": None,
                 "warning": hurts_warning(self.image_only_top1, self.paper_top1, self.n, self.fusion, self.fitted_on),
@@ -318,7 +320,7 @@ class FittedFusion:
 def uncalibrated_info(paper_beta: float, why: str) -> dict[str, Any]:
     """The ``fusion`` entry of ``metrics.json`` when no calibrated fusion could be fitted.
 
-    Same keys as :meth:`FittedFusion.info`, with ``calibrated`` and ``fitted_on`` None and
+    Same keys as :meth:`FittedFusion.info`, with ``calibrated``, ``fitted_on`` and ``criterion`` None and
     ``why`` the one-line reason (``fused_calibrated`` is then None too).
 
     Args:
@@ -329,7 +331,8 @@ def uncalibrated_info(paper_beta: float, why: str) -> dict[str, Any]:
     Returns:
         The entry.
     """
-    return {"paper": {"beta": float(paper_beta)}, "calibrated": None, "fitted_on": None, "calib_rows": 0,
+    return {"paper": {"beta": float(paper_beta)}, "calibrated": None, "fitted_on": None, "criterion": None,
+            "calib_rows": 0,
             "image_only_top1_calib": None, "paper_top1_calib": None, "hurts": None, "why": why,
             "warning": None}
 

@@ -33,7 +33,7 @@ from geocsp.config import from_dict, load_yaml
 from geocsp.experiments.plan import Job
 from geocsp.experiments.provenance import available_cores
 from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain
-from geocsp.training.config import config_dict_for_compare
+from geocsp.training.compat import config_dict_for_compare
 
 
 class Interrupted(BaseException):

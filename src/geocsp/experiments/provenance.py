@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from geocsp import __version__
-from geocsp.training.config import at_added_default
+from geocsp.training.compat import at_added_default
 
 UNHASHED_KEYS = ("device", "quiet")
 """Config keys that do not change a run's results, left out of its name's hash."""
@@ -60,7 +60,7 @@ def run_key(identity: dict[str, Any], config: dict[str, Any]) -> str:
     """The hash that names a run: its config and ``identity``.
 
     Left out: :data:`UNHASHED_KEYS`, and an added section at its default
-    (:func:`geocsp.training.config.at_added_default`).
+    (:func:`geocsp.training.compat.at_added_default`).
 
     Args:
         identity: :func:`dataset_identity` of the dataset the run trains on.

@@ -279,7 +279,26 @@ def load_pretrained(
             weights do not match its config.
     """
     tensors, meta = load_checkpoint_dir(directory)
-    where = Path(directory) / "config.json"
+    model, extras = encoder_from_parts(tensors, meta, Path(directory) / "config.json", kind)
+    return model, extras, meta
+
+
+def encoder_from_parts(tensors: dict[str, torch.Tensor], meta: Any, where: Path,
+                       kind: str = KIND) -> tuple[LocationEncoder, dict[str, torch.Tensor]]:
+    """A LocationEncoder from a checkpoint's tensors and ``config.json`` mapping (:func:`load_pretrained`).
+
+    Args:
+        tensors: name -> tensor (the encoder's weights and whatever was stored beside them).
+        meta: the parsed ``config.json``.
+        where: the ``config.json`` path named in errors.
+        kind: the ``"kind"`` the checkpoint must declare.
+
+    Returns:
+        (encoder in eval mode, the other tensors).
+
+    Raises:
+        CheckpointError: on another kind, an invalid config, or weights that do not match it.
+    """
     if not isinstance(meta, dict) or meta.get("kind") != kind:
         got = meta.get("kind") if isinstance(meta, dict) else None
         raise CheckpointError(f"{where}: expected a checkpoint of kind '{kind}', got {got!r}")
@@ -302,4 +321,4 @@ def load_pretrained(
     except RuntimeError as e:  # e.g. a dtype that cannot be copied into the weights
         raise CheckpointError(f"{where.parent}: weights do not fit the config ({str(e).splitlines()[0]})") from None
     extras = {k: v for k, v in tensors.items() if k not in own}
-    return model.eval(), extras, meta
+    return model.eval(), extras

@@ -13,11 +13,16 @@ with the class matrix stored beside the encoder weights::
 With a cosine head (:class:`geocsp.prior.heads.CosineHead`, the CSP zero-shot prior of
 issue 16) the logits are ``s · cos(e(x), T_y) + b_y`` instead of ``T e(x)``. With a class
 KDE (:class:`geocsp.prior.kde.ClassKDE`) they are pooled with its log density ratios
-(``kde.*`` tensors and a ``"kde"`` entry in config.json).
+(``kde.*`` tensors and a ``"kde"`` entry in config.json). With a companion (a second prior,
+e.g. the CSP zero-shot prior pooled with a fine-tuned one, ``finetune.zeroshot_pool``) the
+logits are ``own + w · companion``, a log-linear (product-of-experts) pooling of the two
+priors' odds; the companion's tensors are saved under ``companion.`` in the same file and
+config.json holds ``"companion": {"weight": w, "prior": <its config.json>}``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +33,8 @@ from torch import Tensor, nn
 
 from geocsp.coords import validate_lonlat
 from geocsp.errors import CheckpointError, ConfigError
-from geocsp.nets.location_encoder import LocationEncoder, load_pretrained
+from geocsp.io import load_checkpoint_dir
+from geocsp.nets.location_encoder import LocationEncoder, encoder_from_parts
 from geocsp.prior.heads import CosineHead
 from geocsp.prior.kde import ClassKDE
 
@@ -37,6 +43,8 @@ KIND = "geoprior"
 WEIGHT_NAME = "class_weight"
 SCALE_NAME, BIAS_NAME = "class_scale", "class_bias"
 """Tensors of a cosine head, beside ``class_weight``."""
+COMPANION_PREFIX = "companion."
+"""Prefix of a companion prior's tensors in ``model.safetensors``."""
 
 
 class GeoPrior(nn.Module):
@@ -53,6 +61,8 @@ class GeoPrior(nn.Module):
         bias: the cosine head's (Q,) offsets b_y (or one scalar); 0 when None.
         kde: a :class:`ClassKDE` of the same Q classes whose log density ratios are pooled
             with the logits (``ClassKDE.pool_logits``), or None.
+        companion: a :class:`Companion` (a second prior over the same classes, itself
+            without a companion, and its weight w) whose ``w ·`` logits are added, or None.
 
     Raises:
         ConfigError: when ``class_weight`` is not (Q, d) with d = ``encoder.dim`` or the
@@ -62,6 +72,7 @@ class GeoPrior(nn.Module):
     def __init__(
         self, encoder: nn.Module, class_weight: Tensor, classes: Sequence[str] | None = None,
         *, scale: Tensor | float | None = None, bias: Tensor | float | None = None, kde: ClassKDE | None = None,
+        companion: Companion | None = None,
     ) -> None:
         super().__init__()
         # duck-typed: any module with LocationEncoder's forward, ``dim`` and save_pretrained
@@ -89,6 +100,14 @@ class GeoPrior(nn.Module):
         if kde is not None and kde.num_classes != q:
             raise ConfigError(f"kde: expected {q} classes to match class_weight, got {kde.num_classes}")
         self.kde = kde
+        if companion is not None and (companion.prior.classes != names or companion.prior.has_companion):
+            raise ConfigError("companion: expected a prior over the same classes, without a companion of its own")
+        self.companion: Companion | None = companion
+
+    @property
+    def has_companion(self) -> bool:
+        """Whether a second prior is pooled into the logits."""
+        return self.companion is not None
 
     @property
     def head_kind(self) -> str:
@@ -120,14 +139,16 @@ class GeoPrior(nn.Module):
             extra: (B, extra_dim) extra encoder inputs (covariates, time) or None.
 
         Returns:
-            (B, Q) float32 logits (pooled with the class KDE's when the prior has one).
+            (B, Q) float32 logits (pooled with the class KDE's when the prior has one, plus
+            ``w ·`` the companion's logits when it has one).
 
         Raises:
             CoordinateError: when a non-tensor ``lonlat`` is malformed or out of range.
         """
         x = self._as_lonlat(lonlat)
         out = self.classifier(self.encoder(x, extra))
-        return out if self.kde is None else self.kde.pool_logits(out, x)
+        out = out if self.kde is None else self.kde.pool_logits(out, x)
+        return out if self.companion is None else out + self.companion(x)
 
     def forward(self, lonlat: Tensor, extra: Tensor | None = None) -> Tensor:
         """Same as :meth:`logits`."""
@@ -216,15 +237,8 @@ class GeoPrior(nn.Module):
         probs = torch.cat(out).numpy().reshape(len(lats), len(lons), len(cols))
         return lats, lons, probs
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the prior as a checkpoint directory (see module docs); returns it.
-
-        Args:
-            directory: the directory to write (created if missing).
-
-        Returns:
-            The directory, as a Path.
-        """
+    def _extras(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The tensors stored beside the encoder's weights and the ``config.json`` entries."""
         extra_config: dict[str, Any] = {"kind": KIND, "classes": self.classes, "num_classes": self.num_classes}
         tensors = {WEIGHT_NAME: self.classifier.weight.detach()}
         if isinstance(self.classifier, CosineHead):
@@ -234,6 +248,27 @@ class GeoPrior(nn.Module):
         if self.kde is not None:
             kde_tensors, extra_config["kde"] = self.kde.saved()
             tensors.update(kde_tensors)
+        if self.companion is not None:  # its whole checkpoint, its tensors under a prefix
+            c_tensors, c_config = self.companion.prior.parts()
+            tensors.update({COMPANION_PREFIX + k: v for k, v in c_tensors.items()})
+            extra_config["companion"] = {"weight": self.companion.weight, "prior": c_config}
+        return tensors, extra_config
+
+    def parts(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """``(tensors, config)`` that :meth:`save_pretrained` writes (needs a :class:`LocationEncoder`)."""
+        tensors, extra_config = self._extras()
+        return {**self.encoder.state_dict(), **tensors}, self.encoder.checkpoint_config(extra_config)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the prior as a checkpoint directory (see module docs); returns it.
+
+        Args:
+            directory: the directory to write (created if missing).
+
+        Returns:
+            The directory, as a Path.
+        """
+        tensors, extra_config = self._extras()
         return self.encoder.save_pretrained(directory, extra_tensors=tensors, extra_config=extra_config)
 
     @classmethod
@@ -249,8 +284,13 @@ class GeoPrior(nn.Module):
         Raises:
             CheckpointError: when the directory is missing, corrupt, or not a geoprior.
         """
-        encoder, extras, meta = load_pretrained(directory, kind=KIND)
-        where = Path(directory) / "config.json"
+        tensors, meta = load_checkpoint_dir(directory)
+        return cls.from_parts(tensors, meta, Path(directory) / "config.json")
+
+    @classmethod
+    def from_parts(cls, tensors: dict[str, Tensor], meta: Any, where: Path, nested: bool = False) -> GeoPrior:
+        """A prior from :meth:`parts` (``where``: the ``config.json`` named in errors; see :meth:`from_pretrained`)."""
+        encoder, extras = encoder_from_parts(tensors, meta, where, kind=KIND)
         if WEIGHT_NAME not in extras:
             raise CheckpointError(
                 f"{where.parent}: weights lack '{WEIGHT_NAME}' (the class matrix)"
@@ -262,9 +302,38 @@ class GeoPrior(nn.Module):
         try:
             if "kde" in meta:
                 head["kde"] = ClassKDE.from_saved(extras, meta["kde"], int(extras[WEIGHT_NAME].shape[0]))
+            if "companion" in meta:
+                info = meta["companion"]
+                if nested or not isinstance(info, dict) or not isinstance(info.get("weight"), (int, float)):
+                    raise ConfigError('companion: expected {"weight": number, "prior": {...}}, one level deep')
+                sub = {k.removeprefix(COMPANION_PREFIX): v for k, v in extras.items() if k.startswith(COMPANION_PREFIX)}
+                head["companion"] = Companion(cls.from_parts(sub, info.get("prior"), where, nested=True), info["weight"])
             return cls(encoder, extras[WEIGHT_NAME], meta.get("classes"), **head).eval()
         except (ConfigError, TypeError, RuntimeError) as e:  # classes not a list, weights of another dtype
             raise CheckpointError(f"{where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+
+class Companion(nn.Module):
+    """A second prior pooled into a :class:`GeoPrior`'s logits with weight w: ``w · prior.logits(x)``.
+
+    Args:
+        prior: the companion prior (same classes, no companion of its own).
+        weight: w, finite and >= 0.
+
+    Raises:
+        ConfigError: on an invalid weight.
+    """
+
+    def __init__(self, prior: GeoPrior, weight: float) -> None:
+        super().__init__()
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"companion weight: expected a finite number >= 0, got {weight!r}")
+        self.prior = prior
+        self.weight = float(weight)
+
+    def forward(self, lonlat: Tensor) -> Tensor:
+        """(B, 2) lon/lat degrees -> (B, Q) ``w ·`` the companion's logits."""
+        return self.weight * self.prior.logits(lonlat)
 
 
 def grid_centres(

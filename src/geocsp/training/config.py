@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from geocsp.config import to_dict
 from geocsp.errors import ConfigError
 from geocsp.nets import LocationEncoderConfig
 from geocsp.prior.kde import KDEConfig
@@ -27,8 +26,8 @@ from geocsp.training.candidates import SelectConfig
 PRECISIONS = ("fp32", "bf16")
 EARLY_STOP = ("off", "fused", "location")
 """``FinetuneConfig.early_stop`` values: off, or the calib criterion (docs/training.md)."""
-RUNTIME_KEYS = ("device", "quiet", "checkpoint_every", "keep_checkpoints")
-"""Top-level keys that may differ when a run is resumed (they do not change results)."""
+FUSION_CRITERIA = ("top1", "nll")
+"""How the calibrated fusion is chosen (``geocsp.evaluation.calibration.CRITERIA``)."""
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -41,6 +40,11 @@ def _nonnegative(owner: str, **values: float) -> None:
     for name, v in values.items():
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ConfigError(f"{owner}.{name} must be a finite number >= 0, got {v!r}")
+
+
+def _check_criterion(owner: str, criterion: str) -> None:
+    if criterion not in FUSION_CRITERIA:
+        raise ConfigError(f"{owner}.fusion_criterion must be one of {list(FUSION_CRITERIA)}, got {criterion!r}")
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,9 @@ class FinetuneConfig:
             ``init`` pre-training run's last checkpoint (the reference code's behaviour,
             spec §9.2.7); T starts fresh. Default off: a fresh Adam.
         beta: exponent of P(y|x) in the fused score for the final evaluation.
+        fusion_criterion: how the calibrated fusion's (β, ε) are chosen on the fitting rows
+            (calib or the cross-fit): ``top1`` (default) or ``nll`` (the lowest fused
+            negative log-likelihood, a proper score; docs/fusion.md). Also early stopping's.
         head_init: ``random`` (default): the linear head T e(x), randomly initialised;
             ``prototypes``: CSP zero-shot, a cosine head ``s · cos(e(x), t_y) + b`` whose
             prototype t_y is the normalised mean of the projected image features of class
@@ -251,6 +258,10 @@ class FinetuneConfig:
             (:class:`SelectConfig`; off by default). Only from random initialisation.
         kde: the class-KDE prior, alone or pooled with the network (:class:`KDEConfig`,
             :mod:`geocsp.prior.kde`; off by default).
+        zeroshot_pool: add the CSP zero-shot prior of the labelled subset (the ``init``
+            encoder with a prototype head) to the fine-tuned logits with a weight chosen on
+            ``calib`` (:mod:`geocsp.training.zeroshot`; needs ``init`` and a labelled calib
+            split; not with ``kde``). Default off.
         seed, device, precision, compile, checkpoint_every, keep_checkpoints, eval_every,
             quiet: as in :class:`PretrainConfig`; ``eval_every`` runs the full evaluation
             on ``val`` and logs it.
@@ -271,10 +282,12 @@ class FinetuneConfig:
     early_stop: Literal["off", "fused", "location"] = "off"
     patience: int = 0
     beta: float = 1.0
+    fusion_criterion: Literal["top1", "nll"] = "top1"
     head_init: Literal["random", "prototypes"] = "random"
     crossfit_folds: int = 0
     select: SelectConfig = field(default_factory=SelectConfig)
     kde: KDEConfig = field(default_factory=KDEConfig)
+    zeroshot_pool: bool = False
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -298,6 +311,9 @@ class FinetuneConfig:
         if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
             raise ConfigError(f"finetune.ratio must be in (0, 1], got {self.ratio!r}")
         _nonnegative("finetune", beta=self.beta)
+        _check_criterion("finetune", self.fusion_criterion)
+        if self.zeroshot_pool and self.kde.enabled:
+            raise ConfigError("finetune.zeroshot_pool cannot be combined with kde (one pooled prior at a time)")
         if self.head_init not in ("random", "prototypes"):
             raise ConfigError(f"finetune.head_init must be 'random' or 'prototypes', got {self.head_init!r}")
         if self.data.epochs < 1 and self.head_init != "prototypes" and not self.kde.alone:
@@ -344,6 +360,7 @@ class EvaluateConfig:
             the dataset has it; otherwise it comes from the run's cross-fit on its labelled
             train subset (``finetune.crossfit_folds``), else there is none.
         crossfit_folds: folds of that cross-fitting (>= 2; fewer when the subset has fewer rows).
+        fusion_criterion: ``top1`` or ``nll``, as ``FinetuneConfig.fusion_criterion``.
     """
 
     split: str = "val"
@@ -353,27 +370,14 @@ class EvaluateConfig:
     device: str = "auto"
     calib_split: str = "calib"
     crossfit_folds: int = 3
+    fusion_criterion: str = "top1"
 
     def __post_init__(self) -> None:
         _positive("evaluate", batch_size=self.batch_size)
+        _check_criterion("evaluate", self.fusion_criterion)
         if self.crossfit_folds < 2:
             raise ConfigError(f"evaluate.crossfit_folds must be >= 2, got {self.crossfit_folds}")
         if isinstance(self.beta, str) and self.beta != "tune":
             raise ConfigError(f"evaluate.beta must be a number >= 0 or 'tune', got {self.beta!r}")
         if not isinstance(self.beta, str):
             _nonnegative("evaluate", beta=self.beta)
-
-
-ADDED_DEFAULTS: dict[str, Any] = {"kde": to_dict(KDEConfig())}
-"""Sections added after runs were made, ignored at these defaults (the earlier behaviour): earlier runs stay reusable."""
-
-
-def at_added_default(key: str, value: Any) -> bool:
-    """Whether ``key`` is an :data:`ADDED_DEFAULTS` section at its default (keys it lacks count as default)."""
-    default = ADDED_DEFAULTS.get(key)
-    return default is not None and isinstance(value, dict) and {**default, **value} == default
-
-
-def config_dict_for_compare(data: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config dict without :data:`RUNTIME_KEYS` and added sections at their default (decides resume)."""
-    return {k: v for k, v in data.items() if k not in RUNTIME_KEYS and not at_added_default(k, v)}

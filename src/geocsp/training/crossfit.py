@@ -38,7 +38,8 @@ from geocsp.errors import ConfigError, DatasetError
 from geocsp.evaluation.calibration import FittedFusion, fit_fusion_chunks, stratified_folds
 from geocsp.io import atomic_write_json, atomic_write_npy
 from geocsp.runtime import is_main_process, resolve_device
-from geocsp.training.config import FinetuneConfig, config_dict_for_compare
+from geocsp.training.compat import config_dict_for_compare
+from geocsp.training.config import FinetuneConfig
 from geocsp.training.inference import location_probs
 from geocsp.training.rundir import CROSSFIT_DIR, METRICS_FILE
 
@@ -276,7 +277,7 @@ def _held_out_chunks(plan: FoldPlan, train: Split, key: str, batch_size: int,
 
 
 def fit_crossfit(plan: FoldPlan, train: Split, key: str, *, batch_size: int = 4096,
-                 device: str = "auto") -> FittedFusion:
+                 device: str = "auto", criterion: str = "top1") -> FittedFusion:
     """Fit (β, ε) on the out-of-fold P(y|x) of the fold priors and the train image probabilities.
 
     Args:
@@ -285,6 +286,7 @@ def fit_crossfit(plan: FoldPlan, train: Split, key: str, *, batch_size: int = 40
         key: the image-probability set of the reported split (the train split must store it).
         batch_size: rows per chunk of the prior and of the fit.
         device: ``auto``, ``cpu``, ``cuda`` ...
+        criterion: ``top1`` or ``nll`` (:func:`~geocsp.evaluation.calibration.fit_fusion`).
 
     Returns:
         The :class:`FittedFusion`, ``fitted_on="crossfit-train-k<K>"``, with ``crossfit``
@@ -295,14 +297,15 @@ def fit_crossfit(plan: FoldPlan, train: Split, key: str, *, batch_size: int = 40
     """
     _require_probs(train, key)
     dev = resolve_device(device)
-    fit = fit_fusion_chunks(_held_out_chunks(plan, train, key, batch_size, dev), batch_size=batch_size, device=dev)
+    fit = fit_fusion_chunks(_held_out_chunks(plan, train, key, batch_size, dev), criterion=criterion,
+                            batch_size=batch_size, device=dev)
     return FittedFusion.from_fit(fit, f"crossfit-train-k{plan.k}", crossfit={
         "k": plan.k, "seed": plan.seed, "fold_rows": plan.sizes(), "probs_key": key})
 
 
 def crossfit_fusion(refit: Refit, config: FinetuneConfig, ds: GeoDataset, run_dir: str | Path, key: str, *,
                     k: int, hidden: Collection[str] = ("val", "calib"), batch_size: int = 4096,
-                    device: str = "auto") -> FittedFusion:
+                    device: str = "auto", criterion: str = "top1") -> FittedFusion:
     """Train the K fold priors of a run (or reuse them) and fit the calibrated fusion on them.
 
     Args:
@@ -315,6 +318,7 @@ def crossfit_fusion(refit: Refit, config: FinetuneConfig, ds: GeoDataset, run_di
         hidden: the reported and calibration splits (see :func:`train_fold_priors`).
         batch_size: rows per chunk.
         device: ``auto``, ``cpu``, ``cuda`` ...
+        criterion: ``top1`` or ``nll``.
 
     Returns:
         The :class:`FittedFusion` (see :func:`fit_crossfit`).
@@ -326,4 +330,4 @@ def crossfit_fusion(refit: Refit, config: FinetuneConfig, ds: GeoDataset, run_di
     train = ds.split("train")
     _require_probs(train, key)  # before K fine-tunings, not after
     plan = train_fold_priors(refit, config, ds, run_dir, k, hidden)
-    return fit_crossfit(plan, train, key, batch_size=batch_size, device=device)
+    return fit_crossfit(plan, train, key, batch_size=batch_size, device=device, criterion=criterion)

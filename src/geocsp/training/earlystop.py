@@ -4,8 +4,8 @@ After every epoch the in-memory prior is scored on the dataset's ``calib`` split
 ``val``, the reported split) and the best epoch's weights are kept; at the end they become
 the run's prior. Criteria (docs/training.md):
 
-* ``fused``: top-1 of the calibrated fusion ``log P(y|I) + β log(ε + (1 − ε) P(y|x))``
-  fitted on calib, as the final evaluation fits it (:func:`~geocsp.training.evaluate.evaluate_split`
+* ``fused``: top-1 (or, with ``fusion_criterion: nll``, minus the NLL) of the calibrated
+  fusion ``log P(y|I) + β log(ε + (1 − ε) P(y|x))`` fitted on calib, as the final evaluation fits it (:func:`~geocsp.training.evaluate.evaluate_split`
   with calib as both the fitting and the scored split). It scores what the calibrated
   evaluation reports; the fit's 2 parameters are in-sample, equally for every epoch.
 * ``location``: the location-only NLL of P(y|x) (normalised over classes) on calib; needs
@@ -140,8 +140,9 @@ def calib_scorer(cfg: FinetuneConfig, ds: GeoDataset, model: nn.ModuleDict, ecfg
     def score() -> dict[str, Any]:
         m = evaluate_split(logits, model, calib, len(ds.classes), on_calib, cfg.ratio, source)
         if cfg.early_stop == "fused":
-            fused = m["fused_calibrated"]
-            return {"score": float(fused["top1"]), **_summary(fused), "fusion": m["fusion"]["calibrated"]}
+            fused = m["fused_calibrated"]  # scored by the fusion's own criterion (fusion_criterion)
+            score = float(fused["top1"]) if cfg.fusion_criterion == "top1" else -float(fused["nll"])
+            return {"score": score, **_summary(fused), "fusion": m["fusion"]["calibrated"]}
         loc = m["location"]
         return {"score": -float(loc["nll"]), **_summary(loc)}
 

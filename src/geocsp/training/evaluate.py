@@ -49,18 +49,19 @@ def eval_probs_key(split: Split, cfg: EvaluateConfig, ratio: float | None) -> st
     return resolve_probs_key(split, cfg.probs_key, ratio)
 
 
-def eval_file_name(split: str, dataset: str | Path, probs_key: str | None) -> str:
-    """``eval-<split>-<dataset dir name>-<probs key or "location">.json`` (safe characters only).
+def eval_file_name(split: str, dataset: str | Path, probs_key: str | None, criterion: str = "top1") -> str:
+    """``eval-<split>-<dataset dir name>-<probs key or "location">[-nll].json`` (safe characters only).
 
     Args:
         split: the evaluated split.
         dataset: the dataset directory.
         probs_key: the image-probability set, None for a location-only evaluation.
+        criterion: the calibrated fusion's criterion (``-nll`` is appended for ``nll``).
 
     Returns:
         The file name (never ``metrics.json``, the run's training-time metrics).
     """
-    parts = (split, Path(dataset).name or "dataset", probs_key or "location")
+    parts = (split, Path(dataset).name or "dataset", probs_key or "location", *(() if criterion == "top1" else (criterion,)))
     return "eval-" + "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p) for p in parts) + ".json"
 
 
@@ -193,7 +194,7 @@ def _calibrate(logits_fn: Callable[[Tensor], Tensor], module: nn.Module, source:
         raise DatasetError(f"split '{source.name}' has no image probabilities '{key}' (the key of the evaluated "
                            f"split; stored: {', '.join(source.prob_keys)}); add them or remove the split")
     cal = _scored_rows(logits_fn, module, source, c_rows, key, num_classes, cfg.batch_size, device)
-    fit = fit_fusion(*cal, batch_size=cfg.batch_size, device=device)
+    fit = fit_fusion(*cal, criterion=cfg.fusion_criterion, batch_size=cfg.batch_size, device=device)
     beta = tune_beta(*cal, batch_size=cfg.batch_size, device=device) if cfg.beta == "tune" else float(cfg.beta)
     return FittedFusion.from_fit(fit, "calib"), beta
 
@@ -322,18 +323,21 @@ def fusion_source(ds: GeoDataset, cfg: EvaluateConfig, ratio: float | None, *, r
         return NoCalibration("no calibrated fusion: no calib split, and cross-fitting needs the fine-tuning run")
     if refit is not None and config is not None:
         return crossfit_fusion(refit, config, ds, run_dir, key, k=cfg.crossfit_folds,
-                               hidden=(cfg.split, cfg.calib_split), batch_size=cfg.batch_size, device=cfg.device)
+                               hidden=(cfg.split, cfg.calib_split), batch_size=cfg.batch_size, device=cfg.device,
+                               criterion=cfg.fusion_criterion)
     train = ds.split("train")
     plan = load_plan(run_dir, train)
     if plan is None:
         return NoCalibration(f"no calibrated fusion: no calib split, and the run has no complete cross-fit of this "
                              f"train split ({CROSSFIT_DIR}/; fine-tuning with crossfit_folds=K >= 2 makes one)")
-    return fit_crossfit(plan, train, key, batch_size=cfg.batch_size, device=cfg.device)
+    return fit_crossfit(plan, train, key, batch_size=cfg.batch_size, device=cfg.device,
+                        criterion=cfg.fusion_criterion)
 
 
 def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "val",
              probs_key: str = "auto", beta: float | str = 1.0, *, batch_size: int = 4096,
-             device: str = "auto", out: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+             device: str = "auto", out: str | Path | None = None, overwrite: bool = False,
+             fusion_criterion: str = "top1") -> dict[str, Any]:
     """Evaluate a fine-tuned run on a dataset and write the metrics to a file of their own.
 
     The run's ``metrics.json`` (written by fine-tuning) is never touched. The output is
@@ -351,6 +355,8 @@ def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "v
         out: the JSON file to write; None: ``RUN/eval-<split>-<dataset>-<probs key>.json``
             (:func:`eval_file_name`).
         overwrite: replace an existing output file.
+        fusion_criterion: what chooses the calibrated fusion's (β, ε): ``top1`` or ``nll``
+            (``-nll`` is then appended to the default file name).
 
     Returns:
         ``{"image": m, "location": m, "fused": m, "fused_calibrated": m, "fusion", "split",
@@ -367,13 +373,15 @@ def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "v
             ``calib`` split, or an existing output file.
     """
     cfg = from_dict(EvaluateConfig, {"split": split, "probs_key": probs_key, "beta": beta,
-                                     "batch_size": batch_size, "device": device}, where="evaluate")
+                                     "batch_size": batch_size, "device": device,
+                                     "fusion_criterion": fusion_criterion}, where="evaluate")
     run = RunDir(run_dir)
     prior = load_prior(run.path)
     ds = as_dataset(data)
     check_same_classes(prior.classes, ds)
     s, ratio = ds.split(cfg.split), run_ratio(run.path)
-    target = Path(out) if out is not None else run.path / eval_file_name(cfg.split, ds.root, eval_probs_key(s, cfg, ratio))
+    target = Path(out) if out is not None else run.path / eval_file_name(cfg.split, ds.root, eval_probs_key(s, cfg, ratio),
+                                                                        cfg.fusion_criterion)
     refuse_existing(target, overwrite)
     prior = prior.to(resolve_device(cfg.device))
     source = fusion_source(ds, cfg, ratio, run_dir=run.path)

@@ -117,6 +117,9 @@ def _module(run: Path) -> tuple[nn.Module, str, Path, list[str] | None, bool]:
     if isinstance(obj, GeoPrior) and obj.kde is not None:
         raise ConfigError(f"{directory}: a prior with a class KDE (finetune.kde) cannot be exported to ONNX; "
                           "use geocsp predict")
+    if isinstance(obj, GeoPrior) and obj.has_companion:
+        raise ConfigError(f"{directory}: a prior pooled with a second prior (finetune.zeroshot_pool) cannot be "
+                          "exported to ONNX; use geocsp predict")
     if isinstance(obj, GeoPrior):
         return _Probs(obj).eval(), kind, directory, list(obj.classes), False
     return _Embedding(obj).eval(), kind, directory, None, False

@@ -7,7 +7,7 @@ labelled ``train`` rows with a ``FINETUNE_LOSSES`` loss (default the presence-on
 
 Deviation from the reference (spec §9.2.7): by default a fresh Adam is created here; the
 reference carries the pre-training Adam moments over into fine-tuning
-(``optim_from_init: true`` does so: :func:`carry_adam_state`).
+(``optim_from_init: true`` does so: :func:`~geocsp.training.unfreeze.carry_adam_state`).
 
 How much of a pre-trained encoder moves (frozen, partial, full) is
 :mod:`geocsp.training.unfreeze`; ``early_stop`` chooses the epoch on ``calib``
@@ -37,13 +37,14 @@ from geocsp.data.splits import training_subset
 from geocsp.data.subset_file import pin_subset
 from geocsp.distributed import DistInfo, barrier, ddp_step, init_distributed, main_first
 from geocsp.encoders import ENCODERS
-from geocsp.errors import CheckpointError, ConfigError
+from geocsp.errors import ConfigError
 from geocsp.nets import NETWORKS, LocationEncoder, LocationEncoderConfig
 from geocsp.objectives import create_finetune_loss
 from geocsp.objectives.distill import DistillLoss
 from geocsp.prior import GeoPrior
 from geocsp.prior.heads import CosineHead
 from geocsp.prior.kde import ClassKDE
+from geocsp.prior.prior import Companion
 from geocsp.runtime import resolve_device
 from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
@@ -61,9 +62,10 @@ from geocsp.training.loop import (
 )
 from geocsp.training.pretrain import _last_record
 from geocsp.training.prototypes import init_prototype_head
-from geocsp.training.rundir import CLASSES_FILE, RunDir, unflatten_optimizer_state
+from geocsp.training.rundir import CLASSES_FILE, RunDir
 from geocsp.training.select import select_model
-from geocsp.training.unfreeze import mode_setter, optimizer_params
+from geocsp.training.unfreeze import carry_adam_state, mode_setter, optimizer_params
+from geocsp.training.zeroshot import check_zeroshot_data, fit_zeroshot_companion
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_classes: int) -> nn.ModuleDict:
@@ -211,6 +213,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     model = build_finetune_model(config, len(ds.classes)).to(device)
     selector = _selector(model, ds, config)  # early_stop: refuses a dataset without calib before any work
     check_kde_data(config.kde, ds)  # kde.shrink=cv: likewise
+    check_zeroshot_data(config, ds)  # zeroshot_pool: likewise
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
@@ -247,48 +250,11 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
         history = train_epochs(spec)
         chosen = selector.finish() if selector is not None else None  # the best calib epoch's weights
         extra = {"early_stop": chosen, "select": selected.record if selected else None, "prototypes": proto,
-                 "kde": _attach_kde(model, ds, config, positions, device)}
+                 "kde": _attach_kde(model, ds, config, positions, device),
+                 "zeroshot_pool": _attach_zeroshot(model, ds, config, positions, loss, sampler, device)}
         metrics = _finish(run, model, ds, config, val or _val_eval(model, ds, config), history, extra)
     barrier()  # rank 0's outputs are complete before any rank returns
     return metrics
-
-
-def carry_adam_state(optimizer: torch.optim.Optimizer, model: nn.ModuleDict, init: str | None) -> int:
-    """Copy the encoder's Adam state (moments, step) from pre-training run ``init``'s last checkpoint.
-
-    The pre-training optimizer's parameters start with the encoder's, in
-    ``named_parameters`` order (``{"encoder", "projection", "objective"}``), as do the
-    fine-tuning ones; the head T keeps an empty (fresh) state. A resumed fine-tuning run
-    then loads its own checkpoint over this.
-
-    Args:
-        optimizer: the fine-tuning Adam, over the encoder's parameters then T.
-        model: ``{"encoder", "head"}``.
-        init: the pre-training run directory.
-
-    Returns:
-        The number of parameters whose state was carried over.
-
-    Raises:
-        CheckpointError: when ``init`` has no checkpoint, or its Adam state does not match
-            the encoder's parameters.
-    """
-    ckpt = RunDir(init).latest_checkpoint() if init is not None else None
-    if ckpt is None or "optim" not in ckpt.state:
-        raise CheckpointError(f"{init}: optim_from_init needs a pre-training run directory with a checkpoint "
-                              "(checkpoints/latest); set optim_from_init=false")
-    saved = unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"])["state"]
-    enc = [p for p in model["encoder"].parameters() if p.requires_grad]
-    on_device = bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))  # step on the device
-    for pid, param in enumerate(enc):
-        st = saved.get(pid)
-        if st is None or tuple(st["exp_avg"].shape) != tuple(param.shape):
-            got = None if st is None else tuple(st["exp_avg"].shape)
-            raise CheckpointError(f"{init}: pre-training Adam state of encoder parameter {pid} has shape {got}, "
-                                  f"expected {tuple(param.shape)}; set optim_from_init=false")
-        optimizer.state[param] = {k: v.to(param.device if k != "step" or on_device else "cpu", copy=True)
-                                  if isinstance(v, Tensor) else v for k, v in st.items()}
-    return len(enc)
 
 
 def _attach_kde(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, positions: Any,
@@ -305,6 +271,29 @@ def _attach_kde(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, posit
     kde, record = fit_class_kde(cfg.kde, ds, positions, cfg.seed, net, cfg.ratio)
     model["kde"] = kde.to(device)
     return record
+
+
+def _attach_zeroshot(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig, positions: Any, loss: nn.Module,
+                     sampler: Any, device: torch.device) -> dict[str, Any] | None:
+    """With ``zeroshot_pool``: add the weighted zero-shot prior (:mod:`geocsp.training.zeroshot`) as ``model["companion"]``."""
+    if not cfg.zeroshot_pool:
+        return None
+    model.eval()
+    companion, record = fit_zeroshot_companion(cfg, ds, positions, loss, sampler, _model_logits(model), build_finetune_model,
+                                               device)
+    model["companion"] = companion
+    return record
+
+
+def _model_logits(model: nn.ModuleDict) -> Callable[[Tensor], Tensor]:
+    """The prior's logits: network, pooled with the class KDE and plus the companion once they are fitted."""
+
+    def logits(x: Tensor) -> Tensor:
+        out = model["head"](model["encoder"](x))
+        out = cast(ClassKDE, model["kde"]).pool_logits(out, x) if "kde" in model else out
+        return out + model["companion"](x) if "companion" in model else out
+
+    return logits
 
 
 def _selector(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> CalibSelector | None:
@@ -332,9 +321,7 @@ def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> _Val
     ecfg = _eval_config(cfg)
     calib = calib_split(ds, ecfg)
 
-    def logits(x: Tensor) -> Tensor:  # pooled with the class KDE once it is fitted (after training)
-        out = model["head"](model["encoder"](x))
-        return cast(ClassKDE, model["kde"]).pool_logits(out, x) if "kde" in model else out
+    logits = _model_logits(model)
 
     def evaluate(epoch: int, source: FusionSource | None = None) -> dict[str, Any]:
         return evaluate_split(logits, model, split, len(ds.classes), ecfg, cfg.ratio,
@@ -346,7 +333,7 @@ def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> _Val
 def _eval_config(cfg: FinetuneConfig) -> EvaluateConfig:
     # EvaluateConfig wants K >= 2; its folds are only read when cross-fitting is on
     return EvaluateConfig(split="val", probs_key="auto", beta=cfg.beta, device=cfg.device,
-                          crossfit_folds=max(cfg.crossfit_folds, 2))
+                          crossfit_folds=max(cfg.crossfit_folds, 2), fusion_criterion=cfg.fusion_criterion)
 
 
 def _final_source(run: RunDir, ds: GeoDataset, cfg: FinetuneConfig) -> FusionSource | None:
@@ -377,8 +364,9 @@ def _finish(run: RunDir, model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConf
         head = model["head"]
         cosine = {"scale": head.scale.detach(), "bias": head.bias.detach()} if isinstance(head, CosineHead) else {}
         kde = cast(ClassKDE, model["kde"]) if "kde" in model else None
+        companion = cast(Companion, model["companion"]) if "companion" in model else None
         prior = GeoPrior(cast(LocationEncoder, model["encoder"]), cast(Tensor, head.weight).detach(), ds.classes,
-                         **cosine, kde=kde)
+                         **cosine, kde=kde, companion=companion)
         prior.save_pretrained(run.path / PRIOR_DIR)
         (run.path / CLASSES_FILE).write_text(json.dumps(list(ds.classes)) + "\n")
         run.write_metrics(metrics)

@@ -105,7 +105,7 @@ def pseudo_labels(ds: GeoDataset, train_rows: np.ndarray, ratio: float,
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps)
 
 
-def _loglik(logits: Tensor, y: Tensor) -> Tensor:
+def location_loglik(logits: Tensor, y: Tensor) -> Tensor:
     """(B,) log sigmoid(z_y) - log Σ_c sigmoid(z_c) of the true classes."""
     return true_class_loglik(F.logsigmoid(logits), y)
 
@@ -163,7 +163,7 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
     points, labels = train.lonlat[rows], np.asarray(train.labels)[rows]
     q = len(ds.classes)
     pool = pool_locations(ds, rows, cfg.pool_max, seed, cfg.pool == "labelled")
-    scored_calib = _calib_rows(ds)
+    scored_calib = labelled_calib(ds)
     if cfg.shrink == "cv" and scored_calib is None:
         raise ConfigError(NO_CALIB)
     soft = pseudo_labels(ds, rows, ratio, cfg.soft_min) if cfg.soft != 0 else None
@@ -276,7 +276,7 @@ def _grid_scores(kde: ClassKDE, soft: tuple[np.ndarray, np.ndarray, np.ndarray] 
                 s_g = s if s_soft is None or gamma == 0 else s + gamma * s_soft
                 c_g = counts if n_soft is None or gamma == 0 else counts + gamma * n_soft
                 for a in alphas:
-                    ll[f"{h:g}/{a:g}/{gamma:g}"][sl] = _loglik(_log_ratio(s_g, g, c_g, a), y).numpy()
+                    ll[f"{h:g}/{a:g}/{gamma:g}"][sl] = location_loglik(_log_ratio(s_g, g, c_g, a), y).numpy()
     return {k: balanced_mean(v, qy) for k, v in ll.items()}
 
 
@@ -291,11 +291,11 @@ def _shrink_scores(kde: ClassKDE, net_logits: Callable[[Tensor], Tensor], qx: np
         y = torch.as_tensor(qy[start : start + CHUNK], dtype=torch.long)
         for k in SHRINKS:
             w = shrink_weights(kde.counts.cpu(), k)
-            ll[k][start : start + CHUNK] = _loglik(w * f + (1 - w) * z, y).numpy()
+            ll[k][start : start + CHUNK] = location_loglik(w * f + (1 - w) * z, y).numpy()
     return {("inf" if math.isinf(k) else f"{k:g}"): balanced_mean(v, qy) for k, v in ll.items()}
 
 
-def _calib_rows(ds: GeoDataset) -> tuple[Split, np.ndarray, np.ndarray] | None:
+def labelled_calib(ds: GeoDataset) -> tuple[Split, np.ndarray, np.ndarray] | None:
     """``(calib, labels, rows with a label and a location)``, or None without such a row."""
     if CALIB not in ds:
         return None
@@ -313,5 +313,5 @@ def check_kde_data(cfg: KDEConfig, ds: GeoDataset) -> None:
     Raises:
         ConfigError: one line saying what to do instead.
     """
-    if cfg.shrink == "cv" and _calib_rows(ds) is None:
+    if cfg.shrink == "cv" and labelled_calib(ds) is None:
         raise ConfigError(NO_CALIB)

@@ -51,7 +51,7 @@ from geocsp.io import (
     write_tensors,
 )
 from geocsp.runtime import rank_and_world
-from geocsp.training.config import config_dict_for_compare
+from geocsp.training.compat import config_dict_for_compare
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.jsonl"

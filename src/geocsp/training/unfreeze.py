@@ -1,5 +1,7 @@
 """How much of a pre-trained encoder fine-tuning moves: frozen, partial or full (issue 16).
 
+Also which Adam state it starts from (``optim_from_init``: :func:`carry_adam_state`).
+
 * frozen (``freeze_encoder`` or ``encoder_lr_scale = 0``): T only, the encoder in eval mode;
 * partial: the encoder trains at ``lr * encoder_lr_scale`` (a discriminative learning rate,
   its own Adam parameter group with ``lr_scale``, saved with the optimizer state) and/or
@@ -13,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
+from geocsp.errors import CheckpointError
 from geocsp.training.config import FinetuneConfig
+from geocsp.training.rundir import RunDir, unflatten_optimizer_state
 
 
 def encoder_trains(cfg: FinetuneConfig, epoch: int) -> bool:
@@ -53,3 +58,41 @@ def mode_setter(model: nn.ModuleDict, cfg: FinetuneConfig) -> Callable[[int], No
             model["encoder"].eval()
 
     return set_mode
+
+
+def carry_adam_state(optimizer: torch.optim.Optimizer, model: nn.ModuleDict, init: str | None) -> int:
+    """Copy the encoder's Adam state (moments, step) from pre-training run ``init``'s last checkpoint.
+
+    The pre-training optimizer's parameters start with the encoder's, in
+    ``named_parameters`` order (``{"encoder", "projection", "objective"}``), as do the
+    fine-tuning ones; the head T keeps an empty (fresh) state. A resumed fine-tuning run
+    then loads its own checkpoint over this.
+
+    Args:
+        optimizer: the fine-tuning Adam, over the encoder's parameters then T.
+        model: ``{"encoder", "head"}``.
+        init: the pre-training run directory.
+
+    Returns:
+        The number of parameters whose state was carried over.
+
+    Raises:
+        CheckpointError: when ``init`` has no checkpoint, or its Adam state does not match
+            the encoder's parameters.
+    """
+    ckpt = RunDir(init).latest_checkpoint() if init is not None else None
+    if ckpt is None or "optim" not in ckpt.state:
+        raise CheckpointError(f"{init}: optim_from_init needs a pre-training run directory with a checkpoint "
+                              "(checkpoints/latest); set optim_from_init=false")
+    saved = unflatten_optimizer_state(ckpt.optim, ckpt.state["optim"])["state"]
+    enc = [p for p in model["encoder"].parameters() if p.requires_grad]
+    on_device = bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))  # step on the device
+    for pid, param in enumerate(enc):
+        st = saved.get(pid)
+        if st is None or tuple(st["exp_avg"].shape) != tuple(param.shape):
+            got = None if st is None else tuple(st["exp_avg"].shape)
+            raise CheckpointError(f"{init}: pre-training Adam state of encoder parameter {pid} has shape {got}, "
+                                  f"expected {tuple(param.shape)}; set optim_from_init=false")
+        optimizer.state[param] = {k: v.to(param.device if k != "step" or on_device else "cpu", copy=True)
+                                  if isinstance(v, Tensor) else v for k, v in st.items()}
+    return len(enc)
