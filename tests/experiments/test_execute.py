@@ -72,3 +72,28 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_jobs("cpu") == (8, 4)
     monkeypatch.setattr("geocsp.experiments.execute.available_cores", lambda: 1)
     assert default_jobs("auto") == (1, 1)
+
+
+def test_a_worker_loads_its_dataset_once_until_the_manifest_changes(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import numpy as np
+    import pandas as pd
+
+    import geocsp.experiments.execute as ex
+    from geocsp.data.format import MANIFEST
+    from geocsp.data.writer import SplitData, write_dataset
+
+    table = pd.DataFrame({"lon": [0.0, 10.0], "lat": [0.0, 5.0], "label": ["a", "b"]})
+    root = write_dataset(tmp_path / "d", {"train": SplitData(table)}, ["a", "b"])
+    loads: list[str] = []
+    real = ex.load_dataset
+    monkeypatch.setattr(ex, "load_dataset", lambda p: loads.append(str(p)) or real(p))
+    first = ex.cached_dataset(str(root))
+    assert ex.cached_dataset(Path(root) / ".." / "d") is first and len(loads) == 1  # same directory, one load
+    st = os.stat(Path(root) / MANIFEST)
+    os.utime(Path(root) / MANIFEST, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a rewritten dataset
+    again = ex.cached_dataset(str(root))
+    assert again is not first and len(loads) == 2
+    assert np.array_equal(again.split("train").lonlat, first.split("train").lonlat)
