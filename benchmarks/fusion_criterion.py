@@ -1,13 +1,14 @@
 """Calibrated fusion chosen by top-1 vs by NLL on calib, on the same trained priors (issue 15).
 
-Re-evaluates every fine-tuning run of a ``geocsp bench paper`` output with both
-``fusion_criterion`` values through the public :func:`geocsp.training.evaluate` (the run's own
-metrics.json is never touched: the outputs go to a scratch folder), and prints, per (method,
+Re-evaluates every fine-tuning run of a ``geocsp bench paper`` output with the
+``fusion_criterion`` it was not made with, through the public :func:`geocsp.training.evaluate`
+(the run's own metrics.json, which holds the other, is never touched: the outputs go to a
+scratch folder), and prints, per (method,
 ratio): Img. Only, the paper's product, calibrated by top-1, calibrated by NLL, and the paired
 per-seed difference NLL − top-1 with its 95 % interval. Methods are named from the run
 directories (``sup-wrap``, ``from-csp-mc-bld`` ...; ``+kde`` when the run has a class KDE).
 
-    python benchmarks/fusion_criterion.py OUT/runs/finetune --data WORLD_DIR [--json FILE]
+    python benchmarks/fusion_criterion.py OUT/runs/finetune --data WORLD_DIR [--ratios 0.05,0.1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -41,16 +42,22 @@ def main() -> None:
     ap.add_argument("runs", type=Path)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--ratios", default=None, help="only these label ratios, e.g. 0.05,0.1")
     args = ap.parse_args()
     ds = load_dataset(args.data)
     cells: dict[tuple[str, float], dict[int, dict[str, float]]] = defaultdict(dict)
     with tempfile.TemporaryDirectory() as tmp:
         for run in sorted(p for p in args.runs.iterdir() if (p / "metrics.json").is_file()):
             method, ratio, seed = _label(run)
-            row: dict[str, float] = {}
+            if args.ratios is not None and ratio not in {float(r) for r in args.ratios.split(",")}:
+                continue
+            own = json.loads((run / "metrics.json").read_text())  # fitted with the run's own criterion
+            row: dict[str, float] = {"image": own["image"]["top1"], "paper": own["fused"]["top1"],
+                                     own["fusion"].get("criterion") or "top1": own["fused_calibrated"]["top1"]}
             for crit in ("top1", "nll"):
-                m = evaluate(run, ds, out=Path(tmp) / f"{run.name}-{crit}.json", fusion_criterion=crit)
-                row.update(image=m["image"]["top1"], paper=m["fused"]["top1"], **{crit: m["fused_calibrated"]["top1"]})
+                if crit not in row:
+                    m = evaluate(run, ds, out=Path(tmp) / f"{run.name}-{crit}.json", fusion_criterion=crit)
+                    row[crit] = m["fused_calibrated"]["top1"]
             cells[(method, ratio)][seed] = row
     out: list[dict[str, Any]] = []
     print(f"{'method':24s} {'λ':>5s} {'image':>6s} {'paper':>6s} {'top1':>6s} {'nll':>6s}  nll − top1 (95 % CI)")

@@ -103,18 +103,20 @@ def _watched(ds: GeoDataset, log: list[str]) -> GeoDataset:
     return GeoDataset(ds.root, ds.manifest, splits)
 
 
+def logged(fn: Callable[..., Any], log: list[str], mark: str = "FIT") -> Callable[..., Any]:
+    """``fn`` that appends ``mark`` to ``log`` when it returns (to order it among the data reads)."""
+    def wrapped(*a: Any, **k: Any) -> Any:
+        out = fn(*a, **k)
+        log.append(mark)
+        return out
+    return wrapped
+
+
 def _mark_fits(monkeypatch: pytest.MonkeyPatch, log: list[str]) -> None:
     """Log ``FIT`` when a fusion fit (or β tuning) returns."""
-    def marked(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(*a: Any, **k: Any) -> Any:
-            out = fn(*a, **k)
-            log.append("FIT")
-            return out
-        return wrapped
-
-    monkeypatch.setattr(ev, "fit_fusion", marked(ev.fit_fusion))
-    monkeypatch.setattr(ev, "tune_beta", marked(ev.tune_beta))
-    monkeypatch.setattr(cf, "fit_fusion_chunks", marked(cf.fit_fusion_chunks))
+    monkeypatch.setattr(ev, "fit_fusion", logged(ev.fit_fusion, log))
+    monkeypatch.setattr(ev, "tune_beta", logged(ev.tune_beta, log))
+    monkeypatch.setattr(cf, "fit_fusion_chunks", logged(cf.fit_fusion_chunks, log))
 
 
 def reads_before_fit(log: list[str], split: str) -> list[str]:

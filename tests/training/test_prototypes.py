@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from tests.training.test_crossfit import _watched
+from tests.training.test_crossfit import _watched, logged
 
 import geocsp.training.prototypes as pt
 from geocsp.checkpoints import load_prior
@@ -74,14 +74,7 @@ def _zero_shot(pre: Path) -> FinetuneConfig:
 def test_scale_fit_reads_only_train_and_val_only_after(dataset: GeoDataset, pre: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    fit = pt.fit_scale_bias
-
-    def marked(*a: object, **k: object) -> tuple[float, float, float]:
-        out = fit(*a, **k)  # type: ignore[arg-type]
-        log.append("FIT")
-        return out
-
-    monkeypatch.setattr(pt, "fit_scale_bias", marked)
+    monkeypatch.setattr(pt, "fit_scale_bias", logged(pt.fit_scale_bias, log))
     m = finetune(_zero_shot(pre), _watched(dataset, log), tmp_path / "zs")
     end = log.index("FIT")
     assert log.count("FIT") == 1 and any(e.startswith("train.features") for e in log[:end])

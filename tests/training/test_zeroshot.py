@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from tests.training.test_crossfit import _watched
+from tests.training.test_crossfit import _watched, logged
 
 import geocsp.training.zeroshot as zsm
 from geocsp.checkpoints import load_prior
@@ -100,14 +100,7 @@ def test_companion_pools_saves_and_reloads(tmp_path: Path) -> None:
 def test_run_pools_the_zero_shot_prior_chosen_on_calib_before_val(calib_ds: GeoDataset, pre: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    fit = zsm.weight_scores
-
-    def marked(*a: object, **k: object) -> dict[str, float]:
-        out = fit(*a, **k)  # type: ignore[arg-type]
-        log.append("WEIGHT")
-        return out
-
-    monkeypatch.setattr(zsm, "weight_scores", marked)
+    monkeypatch.setattr(zsm, "weight_scores", logged(zsm.weight_scores, log, "WEIGHT"))
     m = finetune(_cfg(pre), _watched(calib_ds, log), tmp_path / "run")
     at = log.index("WEIGHT")
     assert not [e for e in log[:at] if e.startswith("val.")] and any(e.startswith("calib.") for e in log[:at])
