@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Performance on one NVIDIA GPU (H100/H200): items 1-5 of benchmarks/run.py + the bf16 check.
+# Performance on one NVIDIA GPU (H100/H200): items 1-5 of benchmarks/run.py, stacked runs, the bf16 check.
 # Needs torch with CUDA and geocsp importable (pip install -e . or PYTHONPATH=src); no network.
 #   bash benchmarks/gpu.sh                # tables on stdout; JSON in $RESULTS (benchmarks/results)
 #   RESULTS=$OUT BUDGET_S=480 bash benchmarks/gpu.sh
@@ -30,6 +30,9 @@ step "bf16 items 1,2,3,5" 240 python benchmarks/run.py --device cuda --precision
 # float32 steps for comparison
 step "fp32 items 1,2,3,5" 180 python benchmarks/run.py --device cuda --precision fp32 --items 1,2,3,5 \
     --out "$RESULTS/perf-cuda-fp32.json"
+# issue 19 item 2: would training R runs as one stacked step pay here? (on the 2-core CPU it does not)
+step "stacked runs" 90 python benchmarks/stacked_step.py --device cuda --replicas 2,3,5,10 \
+    --json "$RESULTS/stacked-step-cuda.json"
 # numerical faithfulness: bf16 fused top-1 within 0.5 points of float32 on the small world
 step "bf16 fidelity" 180 python benchmarks/perf/precision.py --device cuda --out "$RESULTS/bf16-fidelity-cuda.json"
 # item 4: the whole protocol at inat-scale (world generated when missing)

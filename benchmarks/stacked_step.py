@@ -15,6 +15,7 @@ Rounds alternate the variants; prints the median (min-max) ms per step, and the 
 1 - ratio of its training time, 86 % of its wall time). Not a test: nothing is asserted.
 
     OMP_NUM_THREADS=1 python benchmarks/stacked_step.py [--replicas 2,3,5] [--rounds 5] [--json FILE]
+    python benchmarks/stacked_step.py --device cuda          # benchmarks/gpu.sh runs this
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class StackedLinear(nn.Module):
 
     def __init__(self, layers: list[nn.Linear]) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.stack([lin.weight.detach().t() for lin in layers]).contiguous())
-        self.bias = nn.Parameter(torch.stack([lin.bias.detach()[None] for lin in layers]))
+        self.weight = nn.Parameter(torch.stack([lin.weight.detach().cpu().t() for lin in layers]).contiguous())
+        self.bias = nn.Parameter(torch.stack([lin.bias.detach().cpu()[None] for lin in layers]))
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -54,8 +55,8 @@ class StackedLayerNorm(nn.Module):
 
     def __init__(self, norms: list[nn.LayerNorm]) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.stack([n.weight.detach()[None] for n in norms]))
-        self.bias = nn.Parameter(torch.stack([n.bias.detach()[None] for n in norms]))
+        self.weight = nn.Parameter(torch.stack([n.weight.detach().cpu()[None] for n in norms]))
+        self.bias = nn.Parameter(torch.stack([n.bias.detach().cpu()[None] for n in norms]))
         self.eps = norms[0].eps
 
     def forward(self, x: Tensor) -> Tensor:
@@ -82,38 +83,41 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60, help="timed steps per variant per round")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.manual_seed(0)
+    dev = torch.device(args.device)
     cfg = resolve_config(FinetuneConfig, stage="finetune", preset="geoworld-demo")
     q, b = 150, int(cfg.data.batch_size)
     loss = create_finetune_loss(cfg.loss.name, **dict(cfg.loss.args))
     encoder = LocationEncoder(cfg.model)
     head = nn.Linear(encoder.dim, q, bias=False)
-    single_model = nn.ModuleDict({"encoder": encoder, "head": head}).train()
+    single_model = nn.ModuleDict({"encoder": encoder, "head": head}).to(dev).train()
     single_opt = torch.optim.Adam(single_model.parameters(), lr=1e-3)
 
     def lonlat(n: int) -> Tensor:
-        return torch.stack([torch.rand(n) * 360 - 180, torch.rand(n) * 180 - 90], 1)
+        return torch.stack([torch.rand(n, device=dev) * 360 - 180, torch.rand(n, device=dev) * 180 - 90], 1)
 
-    x_all, y_all = lonlat(4096), torch.randint(0, q, (4096,))
+    x_all, y_all = lonlat(4096), torch.randint(0, q, (4096,), device=dev)
 
     def single_step(idx: Tensor, gen: torch.Generator) -> Any:
         emb = encoder(torch.cat([x_all[idx], lonlat(idx.shape[0])]))
         return loss(head(emb[: idx.shape[0]]), y_all[idx], head(emb[idx.shape[0]:]))
 
     variants: dict[str, Any] = {}
-    gen = torch.Generator().manual_seed(0)
-    variants["single"] = lambda: train_step(single_opt, single_step, torch.randint(0, 4096, (b,)), gen,
-                                           torch.device("cpu"))
+    gen = torch.Generator(device=dev).manual_seed(0)
+    variants["single"] = lambda: train_step(single_opt, single_step, torch.randint(0, 4096, (b,), device=dev),
+                                           gen, dev)
     for r in [int(v) for v in args.replicas.split(",")]:
-        net = stack_network(encoder.network, r, cfg)
-        heads = nn.Parameter(torch.stack([nn.Linear(encoder.dim, q, bias=False).weight.detach().t() for _ in range(r)]))
+        net = stack_network(encoder.network, r, cfg).to(dev)
+        heads = nn.Parameter(torch.stack([nn.Linear(encoder.dim, q, bias=False).weight.detach().t()
+                                          for _ in range(r)]).to(dev))
         opt = torch.optim.Adam([*net.parameters(), heads], lr=1e-3)
         net.train()
 
         def stacked_step(net: nn.Module = net, heads: Tensor = heads, opt: Any = opt, r: int = r) -> Any:
             opt.zero_grad(set_to_none=True)
-            idx = torch.randint(0, 4096, (r, b))
+            idx = torch.randint(0, 4096, (r, b), device=dev)
             x = torch.cat([x_all[idx], lonlat(r * b).view(r, b, 2)], 1)  # (R, 2B, 2)
             pe = encoder.position(x.reshape(-1, 2)).view(r, 2 * b, -1)
             emb = net(pe)  # (R, 2B, d): the head runs per part (no zero-filled slice gradients)
@@ -126,6 +130,10 @@ def main() -> None:
 
         variants[f"stacked {r}"] = stacked_step
 
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     times: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():  # warm-up
         for _ in range(5):
@@ -133,13 +141,16 @@ def main() -> None:
     for rnd in range(args.rounds):
         order = list(variants) if rnd % 2 == 0 else list(reversed(variants))
         for name in order:
+            sync()
             t = time.perf_counter()
             for _ in range(args.steps):
                 variants[name]()
+            sync()
             times[name].append((time.perf_counter() - t) / args.steps * 1e3)
     single = times["single"]
     rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}")
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} thread(s), {where}")
     print("| variant | ms / step | runs | ms per run-step | ratio to R x single (per round) |")
     print("|---|---:|---:|---:|---:|")
     for name, ts in times.items():
@@ -152,7 +163,7 @@ def main() -> None:
         print(f"| {name} | {row['ms_median']:.2f} ({row['ms_min']:.2f}-{row['ms_max']:.2f}) | {r} | "
               f"{row['ms_median'] / r:.2f} | {row['ratio_median']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) |")
     if args.json is not None:
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__,
+        args.json.write_text(json.dumps({"device": where, "threads": torch.get_num_threads(), "torch": torch.__version__,
                                          "batch": b, "classes": q, "rounds": args.rounds, "steps": args.steps,
                                          "rows": rows}, indent=1) + "\n")
 
