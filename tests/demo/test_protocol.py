@@ -76,6 +76,16 @@ def test_protocol_data_checks(plain: Path) -> None:
         check_protocol_data(ds, TABLES[1][:1], (1.0,))
 
 
+@pytest.mark.parametrize("method", ["csp-zs-pool", "csp-kde"])
+def test_a_method_that_needs_calib_is_refused_before_any_run(plain: Path, tmp_path: Path, method: str) -> None:
+    res = CliRunner().invoke(cli, ["bench", "paper", "--data", str(plain), "--methods", f"img-only,{method}",
+                                   "--seeds", "1", "--ratios", "0.1", "--jobs", "1", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "labelled 'calib' split" in res.output and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if "error" in line]
+    assert len(errors) == 1 and "labelled 'calib' split" in errors[0]  # one line (after the run's header)
+    assert not (tmp_path / "o" / "runs").exists()  # refused before the pre-training runs
+
+
 def _bench(args: list[str]) -> tuple[list[dict], str]:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output

@@ -74,8 +74,8 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_jobs("auto") == (1, 1)
 
 
-def test_a_worker_loads_its_dataset_once_until_the_manifest_changes(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_loads_its_dataset_once_until_one_of_its_files_changes(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     import numpy as np
@@ -97,3 +97,12 @@ def test_a_worker_loads_its_dataset_once_until_the_manifest_changes(tmp_path: Pa
     again = ex.cached_dataset(str(root))
     assert again is not first and len(loads) == 2
     assert np.array_equal(again.split("train").lonlat, first.split("train").lonlat)
+    # a table rewritten by hand, the manifest untouched: loaded afresh (its labels, not stale ones)
+    table_file = next(f for f in os.listdir(root) if f.startswith("train.") and f != MANIFEST)
+    real_table = pd.read_parquet(Path(root) / table_file)
+    real_table["label"] = ["b", "a"]
+    real_table.to_parquet(Path(root) / table_file, index=False)
+    edited = ex.cached_dataset(str(root))
+    assert edited is not again and len(loads) == 3
+    assert edited.split("train").labels.tolist() == [1, 0]
+    assert ex.cached_dataset(str(root)) is edited and len(loads) == 3

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -17,8 +18,9 @@ from geocsp.checkpoints import load_prior
 from geocsp.cli.main import cli
 from geocsp.config import to_dict
 from geocsp.data import GeoDataset, load_dataset
+from geocsp.data.writer import SplitData, write_dataset
 from geocsp.demo.tables import METHODS
-from geocsp.errors import CheckpointError, ConfigError
+from geocsp.errors import CheckpointError, ConfigError, DatasetError
 from geocsp.experiments.provenance import run_key
 from geocsp.prior.heads import CosineHead
 from geocsp.prior.prior import Companion, GeoPrior
@@ -133,6 +135,32 @@ def test_refusals_before_any_work(calib_ds: GeoDataset, dataset: GeoDataset, pre
     with pytest.raises(ConfigError, match="labelled 'calib' split"):
         finetune(_cfg(pre), dataset, tmp_path / "b")  # the small world has no calib split
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # init without an image projection (a fine-tuning run): refused before training, naming the option
+    ft = tmp_path / "ft"
+    finetune(resolve_config(FinetuneConfig, overrides=[*TINY, "data.epochs=1", "ratio=0.1"]), calib_ds, ft)
+    with pytest.raises(ConfigError, match=r"finetune.zeroshot_pool needs init = a CSP pre-training run"):
+        finetune(_cfg(ft), calib_ds, tmp_path / "c")
+    # a train split without image features: the prototypes cannot be formed
+    table = pd.DataFrame({"lon": [0.0, 10.0, 20.0], "lat": [0.0, 5.0, 9.0], "label": ["a", "b", "a"]})
+    bare = load_dataset(write_dataset(tmp_path / "bare", {"train": SplitData(table), "calib": SplitData(table)},
+                                      ["a", "b"]))
+    with pytest.raises(DatasetError, match=r"finetune\.zeroshot_pool: the train split has no image features"):
+        finetune(_cfg(pre), bare, tmp_path / "d")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_companion_takes_the_extra_features_its_encoder_needs() -> None:
+    from geocsp.nets import LocationEncoder, LocationEncoderConfig
+
+    torch.manual_seed(0)
+    enc = LocationEncoder(LocationEncoderConfig(dim=8, extra_dim=2, encoder_args={"num_scales": 4}))
+    f, z = _prior(3, 0), GeoPrior(enc, torch.randn(3, 8), ["c0", "c1", "c2"]).eval()
+    x, extra = np.array([[0.0, 0.0], [10.0, -20.0]]), torch.randn(2, 2)
+    with torch.no_grad():
+        pooled = GeoPrior(z.encoder, z.classifier.weight.detach(), z.classes, companion=Companion(f, 0.5)).eval()
+        assert torch.allclose(pooled.logits(x, extra), z.logits(x, extra) + 0.5 * f.logits(x))
+        other = GeoPrior(f.encoder, f.classifier.weight.detach(), f.classes, companion=Companion(z, 0.5)).eval()
+        assert torch.allclose(other.logits(x, extra), f.logits(x) + 0.5 * z.logits(x, extra))
 
 
 def test_added_keys_at_default_keep_run_hashes(pre: Path) -> None:

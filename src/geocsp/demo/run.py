@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from geocsp.checkpoints import ENCODER_DIR, load_encoder, load_prior
-from geocsp.config import to_dict
+from geocsp.config import from_dict, to_dict
 from geocsp.data import GeoDataset, load_dataset
 from geocsp.data.geoworld import load_truth, make_world
 from geocsp.data.splits import load_or_make_subset
@@ -50,7 +50,9 @@ from geocsp.experiments.plan import Job, Method, plan_jobs, resolve_crossfit
 from geocsp.experiments.provenance import machine_info
 from geocsp.io import load_checkpoint_dir
 from geocsp.nets import LocationEncoder
-from geocsp.training import evaluate
+from geocsp.training import FinetuneConfig, evaluate
+from geocsp.training.kde import check_kde_data
+from geocsp.training.zeroshot import check_zeroshot_calib
 
 
 def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | Path | None = None,
@@ -93,6 +95,7 @@ def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | P
     settings = dataclasses.replace(settings, crossfit_folds=resolve_crossfit(settings.crossfit_folds, ds,
                                                                              settings.ratios))
     jobs = plan_jobs(settings, methods, str(world), runs_dir.resolve())
+    check_job_data(jobs, ds)
     results = with_calibrated(jobs, execute(jobs, str(world), settings.jobs, settings.threads, progress), world)
     records = collect_records(jobs, results, methods)
     rows = aggregate(records)
@@ -153,6 +156,19 @@ def check_protocol_data(ds: GeoDataset, methods: Sequence[Method], ratios: Seque
     if any(m.pretrain is not None for m in methods) and ds.split("train").features is None:
         raise DatasetError(f"{ds.root}: split 'train' has no image features, which pre-training needs; "
                            "extract them (docs/features.md) or pass --methods img-only,sup-wrap,sup-grid")
+
+
+def check_job_data(jobs: Sequence[Job], ds: GeoDataset) -> None:
+    """Refuse, before any run, fine-tuning settings the data cannot serve (a calib split they need).
+
+    Raises:
+        ConfigError: one line naming the setting (``kde.shrink=cv``, ``zeroshot_pool``).
+    """
+    for job in jobs:
+        if job.kind == "finetune":
+            cfg = from_dict(FinetuneConfig, job.config)
+            check_kde_data(cfg.kde, ds)
+            check_zeroshot_calib(cfg, ds)
 
 
 def with_calibrated(jobs: Sequence[Job], results: dict[str, dict[str, Any]], data: Path) -> dict[str, dict[str, Any]]:

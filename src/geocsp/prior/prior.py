@@ -148,7 +148,7 @@ class GeoPrior(nn.Module):
         x = self._as_lonlat(lonlat)
         out = self.classifier(self.encoder(x, extra))
         out = out if self.kde is None else self.kde.pool_logits(out, x)
-        return out if self.companion is None else out + self.companion(x)
+        return out if self.companion is None else out + self.companion(x, extra)
 
     def forward(self, lonlat: Tensor, extra: Tensor | None = None) -> Tensor:
         """Same as :meth:`logits`."""
@@ -331,9 +331,9 @@ class Companion(nn.Module):
         self.prior = prior
         self.weight = float(weight)
 
-    def forward(self, lonlat: Tensor) -> Tensor:
-        """(B, 2) lon/lat degrees -> (B, Q) ``w ·`` the companion's logits."""
-        return self.weight * self.prior.logits(lonlat)
+    def forward(self, lonlat: Tensor, extra: Tensor | None = None) -> Tensor:
+        """(B, 2) lon/lat degrees [+ (B, E) extra features, when its encoder takes them] -> (B, Q) ``w ·`` logits."""
+        return self.weight * self.prior.logits(lonlat, extra if self.prior.encoder.config.extra_dim else None)
 
 
 def grid_centres(

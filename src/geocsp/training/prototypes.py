@@ -82,11 +82,12 @@ def class_prototypes(proj: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     return F.normalize(sums, dim=-1)  # a zero row stays zero
 
 
-def load_projection(init: str) -> nn.Module:
+def load_projection(init: str, option: str = "head_init=prototypes") -> nn.Module:
     """The image projection W saved beside a pre-training run's encoder.
 
     Args:
         init: a pre-training run directory or its ``encoder/`` directory.
+        option: the setting that needs it, named in errors.
 
     Returns:
         W as a module (B, D) -> (B, d), in eval mode.
@@ -95,7 +96,7 @@ def load_projection(init: str) -> nn.Module:
         ConfigError: when ``init`` holds no encoder with an image projection (a prior, a
             released encoder such as ``geoclip``, or an encoder saved without one).
     """
-    fix = ("head_init=prototypes needs init = a CSP pre-training run (geocsp pretrain) whose "
+    fix = (f"{option} needs init = a CSP pre-training run (geocsp pretrain) whose "
            "image projection maps images into the location space")
     if pretrained_name(init) is not None:
         raise ConfigError(f"{init}: a released encoder has no image projection; {fix}")
@@ -111,6 +112,35 @@ def load_projection(init: str) -> nn.Module:
                             int(meta["config"]["dim"]))
     proj.load_state_dict(tensors)
     return proj.eval()
+
+
+def check_prototype_source(init: str | None, ds: GeoDataset, option: str = "head_init=prototypes") -> nn.Module:
+    """Everything class prototypes need, checked before any training: W and the train features.
+
+    Args:
+        init: the pre-training run (its image projection W), or None.
+        ds: the dataset.
+        option: the setting that needs prototypes, named in errors.
+
+    Returns:
+        W (:func:`load_projection`).
+
+    Raises:
+        ConfigError: without ``init`` or when it has no image projection.
+        DatasetError: when the train split has no image features or their width is not W's.
+    """
+    if init is None:
+        raise ConfigError(f"{option} needs --init: a CSP pre-training run (geocsp pretrain) "
+                          "whose image projection maps images into the location space")
+    proj = load_projection(init, option)
+    train = ds.split("train")
+    if train.features is None:
+        raise DatasetError(f"{option}: the train split has no image features")
+    dim, want = int(train.features.shape[1]), next(m.in_features for m in proj.modules() if isinstance(m, nn.Linear))
+    if dim != want:
+        raise DatasetError(f"{option}: the train split's image features have {dim} dims but the image "
+                           f"projection of {init} takes {want}")
+    return proj
 
 
 def fit_scale_bias(cos_pos: Tensor, labels: Tensor, cos_bg: Tensor | None, loss: nn.Module,
@@ -174,17 +204,13 @@ def init_prototype_head(model: nn.ModuleDict, ds: GeoDataset, init: str | None, 
 
     Raises:
         ConfigError: without ``init`` or when it has no image projection.
-        DatasetError: when the train split has no image features.
+        DatasetError: when the train split has no image features (or not W's width).
     """
-    if init is None:
-        raise ConfigError("head_init=prototypes needs --init: a CSP pre-training run (geocsp pretrain) "
-                          "whose image projection maps images into the location space")
-    proj = load_projection(init)
+    proj = check_prototype_source(init, ds)
     head, encoder = model["head"], model["encoder"]
     assert isinstance(head, CosineHead)
     train = ds.split("train")
-    if train.features is None:
-        raise DatasetError("head_init=prototypes: the train split has no image features")
+    assert train.features is not None  # check_prototype_source
     assert train.labels is not None  # fine-tuning refuses a train split without labels
     rows = usable_rows(train.labels, train.has_location)[np.asarray(positions, np.int64)]
     device = head.weight.device

@@ -30,7 +30,7 @@ from geocsp.prior.heads import CosineHead
 from geocsp.prior.prior import Companion, GeoPrior
 from geocsp.training.config import FinetuneConfig
 from geocsp.training.kde import labelled_calib, location_loglik
-from geocsp.training.prototypes import init_prototype_head
+from geocsp.training.prototypes import check_prototype_source, init_prototype_head
 from geocsp.training.select import balanced_mean
 
 ZS_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -40,17 +40,29 @@ CHUNK = 2048
 
 
 def check_zeroshot_data(cfg: FinetuneConfig, ds: GeoDataset) -> None:
-    """Refuse ``zeroshot_pool`` without a pre-training run or a labelled calib split, before any training.
+    """Refuse ``zeroshot_pool`` without what it needs, before any training.
+
+    It needs a CSP pre-training run with an image projection (``init``), train image features
+    of the projection's width, and a labelled calib split.
 
     Raises:
-        ConfigError: one line saying what is missing.
+        ConfigError, DatasetError: one line saying what is missing.
     """
     if not cfg.zeroshot_pool:
         return
-    if cfg.init is None:
-        raise ConfigError("finetune.zeroshot_pool needs --init: a CSP pre-training run (geocsp pretrain) whose "
-                          "image projection gives the zero-shot prior")
-    if labelled_calib(ds) is None:
+    check_zeroshot_calib(cfg, ds)
+    check_prototype_source(cfg.init, ds, "finetune.zeroshot_pool")
+
+
+def check_zeroshot_calib(cfg: FinetuneConfig, ds: GeoDataset) -> None:
+    """Refuse ``zeroshot_pool`` on a dataset without a labelled calib split (needs no ``init``).
+
+    A protocol calls this before its pre-training runs exist.
+
+    Raises:
+        ConfigError: one line saying what to do instead.
+    """
+    if cfg.zeroshot_pool and labelled_calib(ds) is None:
         raise ConfigError("finetune.zeroshot_pool chooses the zero-shot prior's weight on a labelled 'calib' split, "
                           "which this dataset lacks; add one (geocsp data split --hold-out calib) or set "
                           "zeroshot_pool=false")
