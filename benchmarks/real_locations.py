@@ -14,7 +14,7 @@ It then runs exactly what a user runs — ``geocsp data import-table``, ``geocsp
 add-probs``, ``geocsp bench paper --data DIR`` (preset ``auto``) — and copies the results.
 Needs the shared data (exits with a message without it). Not a test.
 
-    python benchmarks/real_locations.py OUT [--classifier prior|balanced] [--seeds 3] [--jobs 2]
+    python benchmarks/real_locations.py OUT [--classifier prior|balanced] [--seeds 3] [--jobs 2] [--methods M]
 """
 
 from __future__ import annotations
@@ -81,12 +81,13 @@ def main() -> None:
     ap.add_argument("--classifier", choices=("prior", "balanced"), default="prior")
     ap.add_argument("--seeds", default="3")
     ap.add_argument("--jobs", default="2")
+    ap.add_argument("--methods", default=None, help="bench paper --methods (default: its Table 1)")
     args = ap.parse_args()
     if not DISDAT.is_dir():
         sys.exit(f"real_locations: {DISDAT} not found (the shared DISDAT data); nothing to run")
     ds = build(args.out, args.classifier)
     _geocsp("bench", "paper", "--data", str(ds), "--out", str(args.out / "bench"), "--seeds", args.seeds,
-            "--jobs", args.jobs, "--no-figures")
+            "--jobs", args.jobs, "--no-figures", *(["--methods", args.methods] if args.methods else []))
 
 
 if __name__ == "__main__":

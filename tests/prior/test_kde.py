@@ -83,7 +83,8 @@ def test_pooling_with_the_network(toy: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @pytest.mark.parametrize("bad", [{"shrink": -1}, {"shrink": "x"}, {"bandwidth_km": 0}, {"alpha": "inf"},
-                                 {"alpha": -2}, {"pool_max": 0}, {"pool": "val"}])
+                                 {"alpha": -2}, {"pool_max": 0}, {"pool": "val"}, {"class_prior": 2},
+                                 {"class_prior": "x"}, {"class_prior": -0.5}])
 def test_config_refuses_bad_values_in_one_line(bad: dict) -> None:
     with pytest.raises(ConfigError, match=r"^(kde\.|pool: )") as e:
         from_dict(KDEConfig, bad)
@@ -92,10 +93,32 @@ def test_config_refuses_bad_values_in_one_line(bad: dict) -> None:
 
 def test_config_round_trips_through_yaml(tmp_path: Path) -> None:
     for cfg in (KDEConfig(), KDEConfig(shrink=math.inf), KDEConfig(shrink="cv", bandwidth_km=300.0, alpha=0.1),
-                KDEConfig(shrink=3.0, pool="labelled", pool_max=50)):
+                KDEConfig(shrink=3.0, pool="labelled", pool_max=50), KDEConfig(shrink=math.inf, class_prior="cv"),
+                KDEConfig(shrink=math.inf, class_prior=0.5)):
         (tmp_path / "k.yaml").write_text(dump_yaml(to_dict(cfg)))
         assert from_dict(KDEConfig, load_yaml(tmp_path / "k.yaml")) == cfg
     assert KDEConfig(shrink="inf").alone and not KDEConfig(shrink="cv").alone and not KDEConfig().enabled
+
+
+def test_the_class_prior_term(toy: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    pts, lab, pool = toy
+    x = torch.tensor([[0.0, 0.0], [15.0, -5.0], [-50.0, 30.0]])
+    base = ClassKDE(pts, lab, 4, pool, 900.0, 0.5, math.inf).log_ratio(x)
+    n = np.bincount(lab, minlength=4)
+    log_prior = np.log(4 * (n + 1) / (n.sum() + 4))  # Laplace-smoothed p̂_y, times Q
+    for c in (0.5, 1.0):
+        got = ClassKDE(pts, lab, 4, pool, 900.0, 0.5, math.inf, class_prior=c).log_ratio(x)
+        np.testing.assert_allclose((got - base).numpy(), np.tile(c * log_prior, (3, 1)), rtol=1e-12, atol=1e-12)
+    balanced = np.repeat(np.arange(3), 10)  # every class of the 3 the same count (Q = 3): the term is 0
+    a = ClassKDE(pts, balanced, 3, pool, 900.0, 0.5, math.inf).log_ratio(x)
+    assert torch.allclose(ClassKDE(pts, balanced, 3, pool, 900.0, 0.5, math.inf, class_prior=1.0).log_ratio(x), a,
+                          rtol=0, atol=1e-12)
+    prior = _prior(ClassKDE(pts, lab, 4, pool, 900.0, 0.5, math.inf, class_prior=0.5))
+    loaded = GeoPrior.from_pretrained(prior.save_pretrained(tmp_path / "p"))
+    assert loaded.kde is not None and loaded.kde.class_prior == 0.5
+    assert torch.equal(loaded.logits(x), prior.logits(x))
+    _, meta = ClassKDE(pts, lab, 4, pool, 900.0, 0.5, math.inf).saved()
+    assert "class_prior" not in meta  # c = 0 stores what earlier versions stored
 
 
 def _prior(kde: ClassKDE | None) -> GeoPrior:

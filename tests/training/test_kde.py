@@ -148,10 +148,40 @@ def test_the_kde_field_at_its_default_keeps_earlier_runs_reusable() -> None:
     assert run_key(ident, older) == run_key(ident, new) and config_dict_for_compare(older) == config_dict_for_compare(new)
     on = to_dict(resolve_config(FinetuneConfig, overrides=[*TINY, "kde.shrink=cv"]))
     assert run_key(ident, on) != run_key(ident, new) and config_dict_for_compare(on) != config_dict_for_compare(old)
+    # a KDE run made before kde.class_prior existed keeps its name; a non-default c gets a new one
+    alone = to_dict(resolve_config(FinetuneConfig, overrides=[*TINY, "kde.shrink=inf", "data.epochs=0"]))
+    before = {**alone, "kde": {k: v for k, v in alone["kde"].items() if k != "class_prior"}}
+    assert run_key(ident, before) == run_key(ident, alone)
+    assert config_dict_for_compare(before) == config_dict_for_compare(alone)
+    cv = {**alone, "kde": {**alone["kde"], "class_prior": "cv"}}
+    assert run_key(ident, cv) != run_key(ident, alone) and config_dict_for_compare(cv) != config_dict_for_compare(alone)
+
+
+def test_class_prior_cv_is_chosen_by_the_row_mean_fused_score_on_calib(tmp_path: Path) -> None:
+    ds = quadrant_world(tmp_path / "w", calib=True, train_probs=True)
+    positions = np.concatenate([np.arange(0, 40), np.arange(40, 64, 6)])  # an unbalanced labelled subset
+    kde, rec = fit_class_kde(KDEConfig(shrink=math.inf, class_prior="cv"), ds, positions, 0, None, ratio=0.5)
+    assert set(rec["class_prior_scores"]) == {"0", "0.5", "1"}
+    assert rec["class_prior"] == kde.class_prior == float(max(rec["class_prior_scores"],
+                                                                key=rec["class_prior_scores"].get))
+    calib = ds.split("calib")
+    img = np.array(calib.probs("ratio0.500"))  # a writable copy
+    for c, score in rec["class_prior_scores"].items():  # the row mean (not class-balanced) of the fused log-lik
+        kde.class_prior = float(c)
+        f = torch.log(torch.as_tensor(img, dtype=torch.float64).clamp_min(1e-12)) + torch.nn.functional.logsigmoid(
+            kde.log_ratio(torch.tensor(calib.lonlat, dtype=torch.float32)))
+        y = torch.as_tensor(calib.labels)
+        want = (f[torch.arange(len(y)), y] - torch.logsumexp(f, 1)).mean()
+        assert score == pytest.approx(float(want), abs=1e-9)
+    plain = fit_class_kde(KDEConfig(shrink=math.inf), ds, positions, 0, None, ratio=0.5)[1]
+    assert plain["class_prior"] == 0.0 and plain["class_prior_scores"] == {}
+    no_calib = quadrant_world(tmp_path / "nc", calib=False, train_probs=True)
+    assert fit_class_kde(KDEConfig(shrink=math.inf, class_prior="cv"), no_calib, positions, 0, None,
+                         ratio=0.5)[1]["class_prior"] == 0.0  # no fused score without calib: c = 0
 
 
 def test_the_kde_methods_are_registered() -> None:
-    for name in ("kde", "kde-labelled", "kde-soft", "sup-wrap-kde", "csp-kde"):
+    for name in ("kde", "kde-labelled", "kde-soft", "kde-prior", "sup-wrap-kde", "csp-kde"):
         assert any(o.startswith("kde.shrink=") for o in METHODS.get(name).obj.finetune)
 
 

@@ -38,7 +38,7 @@ def bench() -> None:
 @click.option("--methods", default=None,
               help="Table 1 methods: img-only,sup-wrap,sup-grid,mse,csp-nce-bld,csp-mc-bld,kde (the default), "
                    "and distill,distill-grid,csp-distill,geoclip,csp-frozen,csp-partial,csp-es,sup-wrap-es,sup-cv,"
-                   "csp-zeroshot,csp-proto,csp-zs-pool,kde,kde-labelled,kde-soft,sup-wrap-kde,csp-kde (docs/protocol.md).")
+                   "csp-zeroshot,csp-proto,csp-zs-pool,kde,kde-labelled,kde-soft,kde-prior,sup-wrap-kde,csp-kde (docs/protocol.md).")
 @click.option("--out", default=None, type=click.Path(), help="output directory (default geocsp-bench/tableN).")
 def paper(table: str, out: str | None, **opts: Any) -> None:
     """One of the paper's Tables 1-3 on GeoWorld or on any dataset (--data; same files as geocsp demo).

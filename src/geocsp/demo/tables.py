@@ -107,6 +107,7 @@ EXTRA_METHODS: tuple[tuple[str, Method], ...] = (
     ("csp-zs-pool", Method("CSP-MC-BLD + zero-shot", pretrain=_objective("csp-mc-bld"), finetune=_ZS_POOLED)),
     ("kde-labelled", Method("Class KDE (labelled pool)", finetune=(*_WRAP, *_KDE_ALONE, "kde.pool=labelled"))),
     ("kde-soft", Method("Class KDE + pseudo-labels", finetune=(*_WRAP, *_KDE_ALONE, "kde.soft=cv"))),
+    ("kde-prior", Method("Class KDE + class prior", finetune=(*_WRAP, *_KDE_ALONE, "kde.class_prior=cv"))),
     ("sup-wrap-kde", Method("Class KDE + Sup. (wrap)", finetune=(*_WRAP, *_KDE_POOLED))),
     ("csp-kde", Method("Class KDE + CSP-MC-BLD", pretrain=_objective("csp-mc-bld"), finetune=_KDE_POOLED)),
 )
@@ -127,6 +128,8 @@ fine-tuned, its logits plus w · the zero-shot prior's, w chosen on calib, :mod:
 class-KDE prior (:mod:`geocsp.prior.kde`; ``kde``, the KDE alone, is in Table 1): ``kde-labelled``
 (the pool without the unlabeled locations, an ablation), ``kde-soft`` (plus the unlabeled pairs
 and unused train rows pseudo-labelled by the image classifier, their weight chosen on calib),
+``kde-prior`` (plus the class-prior term c · log(Q p̂_y), c chosen on calib: for a class-balanced
+image classifier),
 and the KDE pooled with Sup. Only (wrap) or CSP-MC-BLD's network
 (``sup-wrap-kde``, ``csp-kde``: weight n_y / (n_y + k), k chosen on calib)."""
 

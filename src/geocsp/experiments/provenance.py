@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from geocsp import __version__
-from geocsp.training.compat import at_added_default
+from geocsp.training.compat import without_added
 
 UNHASHED_KEYS = ("device", "quiet")
 """Config keys that do not change a run's results, left out of its name's hash."""
@@ -59,8 +59,8 @@ def dataset_identity(data: str | Path) -> dict[str, str]:
 def run_key(identity: dict[str, Any], config: dict[str, Any]) -> str:
     """The hash that names a run: its config and ``identity``.
 
-    Left out: :data:`UNHASHED_KEYS`, and an added section at its default
-    (:func:`geocsp.training.compat.at_added_default`).
+    Left out: :data:`UNHASHED_KEYS`, and added keys at their default
+    (:func:`geocsp.training.compat.without_added`).
 
     Args:
         identity: :func:`dataset_identity` of the dataset the run trains on.
@@ -69,7 +69,7 @@ def run_key(identity: dict[str, Any], config: dict[str, Any]) -> str:
     Returns:
         A 10-character hex string.
     """
-    kept = {k: v for k, v in config.items() if k not in UNHASHED_KEYS and not at_added_default(k, v)}
+    kept = without_added(config, tuple(UNHASHED_KEYS))
     return config_hash({**identity, **kept})
 
 

@@ -32,6 +32,15 @@ unlabeled pairs and the train rows outside the labelled subset enter S_y and n_y
 ratio) is at least ``soft_min``: a class with one labelled record gains every location where
 the image classifier recognises it. γ = 0 is the labelled records alone.
 
+**The class prior** (``kde.class_prior = c``): r_y is P(y|x) / P(y), the right factor for an
+image classifier whose P(y|I) already carries the training prior P(y) (one trained on the same
+class distribution). A class-balanced classifier does not, and the product then loses P(y)
+(measured on real locations: docs/results.md). ``z_y + c · log(Q p̂_y)``, p̂_y = (n_y + 1) /
+(Σ n + Q) from the labelled counts, puts it back: c = 1 makes the prior estimate P(y|x), c = 0
+(default) is r_y; ``cv`` chooses c from :data:`CLASS_PRIORS` by the **row-mean** (not
+class-balanced) log-likelihood of the fused P(y|I) · sigmoid(z_y) on ``calib``, after h, α, γ
+(without calib, c = 0). The term is 0 for every class when the classes are balanced.
+
 **Choices** (``cv``): the bandwidth h (:data:`BANDWIDTHS_KM`) and α (:data:`ALPHAS`) maximise
 the class-balanced mean log-likelihood of the true class under the prior normalised over
 classes, ``log sigmoid(z_y) - log Σ_c sigmoid(z_c)``, on the ``calib`` split when the dataset has
@@ -67,6 +76,8 @@ SHRINKS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, math.inf)
 """Candidate k of the network weight n / (n + k) when ``shrink: cv``."""
 SOFT_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 """Candidate weights γ of the pseudo-labelled locations when ``soft: cv``."""
+CLASS_PRIORS = (0.0, 0.5, 1.0)
+"""Candidate weights c of the class-prior term when ``class_prior: cv``."""
 CHUNK = 512
 """Query rows per kernel block ((CHUNK, M) float64 distances)."""
 
@@ -103,6 +114,8 @@ class KDEConfig:
         soft: weight γ >= 0 of the pseudo-labelled locations (0, default: none), or ``cv``.
             They need the image probabilities of the run's ratio on ``unlabeled`` / ``train``.
         soft_min: the smallest P(y|I) that makes a pseudo-label, in (0, 1].
+        class_prior: weight c in [0, 1] of the class-prior term c · log(Q p̂_y) added to z_y
+            (0, default: none; 1: the prior estimates P(y|x) itself), or ``cv`` (chosen on calib).
     """
 
     shrink: float | str | None = None
@@ -112,6 +125,7 @@ class KDEConfig:
     pool: Literal["all", "labelled"] = "all"
     soft: float | str = 0.0
     soft_min: float = 0.5
+    class_prior: float | str = 0.0
 
     def __post_init__(self) -> None:
         if self.shrink is not None:
@@ -126,6 +140,9 @@ class KDEConfig:
             raise ConfigError(f"kde.soft_min must be in (0, 1], got {self.soft_min!r}")
         if self.pool not in ("all", "labelled"):
             raise ConfigError(f"kde.pool must be 'all' or 'labelled', got {self.pool!r}")
+        c = self.class_prior
+        if c != "cv" and (isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 1):
+            raise ConfigError(f"kde.class_prior must be 'cv' or a number in [0, 1], got {c!r}")
 
     @property
     def enabled(self) -> bool:
@@ -193,6 +210,8 @@ class ClassKDE(nn.Module):
         shrink: k >= 0 of the network weight (inf: the KDE alone).
         weights: (M,) weight of each location in S_y and n_y (default 1; pseudo-labelled
             locations carry ``soft`` × P(y|I), module docs).
+        class_prior: weight c >= 0 of the class-prior term c · log(Q p̂_y), p̂_y = (n_y + 1) /
+            (Σ n + Q) (module docs).
     """
 
     points_lonlat: Tensor
@@ -204,7 +223,8 @@ class ClassKDE(nn.Module):
     counts: Tensor
 
     def __init__(self, points: np.ndarray, labels: np.ndarray, num_classes: int, pool: np.ndarray,
-                 bandwidth_km: float, alpha: float, shrink: float, weights: np.ndarray | None = None) -> None:
+                 bandwidth_km: float, alpha: float, shrink: float, weights: np.ndarray | None = None,
+                 class_prior: float = 0.0) -> None:
         super().__init__()
         labels = np.asarray(labels, np.int64)
         w = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
@@ -213,9 +233,9 @@ class ClassKDE(nn.Module):
         if len(points) < 1 or len(points) != len(labels) or len(pool) < 1:
             raise ConfigError(f"kde: expected >= 1 labelled location with one label each and >= 1 pool location, "
                               f"got {len(points)} locations, {len(labels)} labels, {len(pool)} pool")
-        if not (0 < bandwidth_km < math.inf and 0 < alpha < math.inf and shrink >= 0):
-            raise ConfigError(f"kde: expected bandwidth_km > 0, alpha > 0 (finite) and shrink >= 0, "
-                              f"got {bandwidth_km}, {alpha}, {shrink}")
+        if not (0 < bandwidth_km < math.inf and 0 < alpha < math.inf and shrink >= 0 and 0 <= class_prior < math.inf):
+            raise ConfigError(f"kde: expected bandwidth_km > 0, alpha > 0 (finite), shrink >= 0 and class_prior >= 0, "
+                              f"got {bandwidth_km}, {alpha}, {shrink}, {class_prior}")
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ConfigError(f"kde: labels must lie in [0, {num_classes}), got [{labels.min()}, {labels.max()}]")
         self.register_buffer("points_lonlat", torch.as_tensor(np.asarray(points, np.float64)))
@@ -226,6 +246,7 @@ class ClassKDE(nn.Module):
         self.register_buffer("pool", _xyz(pool))
         self.register_buffer("counts", torch.bincount(self.labels, self.weights, minlength=num_classes).double())
         self.bandwidth_km, self.alpha, self.shrink = float(bandwidth_km), float(alpha), float(shrink)
+        self.class_prior = float(class_prior)
 
     @property
     def num_classes(self) -> int:
@@ -241,7 +262,13 @@ class ClassKDE(nn.Module):
             s, g = _sums(_km(q, self.points), _km(q, self.pool), self.labels, self.num_classes,
                          self.bandwidth_km, float(self.pool.shape[0]), self.weights)
             out.append(_log_ratio(s, g, self.counts, self.alpha))
-        return torch.cat(out) if out else torch.zeros(0, self.num_classes, dtype=torch.float64)
+        z = torch.cat(out) if out else torch.zeros(0, self.num_classes, dtype=torch.float64, device=self.counts.device)
+        return z if self.class_prior == 0 else z + self.class_prior * self.log_prior()
+
+    def log_prior(self) -> Tensor:
+        """(Q,) float64 log(Q p̂_y), p̂_y = (n_y + 1) / (Σ n + Q): 0 for every class when they are balanced."""
+        q = self.num_classes
+        return torch.log(q * (self.counts + 1.0) / (self.counts.sum() + q))
 
     def pool_logits(self, net_logits: Tensor, lonlat: Tensor) -> Tensor:
         """``w_y f_y + (1 - w_y) z_y`` for the network's (B, Q) logits, in their dtype and device."""
@@ -255,8 +282,10 @@ class ClassKDE(nn.Module):
         """(tensors, JSON metadata) to store beside a prior's weights (:meth:`from_saved`)."""
         tensors = {"kde.points": self.points_lonlat, "kde.labels": self.labels, "kde.pool": self.pool_lonlat,
                    "kde.weights": self.weights}
-        meta = {"bandwidth_km": self.bandwidth_km, "alpha": self.alpha,
-                "shrink": "inf" if math.isinf(self.shrink) else self.shrink}
+        meta: dict[str, Any] = {"bandwidth_km": self.bandwidth_km, "alpha": self.alpha,
+                                "shrink": "inf" if math.isinf(self.shrink) else self.shrink}
+        if self.class_prior:
+            meta["class_prior"] = self.class_prior
         return {k: v.detach().cpu().clone() for k, v in tensors.items()}, meta
 
     @classmethod
@@ -269,6 +298,7 @@ class ClassKDE(nn.Module):
         try:
             return cls(tensors["kde.points"].double().numpy(), tensors["kde.labels"].long().numpy(), num_classes,
                        tensors["kde.pool"].double().numpy(), float(meta["bandwidth_km"]), float(meta["alpha"]),
-                       float(meta["shrink"]), tensors["kde.weights"].double().numpy())
+                       float(meta["shrink"]), tensors["kde.weights"].double().numpy(),
+                       float(meta.get("class_prior", 0.0)))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"kde: stored tensors or metadata incomplete ({e})") from None

@@ -20,6 +20,9 @@ ADDED_DEFAULTS: dict[str, Any] = {"kde": to_dict(KDEConfig()), "fusion_criterion
 """Sections and keys added after runs were made, ignored at these defaults (the earlier behaviour): earlier
 runs stay reusable."""
 
+ADDED_SUBKEYS: dict[str, dict[str, Any]] = {"kde": {"class_prior": 0.0}}
+"""Keys added to a section after runs with that section enabled were made, dropped at these defaults."""
+
 
 def at_added_default(key: str, value: Any) -> bool:
     """Whether ``key`` is an :data:`ADDED_DEFAULTS` entry at its default (a section's missing keys count as default)."""
@@ -31,6 +34,19 @@ def at_added_default(key: str, value: Any) -> bool:
     return bool(value == default)
 
 
+def without_added(data: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``data`` without the keys in ``drop``, added keys at their default, and added sub-keys at theirs."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if k in drop or at_added_default(k, v):
+            continue
+        sub = ADDED_SUBKEYS.get(k)
+        if sub and isinstance(v, dict):
+            v = {sk: sv for sk, sv in v.items() if not (sk in sub and sv == sub[sk])}
+        out[k] = v
+    return out
+
+
 def config_dict_for_compare(data: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config dict without :data:`RUNTIME_KEYS` and added sections at their default (decides resume)."""
-    return {k: v for k, v in data.items() if k not in RUNTIME_KEYS and not at_added_default(k, v)}
+    """A resolved config dict without :data:`RUNTIME_KEYS` and added keys at their default (decides resume)."""
+    return without_added(data, RUNTIME_KEYS)

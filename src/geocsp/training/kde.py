@@ -6,7 +6,9 @@ then a seeded sample of the other ``train`` rows and the ``unlabeled`` pairs, up
 ``kde.soft``, the pseudo-labelled locations (:func:`pseudo_labels`: the same rows, with the
 image classifier's probabilities of the run's ratio), chooses the bandwidth, α and γ (on
 ``calib`` when the dataset has one, else leave-one-out on the labelled subset) and the
-network's weight k (on ``calib`` only), and returns the :class:`ClassKDE` with a record for
+network's weight k (on ``calib`` only), with ``kde.class_prior: cv`` the weight c of the
+class-prior term (on ``calib`` only, by the row-mean fused score), and returns the
+:class:`ClassKDE` with a record for
 ``metrics.json["kde"]``. ``val`` is never read. The score is the class-balanced
 mean log-likelihood of the true class under the prior normalised over classes (the same as
 :mod:`geocsp.training.select`'s).
@@ -30,6 +32,7 @@ from geocsp.prior.kde import (
     ALPHAS,
     BANDWIDTHS_KM,
     CHUNK,
+    CLASS_PRIORS,
     SHRINKS,
     SOFT_WEIGHTS,
     ClassKDE,
@@ -191,7 +194,7 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
         best = {g: max((k for k in scores if k.endswith(f"/{g:g}")), key=lambda k: scores[k]) for g in gammas}
         chosen = max(scores, key=lambda k: scores[k])
         if len(gammas) > 1 and calib is not None:  # each γ with its best (h, α); γ by the fused score
-            img = np.asarray(calib.probs(resolve_probs_key(calib, "auto", ratio)))[keep]
+            img = _calib_img(calib, ratio, keep)
             for g, key in best.items():
                 hk, ak, _ = (float(v) for v in key.split("/"))
                 soft_scores[f"{g:g}"] = _fused_score(_build(points, labels, soft, q, pool, hk, ak, g), img, qx, qy)
@@ -202,6 +205,15 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
         h = hs[0] if len(hs) == 1 else _default_bandwidth(points)
         a, gamma = (alphas[0] if len(alphas) == 1 else 1.0), (gammas[0] if len(gammas) == 1 else 0.0)
     kde = _build(points, labels, soft, q, pool, h, a, gamma)
+    prior_scores: dict[str, float] = {}
+    if cfg.class_prior == "cv" and calib is not None and len(qy):  # c by the row-mean fused score on calib
+        img = _calib_img(calib, ratio, keep)
+        for c in CLASS_PRIORS:
+            kde.class_prior = c
+            prior_scores[f"{c:g}"] = _fused_score(kde, img, qx, qy, balanced=False)
+        kde.class_prior = float(max(prior_scores, key=lambda k: prior_scores[k]))  # ties: the smaller c
+    else:  # cv without calib: 0 (a fused score needs calib's image probabilities)
+        kde.class_prior = 0.0 if cfg.class_prior == "cv" else float(cast(float, cfg.class_prior))
     shrink = math.inf if cfg.shrink in ("cv", None) else float(cast(float, cfg.shrink))
     shrink_scores: dict[str, float] = {}
     if cfg.shrink == "cv" and not loo and net_logits is not None:
@@ -211,8 +223,13 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
     record = {"bandwidth_km": h, "alpha": a, "soft": gamma, "shrink": "inf" if math.isinf(shrink) else shrink,
               "chosen_by": chosen_by, "scored_rows": len(qy), "pool": len(pool), "labelled": len(rows),
               "pseudo_labels": 0 if soft is None else len(soft[1]), "scores": scores, "soft_scores": soft_scores,
-              "shrink_scores": shrink_scores}
+              "shrink_scores": shrink_scores, "class_prior": kde.class_prior, "class_prior_scores": prior_scores}
     return kde, record
+
+
+def _calib_img(calib: Split, ratio: float, keep: np.ndarray) -> np.ndarray:
+    """The scored calib rows' image probabilities of the run's ratio, (N, Q)."""
+    return np.asarray(calib.probs(resolve_probs_key(calib, "auto", ratio)))[keep]
 
 
 def _build(points: np.ndarray, labels: np.ndarray, soft: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
@@ -224,15 +241,20 @@ def _build(points: np.ndarray, labels: np.ndarray, soft: tuple[np.ndarray, np.nd
                     np.concatenate([np.ones(len(labels)), gamma * soft[2]]))
 
 
-def _fused_score(kde: ClassKDE, img: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> float:
-    """Class-balanced mean log-likelihood of the true class under P(y|I) · sigmoid(z_y), normalised."""
+def _fused_score(kde: ClassKDE, img: np.ndarray, qx: np.ndarray, qy: np.ndarray, balanced: bool = True) -> float:
+    """Mean log-likelihood of the true class under P(y|I) · sigmoid(z_y), normalised over classes.
+
+    Class-balanced (each class's rows averaged first) unless ``balanced`` is False: the row mean,
+    which weighs classes as the reported rows do (the class-prior weight c is chosen by it; a
+    class-balanced score would discount exactly the class frequencies c adds).
+    """
     ll = np.empty(len(qy))
     for start in range(0, len(qy), CHUNK):
         sl = slice(start, start + CHUNK)
         z = kde.log_ratio(torch.as_tensor(qx[sl], dtype=torch.float32))
         f = torch.log(torch.as_tensor(img[sl], dtype=torch.float64).clamp_min(1e-12)) + F.logsigmoid(z)
         ll[sl] = true_class_loglik(f, torch.as_tensor(qy[sl], dtype=torch.long)).numpy()
-    return balanced_mean(ll, qy)
+    return balanced_mean(ll, qy) if balanced else float(ll.mean())
 
 
 def _grid_scores(kde: ClassKDE, soft: tuple[np.ndarray, np.ndarray, np.ndarray] | None, qx: np.ndarray,
