@@ -119,6 +119,15 @@ def test_the_class_prior_term(toy: tuple[np.ndarray, np.ndarray, np.ndarray], tm
     assert torch.equal(loaded.logits(x), prior.logits(x))
     _, meta = ClassKDE(pts, lab, 4, pool, 900.0, 0.5, math.inf).saved()
     assert "class_prior" not in meta  # c = 0 stores what earlier versions stored
+    # pseudo-labelled locations (after the first prior_rows) enter S_y and n_y but not p̂_y
+    extra = np.column_stack([np.full(40, 5.0), np.full(40, 5.0)])
+    both = ClassKDE(np.concatenate([pts, extra]), np.concatenate([lab, np.full(40, 3)]), 4, pool, 900.0, 0.5,
+                    math.inf, np.concatenate([np.ones(30), np.full(40, 0.9)]), class_prior=1.0, prior_rows=30)
+    np.testing.assert_allclose(both.log_prior().numpy(), log_prior, rtol=1e-12)
+    back = ClassKDE.from_saved(*both.saved(), 4)
+    assert back.prior_rows == 30 and torch.equal(back.log_ratio(x), both.log_ratio(x))
+    with pytest.raises(ConfigError, match="prior_rows"):
+        ClassKDE(pts, lab, 4, pool, 900.0, 0.5, math.inf, prior_rows=31)
 
 
 def _prior(kde: ClassKDE | None) -> GeoPrior:

@@ -157,6 +157,16 @@ def test_the_kde_field_at_its_default_keeps_earlier_runs_reusable() -> None:
     assert run_key(ident, cv) != run_key(ident, alone) and config_dict_for_compare(cv) != config_dict_for_compare(alone)
 
 
+def test_a_fused_kde_choice_without_calib_probabilities_is_refused_before_any_work(tmp_path: Path) -> None:
+    table = pd.DataFrame({"lon": [0.0, 10.0, 20.0, 30.0], "lat": [0.0, 5.0, 9.0, 3.0], "label": ["a", "b", "a", "b"]})
+    root = write_dataset(tmp_path / "d", {"train": SplitData(table), "calib": SplitData(table)}, ["a", "b"])
+    for key in ("kde.class_prior=cv", "kde.soft=cv"):
+        cfg = resolve_config(FinetuneConfig, overrides=[*TINY, "kde.shrink=inf", "data.epochs=0", key])
+        with pytest.raises(DatasetError, match="calib"):
+            finetune(cfg, load_dataset(root), tmp_path / "run")
+        assert not (tmp_path / "run").exists()
+
+
 def test_class_prior_cv_is_chosen_by_the_row_mean_fused_score_on_calib(tmp_path: Path) -> None:
     ds = quadrant_world(tmp_path / "w", calib=True, train_probs=True)
     positions = np.concatenate([np.arange(0, 40), np.arange(40, 64, 6)])  # an unbalanced labelled subset

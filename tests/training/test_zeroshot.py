@@ -162,6 +162,17 @@ def test_companion_takes_the_extra_features_its_encoder_needs() -> None:
         other = GeoPrior(f.encoder, f.classifier.weight.detach(), f.classes, companion=Companion(z, 0.5)).eval()
         assert torch.allclose(other.logits(x, extra), f.logits(x) + 0.5 * z.logits(x, extra))
 
+    class Bare(torch.nn.Module):  # a duck-typed encoder: forward and dim, no config
+        dim = 8
+
+        def forward(self, lonlat: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+            return torch.cat([lonlat, lonlat, lonlat, lonlat], 1) / 90.0
+
+    bare = GeoPrior(Bare(), torch.randn(3, 8), ["c0", "c1", "c2"]).eval()
+    with torch.no_grad():
+        pooled = GeoPrior(f.encoder, f.classifier.weight.detach(), f.classes, companion=Companion(bare, 1.0)).eval()
+        assert torch.allclose(pooled.logits(x), f.logits(x) + bare.logits(x))
+
 
 def test_added_keys_at_default_keep_run_hashes(pre: Path) -> None:
     new = to_dict(resolve_config(FinetuneConfig, overrides=TINY))

@@ -167,7 +167,7 @@ def check_job_data(jobs: Sequence[Job], ds: GeoDataset) -> None:
     for job in jobs:
         if job.kind == "finetune":
             cfg = from_dict(FinetuneConfig, job.config)
-            check_kde_data(cfg.kde, ds)
+            check_kde_data(cfg.kde, ds, cfg.ratio)
             check_zeroshot_calib(cfg, ds)
 
 

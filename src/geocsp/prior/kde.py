@@ -212,6 +212,8 @@ class ClassKDE(nn.Module):
             locations carry ``soft`` × P(y|I), module docs).
         class_prior: weight c >= 0 of the class-prior term c · log(Q p̂_y), p̂_y = (n_y + 1) /
             (Σ n + Q) (module docs).
+        prior_rows: the first this many locations are the labelled ones that p̂_y counts (one
+            each); default all. The pseudo-labelled locations after them do not count.
     """
 
     points_lonlat: Tensor
@@ -224,7 +226,7 @@ class ClassKDE(nn.Module):
 
     def __init__(self, points: np.ndarray, labels: np.ndarray, num_classes: int, pool: np.ndarray,
                  bandwidth_km: float, alpha: float, shrink: float, weights: np.ndarray | None = None,
-                 class_prior: float = 0.0) -> None:
+                 class_prior: float = 0.0, prior_rows: int | None = None) -> None:
         super().__init__()
         labels = np.asarray(labels, np.int64)
         w = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
@@ -247,6 +249,9 @@ class ClassKDE(nn.Module):
         self.register_buffer("counts", torch.bincount(self.labels, self.weights, minlength=num_classes).double())
         self.bandwidth_km, self.alpha, self.shrink = float(bandwidth_km), float(alpha), float(shrink)
         self.class_prior = float(class_prior)
+        self.prior_rows = len(labels) if prior_rows is None else int(prior_rows)
+        if not 0 < self.prior_rows <= len(labels):
+            raise ConfigError(f"kde: prior_rows must be in [1, {len(labels)}], got {prior_rows}")
 
     @property
     def num_classes(self) -> int:
@@ -266,9 +271,13 @@ class ClassKDE(nn.Module):
         return z if self.class_prior == 0 else z + self.class_prior * self.log_prior()
 
     def log_prior(self) -> Tensor:
-        """(Q,) float64 log(Q p̂_y), p̂_y = (n_y + 1) / (Σ n + Q): 0 for every class when they are balanced."""
+        """(Q,) float64 log(Q p̂_y), p̂_y = (n_y + 1) / (Σ n + Q): 0 for every class when they are balanced.
+
+        n_y counts the labelled rows of class y (the first ``prior_rows``), not the pseudo-labelled ones.
+        """
         q = self.num_classes
-        return torch.log(q * (self.counts + 1.0) / (self.counts.sum() + q))
+        n = torch.bincount(self.labels[: self.prior_rows], minlength=q).double()
+        return torch.log(q * (n + 1.0) / (n.sum() + q))
 
     def pool_logits(self, net_logits: Tensor, lonlat: Tensor) -> Tensor:
         """``w_y f_y + (1 - w_y) z_y`` for the network's (B, Q) logits, in their dtype and device."""
@@ -286,6 +295,8 @@ class ClassKDE(nn.Module):
                                 "shrink": "inf" if math.isinf(self.shrink) else self.shrink}
         if self.class_prior:
             meta["class_prior"] = self.class_prior
+        if self.prior_rows != len(self.labels):
+            meta["prior_rows"] = self.prior_rows
         return {k: v.detach().cpu().clone() for k, v in tensors.items()}, meta
 
     @classmethod
@@ -299,6 +310,6 @@ class ClassKDE(nn.Module):
             return cls(tensors["kde.points"].double().numpy(), tensors["kde.labels"].long().numpy(), num_classes,
                        tensors["kde.pool"].double().numpy(), float(meta["bandwidth_km"]), float(meta["alpha"]),
                        float(meta["shrink"]), tensors["kde.weights"].double().numpy(),
-                       float(meta.get("class_prior", 0.0)))
+                       float(meta.get("class_prior", 0.0)), meta.get("prior_rows"))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"kde: stored tensors or metadata incomplete ({e})") from None

@@ -333,7 +333,8 @@ class Companion(nn.Module):
 
     def forward(self, lonlat: Tensor, extra: Tensor | None = None) -> Tensor:
         """(B, 2) lon/lat degrees [+ (B, E) extra features, when its encoder takes them] -> (B, Q) ``w ·`` logits."""
-        return self.weight * self.prior.logits(lonlat, extra if self.prior.encoder.config.extra_dim else None)
+        takes_extra = getattr(getattr(self.prior.encoder, "config", None), "extra_dim", 0)
+        return self.weight * self.prior.logits(lonlat, extra if takes_extra else None)
 
 
 def grid_centres(

@@ -212,7 +212,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     rows = TrainRows([ds.split("train")], device, need_features=False, need_labels=True)
     model = build_finetune_model(config, len(ds.classes)).to(device)
     selector = _selector(model, ds, config)  # early_stop: refuses a dataset without calib before any work
-    check_kde_data(config.kde, ds)  # kde.shrink=cv: likewise
+    check_kde_data(config.kde, ds, config.ratio)  # kde.shrink=cv, a fused score's calib probabilities
     check_zeroshot_data(config, ds)  # zeroshot_pool: likewise
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)

@@ -238,7 +238,7 @@ def _build(points: np.ndarray, labels: np.ndarray, soft: tuple[np.ndarray, np.nd
     if soft is None or gamma == 0:
         return ClassKDE(points, labels, q, pool, h, a, math.inf)
     return ClassKDE(np.concatenate([points, soft[0]]), np.concatenate([labels, soft[1]]), q, pool, h, a, math.inf,
-                    np.concatenate([np.ones(len(labels)), gamma * soft[2]]))
+                    np.concatenate([np.ones(len(labels)), gamma * soft[2]]), prior_rows=len(labels))
 
 
 def _fused_score(kde: ClassKDE, img: np.ndarray, qx: np.ndarray, qy: np.ndarray, balanced: bool = True) -> float:
@@ -329,11 +329,20 @@ def labelled_calib(ds: GeoDataset) -> tuple[Split, np.ndarray, np.ndarray] | Non
     return (calib, labels, keep) if keep.any() else None
 
 
-def check_kde_data(cfg: KDEConfig, ds: GeoDataset) -> None:
-    """Refuse ``kde.shrink: cv`` on a dataset without a labelled ``calib`` split, before any training.
+def check_kde_data(cfg: KDEConfig, ds: GeoDataset, ratio: float = 1.0) -> None:
+    """Refuse, before any training, ``kde`` settings the data cannot serve.
+
+    ``shrink: cv`` needs a labelled ``calib`` split; ``soft: cv`` and ``class_prior: cv`` score
+    the fused prior on it, so with one they need its image probabilities of the run's ratio.
 
     Raises:
-        ConfigError: one line saying what to do instead.
+        ConfigError: ``shrink: cv`` without a labelled calib split (one line saying what to do).
+        DatasetError: calib without the image probabilities a fused score needs.
     """
-    if cfg.shrink == "cv" and labelled_calib(ds) is None:
+    if not cfg.enabled:
+        return
+    found = labelled_calib(ds)
+    if cfg.shrink == "cv" and found is None:
         raise ConfigError(NO_CALIB)
+    if found is not None and "cv" in (cfg.soft, cfg.class_prior):
+        resolve_probs_key(found[0], "auto", ratio)
