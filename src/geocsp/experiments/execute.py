@@ -31,7 +31,9 @@ from typing import Any
 
 from geocsp.config import from_dict, load_yaml
 from geocsp.data import GeoDataset, load_dataset
+from geocsp.data.dataset import read_manifest
 from geocsp.data.format import MANIFEST
+from geocsp.errors import GeocspError
 from geocsp.experiments.plan import Job
 from geocsp.experiments.provenance import available_cores
 from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain
@@ -123,19 +125,15 @@ _LOADED: dict[str, tuple[tuple[Any, ...], GeoDataset]] = {}
 def _stamps(root: Path) -> tuple[Any, ...]:
     """(name, size, mtime, inode) of the manifest and of every file it names, in manifest order.
 
-    A file that cannot be stat'ed (gone) gives ``None``: the next load reports it.
+    A file that cannot be stat'ed (gone) gives ``None``; an unreadable manifest names no files:
+    the next load reports either in one line.
     """
-    out: list[Any] = []
     names = [MANIFEST]
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-        for entry in (manifest.get("splits") or {}).values():
-            names += [entry.get("table"), entry.get("features"), *(entry.get("probs") or {}).values()]
-    except (OSError, ValueError, AttributeError):
-        pass  # load_dataset reports a missing or malformed manifest
+    with contextlib.suppress(GeocspError):
+        for entry in read_manifest(root)["splits"].values():
+            names += [f for f in (entry["table"], entry.get("features"), *(entry.get("probs") or {}).values()) if f]
+    out: list[Any] = []
     for name in names:
-        if not isinstance(name, str) or not name:
-            continue
         try:
             st = (root / name).stat()
             out.append((name, st.st_size, st.st_mtime_ns, st.st_ino))

@@ -69,7 +69,7 @@ def run_key(identity: dict[str, Any], config: dict[str, Any]) -> str:
     Returns:
         A 10-character hex string.
     """
-    kept = without_added(config, tuple(UNHASHED_KEYS))
+    kept = without_added(config, UNHASHED_KEYS)
     return config_hash({**identity, **kept})
 
 

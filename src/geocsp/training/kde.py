@@ -184,6 +184,8 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
         keep = np.zeros(len(keep), bool)
         keep[sample] = True
     qx, qy = src_x[keep], src_y[keep]
+    # the fused scores (soft: cv, class_prior: cv) read calib's image probabilities of the run's ratio
+    img = _calib_img(calib, ratio, keep) if calib is not None and "cv" in (cfg.soft, cfg.class_prior) else None
     if loo:  # γ brings the image classifier's beliefs into the prior: only a fused score on calib may choose it
         gammas = gammas[:1] if cfg.soft == "cv" else gammas
     scores: dict[str, float] = {}
@@ -193,8 +195,7 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
                               np.flatnonzero(keep) if loo else None, hs, alphas, gammas)
         best = {g: max((k for k in scores if k.endswith(f"/{g:g}")), key=lambda k: scores[k]) for g in gammas}
         chosen = max(scores, key=lambda k: scores[k])
-        if len(gammas) > 1 and calib is not None:  # each γ with its best (h, α); γ by the fused score
-            img = _calib_img(calib, ratio, keep)
+        if len(gammas) > 1 and img is not None:  # each γ with its best (h, α); γ by the fused score
             for g, key in best.items():
                 hk, ak, _ = (float(v) for v in key.split("/"))
                 soft_scores[f"{g:g}"] = _fused_score(_build(points, labels, soft, q, pool, hk, ak, g), img, qx, qy)
@@ -206,8 +207,7 @@ def fit_class_kde(cfg: KDEConfig, ds: GeoDataset, positions: np.ndarray, seed: i
         a, gamma = (alphas[0] if len(alphas) == 1 else 1.0), (gammas[0] if len(gammas) == 1 else 0.0)
     kde = _build(points, labels, soft, q, pool, h, a, gamma)
     prior_scores: dict[str, float] = {}
-    if cfg.class_prior == "cv" and calib is not None and len(qy):  # c by the row-mean fused score on calib
-        img = _calib_img(calib, ratio, keep)
+    if cfg.class_prior == "cv" and img is not None and len(qy):  # c by the row-mean fused score on calib
         for c in CLASS_PRIORS:
             kde.class_prior = c
             prior_scores[f"{c:g}"] = _fused_score(kde, img, qx, qy, balanced=False)

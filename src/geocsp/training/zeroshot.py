@@ -113,7 +113,7 @@ def fit_zeroshot_companion(cfg: FinetuneConfig, ds: GeoDataset, positions: np.nd
     Returns:
         (:class:`Companion`, ``{"weight", "weights_scores", "prototypes": {scale, bias, ...}}``).
     """
-    check_zeroshot_data(cfg, ds)
+    check_zeroshot_calib(cfg, ds)  # init and train features: init_prototype_head checks them
     zs_cfg = dataclasses.replace(cfg, head_init="prototypes", zeroshot_pool=False, freeze_encoder=False,
                                  encoder_lr_scale=1.0, unfreeze_after=0)
     zs = build(zs_cfg, len(ds.classes)).to(device)
@@ -123,7 +123,7 @@ def fit_zeroshot_companion(cfg: FinetuneConfig, ds: GeoDataset, positions: np.nd
     prior = GeoPrior(zs["encoder"], head.weight.detach(), ds.classes, scale=head.scale.detach(),
                      bias=head.bias.detach()).eval()
     found = labelled_calib(ds)
-    assert found is not None  # check_zeroshot_data
+    assert found is not None  # check_zeroshot_calib
     calib, labels, keep = found
     scores = weight_scores(net_logits, prior.logits, np.asarray(calib.lonlat)[keep], labels[keep], device=device)
     best = max(scores, key=lambda w: scores[w])
