@@ -70,6 +70,18 @@ def test_load_and_check_refuse_a_bad_key_in_the_manifest(tmp_path: Path) -> None
     assert len(report.problems) == 1 and report.problems[0].startswith(line)
 
 
+def test_probs_that_are_not_a_mapping_are_one_line(tmp_path: Path) -> None:
+    ds = write_dataset(tmp_path / "ds", {"val": SplitData(_table(), probs={"ratio0.050": _probs(6)})}, CLASSES)
+    manifest = json.loads((ds / "manifest.json").read_text())
+    manifest["splits"]["val"]["probs"] = list(manifest["splits"]["val"]["probs"].values())
+    (ds / "manifest.json").write_text(json.dumps(manifest))
+    line = f"{ds / 'manifest.json'}:splits: split 'val': \"probs\" must map probability keys to file names, got list"
+    with pytest.raises(DatasetError, match="^" + re.escape(line) + "$"):
+        load_dataset(ds)
+    report = check_dataset(ds)
+    assert report.problems == [line]  # one line, not a traceback
+
+
 def test_add_probs_round_trip_and_overwrite(tmp_path: Path) -> None:
     ds = write_dataset(tmp_path / "ds", {"train": SplitData(_table(8)), "val": SplitData(_table())}, CLASSES)
     p = _probs(6)

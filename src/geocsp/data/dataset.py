@@ -192,6 +192,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
     for name, entry in splits.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("table"), str):
             raise err(path, f"split '{name}' needs a \"table\" file name", column="splits")
+        if not isinstance(entry.get("probs") or {}, dict):
+            raise err(path, f"split '{name}': \"probs\" must map probability keys to file names, "
+                            f"got {type(entry['probs']).__name__}", column="splits")
         for f in [entry["table"], entry.get("features"), *(entry.get("probs") or {}).values()]:
             if f is not None and (not isinstance(f, str) or Path(f).name != f):
                 raise err(path, f"split '{name}': {f!r} must be a file name inside the dataset")
