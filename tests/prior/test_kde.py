@@ -15,7 +15,7 @@ from geocsp.coords import great_circle_km
 from geocsp.errors import CheckpointError, ConfigError
 from geocsp.nets import LocationEncoder, LocationEncoderConfig
 from geocsp.prior import GeoPrior
-from geocsp.prior.kde import ClassKDE, KDEConfig, shrink_weights
+from geocsp.prior.kde import EARTH_RADIUS_KM, ClassKDE, KDEConfig, _km, _sums, _xyz, shrink_weights
 
 
 def _direct(query: np.ndarray, pts: np.ndarray, lab: np.ndarray, q: int, pool: np.ndarray, h: float,
@@ -48,6 +48,32 @@ def test_log_ratio_is_the_documented_formula(toy: tuple[np.ndarray, np.ndarray, 
     want = _direct(query.astype(np.float32).astype(np.float64), pts, lab, 4, pool, 900.0, 0.5)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     assert np.all(got[:, 3] == 0.0)  # a class without a labelled row is neutral: sigmoid(0) = 0.5
+
+
+def test_the_in_place_kernels_equal_the_expressions_bit_for_bit() -> None:
+    """``_km`` / ``_sums`` compute in place (one buffer per kernel, optional reused buffers): the
+    results must equal the plain expressions they replaced with ``==``, excluded (inf) pairs,
+    weights and every bandwidth of the grid included."""
+    rng = np.random.default_rng(3)
+    lonlat = lambda n: np.column_stack([rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)])  # noqa: E731
+    q, p, pool = _xyz(lonlat(37)), _xyz(lonlat(211)), _xyz(lonlat(150))
+    d_old = torch.arccos((q @ p.T).clamp_(-1.0, 1.0)) * EARTH_RADIUS_KM
+    dg_old = torch.arccos((q @ pool.T).clamp_(-1.0, 1.0)) * EARTH_RADIUS_KM
+    d, dg = _km(q, p), _km(q, pool)
+    assert torch.equal(d, d_old) and torch.equal(dg, dg_old)
+    d[torch.arange(5), torch.arange(5)] = math.inf  # leave-one-out exclusions
+    labels = torch.as_tensor(rng.integers(0, 7, 211))
+    weights = torch.as_tensor(rng.uniform(0.1, 2.0, 211))
+    work = (torch.empty_like(d), torch.empty_like(dg))
+    for h in (1.0, 25.0, 400.0, 3200.0, 1e5):
+        shift = 0.5 * (dg.min(1, keepdim=True).values / h) ** 2
+        k = torch.exp(shift - 0.5 * (d / h) ** 2)
+        for w in (None, weights):
+            s_old = torch.zeros(37, 7, dtype=torch.float64).index_add_(1, labels, k if w is None else k * w)
+            g_old = torch.exp(shift - 0.5 * (dg / h) ** 2).sum(1) / 150.0
+            for buf in (None, work):
+                s, g = _sums(d, dg, labels, 7, h, 150.0, w, buf)
+                assert torch.equal(s, s_old) and torch.equal(g, g_old), (h, w is None, buf is None)
 
 
 def test_far_from_every_record_stays_finite_and_shrinks_to_the_floor(

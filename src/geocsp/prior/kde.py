@@ -164,22 +164,32 @@ def _xyz(lonlat: np.ndarray | Tensor, device: torch.device | str = "cpu") -> Ten
 
 def _km(q: Tensor, p: Tensor) -> Tensor:
     """(B, 3), (M, 3) unit vectors -> (B, M) great-circle distances in km (float64)."""
-    return torch.arccos((q @ p.T).clamp_(-1.0, 1.0)) * EARTH_RADIUS_KM
+    return (q @ p.T).clamp_(-1.0, 1.0).arccos_().mul_(EARTH_RADIUS_KM)  # in place: one (B, M) allocation
+
+
+def _kernel(d: Tensor, h: float, shift: Tensor, out: Tensor | None = None) -> Tensor:
+    """exp(shift - (d / h)² / 2) for (B, M) distances d and (B, 1) ``shift``, into ``out`` if given.
+
+    The same operations as the expression, each in place (one (B, M) buffer instead of five
+    fresh ones): (-(d/h)² · ½) + shift equals shift - ½ (d/h)² bit for bit.
+    """
+    return torch.div(d, h, out=out).square_().mul_(-0.5).add_(shift).exp_()
 
 
 def _sums(d: Tensor, dg: Tensor, labels: Tensor, q: int, h: float, pool_n: Tensor | float,
-          weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+          weights: Tensor | None = None, work: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Kernel sums S (B, Q) and pool means G (B,), both scaled by the same per-row factor.
 
     Each location's kernel counts times its weight in S. The factor is exp(d_min² / 2h²) with d_min the distance to the nearest pool location, so
-    the nearest term is exp(0) = 1 (no underflow of G); excluded pairs carry d = inf.
+    the nearest term is exp(0) = 1 (no underflow of G); excluded pairs carry d = inf. ``work``:
+    optional buffers shaped like ``d`` and ``dg`` for the kernels (reused over a bandwidth grid).
     """
     dmin = dg.min(1, keepdim=True).values
     shift = 0.5 * (dmin / h) ** 2
     s = torch.zeros(d.shape[0], q, dtype=torch.float64, device=d.device)
-    k = torch.exp(shift - 0.5 * (d / h) ** 2)
-    s.index_add_(1, labels, k if weights is None else k * weights)
-    g = torch.exp(shift - 0.5 * (dg / h) ** 2).sum(1) / pool_n
+    k = _kernel(d, h, shift, None if work is None else work[0])
+    s.index_add_(1, labels, k if weights is None else k.mul_(weights))
+    g = _kernel(dg, h, shift, None if work is None else work[1]).sum(1) / pool_n
     return s, g
 
 

@@ -37,6 +37,7 @@ from geocsp.prior.kde import (
     SOFT_WEIGHTS,
     ClassKDE,
     KDEConfig,
+    _kernel,
     _km,
     _log_ratio,
     _sums,
@@ -287,12 +288,13 @@ def _grid_scores(kde: ClassKDE, soft: tuple[np.ndarray, np.ndarray, np.ndarray] 
             counts[idx, y] -= 1.0
             pool_n -= 1.0
         d_soft = None if sp is None else _km(qxyz, sp[0])
+        work = (torch.empty_like(d), torch.empty_like(dg))  # the kernels' buffers, reused over h
         for h in hs:
-            s, g = _sums(d, dg, kde.labels, kde.num_classes, h, pool_n)
+            s, g = _sums(d, dg, kde.labels, kde.num_classes, h, pool_n, work=work)
             s_soft, n_soft = None, None
             if sp is not None and d_soft is not None:  # the same per-row scale as s (d_min of the pool)
                 dmin = dg.min(1, keepdim=True).values
-                k = torch.exp(0.5 * (dmin / h) ** 2 - 0.5 * (d_soft / h) ** 2) * sp[2]
+                k = _kernel(d_soft, h, 0.5 * (dmin / h) ** 2).mul_(sp[2])
                 s_soft, n_soft = torch.zeros_like(s).index_add_(1, sp[1], k), sp[3]
             for gamma in gammas:
                 s_g = s if s_soft is None or gamma == 0 else s + gamma * s_soft
