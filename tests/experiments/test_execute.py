@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geocsp.experiments.execute import default_jobs, execute, finished_metrics, run_job
+from geocsp.experiments.execute import (
+    default_jobs,
+    execute,
+    finished_metrics,
+    run_job,
+    schedule_order,
+)
 from geocsp.experiments.plan import Job
 
 
@@ -62,6 +68,21 @@ def test_execute_in_a_pool_waits_for_dependencies(tmp_path: Path) -> None:
     assert next(iter(results)) == pre.run_dir  # its dependents were submitted only after it
     assert results == execute([pre, *ft], str(tmp_path))
     assert len(lines) == 4
+
+
+def test_schedule_order_starts_what_others_wait_for_then_the_longest() -> None:
+    def job(name: str, ratio: float | None, epochs: int, deps: tuple[str, ...] = ()) -> Job:
+        kind = "pretrain" if ratio is None else "finetune"
+        return Job(kind, "m", 0, ratio, {"data": {"epochs": epochs}}, name, deps[0] if deps else None, deps)
+
+    short, kde, long_ = job("short", 0.05, 60), job("kde", 1.0, 0), job("long", 1.0, 60)
+    pre_small, pre_big = job("pre1", None, 12), job("pre2", None, 12)
+    after = [job(f"ft{i}", r, 60, ("pre2",)) for i, r in enumerate((0.1, 1.0))]
+    after.append(job("ft-pre1", 0.1, 60, ("pre1",)))
+    order = [j.run_dir for j in schedule_order([short, kde, long_, pre_small, *after, pre_big])]
+    # pre2 has two dependents, pre1 one; then 60 x 1.0, 60 x 0.1 (plan order kept), 60 x 0.05, the KDE (1 x 1.0)
+    assert order == ["pre2", "pre1", "long", "ft1", "ft0", "ft-pre1", "short", "kde"]
+    assert schedule_order([]) == []
 
 
 def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:

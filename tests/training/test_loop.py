@@ -34,11 +34,25 @@ def _spec(run: RunDir, net: torch.nn.Module, opt: torch.optim.Optimizer) -> Loop
 def test_make_optimizer_fuses_on_cuda_only() -> None:
     cfg = OptimConfig(lr=0.01, weight_decay=0.1)
     cpu = make_optimizer(list(_net().parameters()), cfg, torch.device("cpu"))
-    assert cpu.defaults["fused"] is None and cpu.defaults["lr"] == 0.01
+    assert cpu.defaults["fused"] is None and cpu.defaults["foreach"] is True and cpu.defaults["lr"] == 0.01
     assert cpu.defaults["weight_decay"] == 0.1
     # the choice follows the device argument (CPU tensors accept the fused kernel too)
     cuda = make_optimizer(list(_net().parameters()), cfg, torch.device("cuda"))
-    assert cuda.defaults["fused"] is True
+    assert cuda.defaults["fused"] is True and cuda.defaults["foreach"] is None
+
+
+def test_the_cpu_adam_equals_the_per_tensor_adam_bit_for_bit() -> None:
+    """The CPU choice (``foreach``) only groups the per-tensor operations: every earlier CPU
+    run (torch's per-tensor default) is reproduced exactly."""
+    nets = [_net(), _net()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    cfg = OptimConfig(lr=0.01, weight_decay=0.1)
+    opts = [make_optimizer(list(nets[0].parameters()), cfg, torch.device("cpu")),
+            torch.optim.Adam(nets[1].parameters(), lr=0.01, weight_decay=0.1, foreach=False)]
+    for net, opt in zip(nets, opts, strict=True):
+        _steps(net, opt, 5, seed=4)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 @pytest.mark.parametrize(("saved_fused", "resumed_fused"), [(None, True), (True, None)])

@@ -3,8 +3,9 @@
 A job whose run directory already holds ``metrics.json`` and a ``config.yaml`` equal to
 its config (runtime keys aside) is finished and not rerun; an interrupted run resumes (the
 training functions resume from their run directory). With several workers a fine-tuning
-job is submitted once the pre-training run it depends on has finished; results do not
-depend on the scheduling.
+job is submitted once the pre-training run it depends on has finished, one job per free
+worker in :func:`schedule_order` (pre-training first, then the longest runs); results do
+not depend on the scheduling.
 
 SIGINT and SIGTERM (:func:`interruptible`): the parent kills its worker processes (which
 ignore SIGINT, so Ctrl-C reaches the parent only, and die with the parent on Linux) and
@@ -225,16 +226,37 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
             p.join(timeout=5)
 
 
+def schedule_order(jobs: Sequence[Job]) -> list[Job]:
+    """``jobs`` in the order a pool should start them when several are ready.
+
+    Jobs that others wait for first (most dependents first), then the longest first by a
+    work estimate (epochs × label ratio; a run without epochs, e.g. a class KDE, counts as
+    one epoch), so that the last runs to finish are the short ones and no worker idles long
+    at the end. Stable: equal keys keep the plan's order. Results do not depend on it.
+    """
+    dependents = {j.run_dir: 0 for j in jobs}
+    for j in jobs:
+        for d in j.deps:
+            if d in dependents:
+                dependents[d] += 1
+
+    def work(j: Job) -> float:
+        epochs = (j.config.get("data") or {}).get("epochs") or 0
+        return max(float(epochs), 1.0) * (1.0 if j.ratio is None else float(j.ratio))
+
+    return sorted(jobs, key=lambda j: (-dependents[j.run_dir], -work(j)))
+
+
 def _run_pool(jobs: Sequence[Job], data: str, jobs_n: int, threads: int,
               note: Callable[[Job, dict[str, Any]], None], results: dict[str, dict[str, Any]]) -> None:
-    pending = list(jobs)
+    pending = schedule_order(jobs)
     pool = ProcessPoolExecutor(jobs_n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
     with interruptible() as caught:
         try:
             running: dict[Future[dict[str, Any]], Job] = {}
             while pending or running:
                 ready = [j for j in pending if all(d in results for d in j.deps)]
-                for j in ready:
+                for j in ready[: max(0, jobs_n - len(running))]:  # one per free worker: the order holds
                     pending.remove(j)
                     running[pool.submit(run_job, j, data, threads)] = j
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)

