@@ -7,6 +7,7 @@ once first). Prints per-variant median (min-max) wall seconds, the per-round rat
 checks that both variants wrote the same tables (results.md); writes JSON with ``--json``.
 
     python benchmarks/demo_ab.py --before HEAD~1 [--rounds 3] [--quick] [--json FILE]
+    python benchmarks/demo_ab.py --before HEAD~1 --cli "bench paper --methods kde --seeds 3"
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -24,9 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(src: Path, out: Path, quick: bool) -> tuple[float, str]:
+def _run(src: Path, out: Path, quick: bool, cli: str) -> tuple[float, str]:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "geocsp", "demo", "--no-figures", "--out", str(out), *(["--quick"] if quick else [])]
+    cmd = [sys.executable, "-m", "geocsp", *shlex.split(cli), "--no-figures", "--out", str(out),
+           *(["--quick"] if quick else [])]
     t = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t
@@ -40,6 +43,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cli", default="demo",
+                    help="the geocsp command to time (default demo), e.g. 'bench paper --methods kde --seeds 3'")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "before"
@@ -52,7 +57,7 @@ def main() -> None:
             for r in range(args.rounds):
                 order = list(variants) if r % 2 == 0 else list(reversed(variants))
                 for name in order:
-                    wall, table = _run(variants[name], Path(tmp) / f"{name}-{r}", args.quick)
+                    wall, table = _run(variants[name], Path(tmp) / f"{name}-{r}", args.quick, args.cli)
                     walls[name].append(wall)
                     tables[name].add(table)
                     print(f"round {r} {name}: {wall:.1f} s", flush=True)
@@ -64,9 +69,9 @@ def main() -> None:
         print(f"| {name} | {statistics.median(w):.1f} ({min(w):.1f}-{max(w):.1f}) |")
     print(f"after / before per round: median {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
     same = tables["before"] == tables["after"] and len(tables["after"]) == 1
-    print(f"same Table 1 in every run: {same}")
+    print(f"same tables in every run: {same}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"before": args.before, "quick": args.quick, "walls": walls,
+        args.json.write_text(json.dumps({"before": args.before, "cli": args.cli, "quick": args.quick, "walls": walls,
                                          "ratios": ratios, "same_table": same}, indent=1))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Performance on one NVIDIA GPU (H100/H200): items 1-5 of benchmarks/run.py, stacked runs, the bf16 check.
+# Performance on one NVIDIA GPU (H100/H200): items 1-5 of benchmarks/run.py, stacked runs, CUDA graphs, the bf16 check.
 # Needs torch with CUDA and geocsp importable (pip install -e . or PYTHONPATH=src); no network.
 #   bash benchmarks/gpu.sh                # tables on stdout; JSON in $RESULTS (benchmarks/results)
 #   RESULTS=$OUT BUDGET_S=480 bash benchmarks/gpu.sh
@@ -33,6 +33,9 @@ step "fp32 items 1,2,3,5" 180 python benchmarks/run.py --device cuda --precision
 # issue 19 item 2: would training R runs as one stacked step pay here? (on the 2-core CPU it does not)
 step "stacked runs" 90 python benchmarks/stacked_step.py --device cuda --replicas 2,3,5,10 \
     --json "$RESULTS/stacked-step-cuda.json"
+# issue 19 item 3: CUDA graphs for the launch-bound small steps (torch.compile mode reduce-overhead)
+step "reduce-overhead items 1,2" 240 python benchmarks/run.py --device cuda --precision bf16 --items 1,2 \
+    --compile reduce-overhead --out "$RESULTS/perf-cuda-reduce-overhead.json"
 # numerical faithfulness: bf16 fused top-1 within 0.5 points of float32 on the small world
 step "bf16 fidelity" 180 python benchmarks/perf/precision.py --device cuda --out "$RESULTS/bf16-fidelity-cuda.json"
 # item 4: the whole protocol at inat-scale (world generated when missing)

@@ -1,7 +1,7 @@
 """Performance benchmark of issue 6 at the iNat2018 shapes: one command, a table and JSON.
 
     python benchmarks/run.py [--quick] [--device cpu|cuda] [--items 1,2,3,4,5]
-                             [--precision fp32|bf16] [--threads N] [--compile]
+                             [--precision fp32|bf16] [--threads N] [--compile [MODE]]
                              [--world DIR] [--pre-epochs N] [--ft-epochs N]
 
 Items: (1) pre-training step throughput, CSP-MC-BLD at batch 1024 and 4096; (2) fine-tuning
@@ -175,7 +175,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                     help="default: bf16 on CUDA, fp32 on CPU")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the encoder and W")
+    ap.add_argument("--compile", nargs="?", const="true", default="false",
+                    choices=("false", "true", "reduce-overhead", "max-autotune"),
+                    help="torch.compile the encoder and W (a bare --compile: torch's default mode; "
+                         "reduce-overhead: CUDA graphs)")
     ap.add_argument("--world", default=None, help="an existing inat-scale world directory")
     ap.add_argument("--pre-epochs", type=int, default=None,
                     help="item 4 pre-training epochs (default 30 on CUDA; 3 on CPU, extrapolated to 30)")

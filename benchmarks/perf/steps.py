@@ -47,11 +47,12 @@ def synthetic_split(rows: int, feature_dim: int, num_classes: int, seed: int = 0
     return FakeSplit("train", np.stack([lon, lat], 1), labels, feats)
 
 
-def configs(device: str, precision: str, compile_: bool, batch: int) -> tuple[Any, Any]:
+def configs(device: str, precision: str, compile_: bool | str, batch: int) -> tuple[Any, Any]:
     """The ``paper-inat2018`` pre-train and fine-tune configs with these run settings."""
     from geocsp.training import FinetuneConfig, PretrainConfig, resolve_config
 
-    sets = [f"device={device}", f"precision={precision}", f"compile={str(compile_).lower()}",
+    mode = str(compile_).lower() if isinstance(compile_, bool) else compile_  # true / false / a torch.compile mode
+    sets = [f"device={device}", f"precision={precision}", f"compile={mode}",
             "quiet=true", f"data.batch_size={batch}"]
     pre = resolve_config(PretrainConfig, stage="pretrain", preset="paper-inat2018", overrides=sets)
     ft = resolve_config(FinetuneConfig, stage="finetune", preset="paper-inat2018", overrides=sets)
@@ -96,7 +97,7 @@ def _train_step(opt: Any, step: Callable[..., Any], idx: torch.Tensor, gen: torc
 
 
 def pretrain_stepper(split: FakeSplit, batch: int, device: torch.device, precision: str,
-                     compile_: bool) -> Callable[[], Any]:
+                     compile_: bool | str) -> Callable[[], Any]:
     """One CSP-MC-BLD optimisation step at the paper-inat2018 settings per call."""
     from geocsp.data.samplers import create_location_sampler
     from geocsp.training.data import TrainRows
@@ -111,7 +112,7 @@ def pretrain_stepper(split: FakeSplit, batch: int, device: torch.device, precisi
 
 
 def finetune_stepper(split: FakeSplit, num_classes: int, batch: int, device: torch.device,
-                     precision: str, compile_: bool) -> Callable[[], Any]:
+                     precision: str, compile_: bool | str) -> Callable[[], Any]:
     """One full-loss fine-tuning step (Q classes, background locations) per call."""
     from geocsp.data.samplers import create_location_sampler
     from geocsp.objectives import create_finetune_loss

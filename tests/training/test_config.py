@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 import yaml
 
-from geocsp.config import dump_yaml, from_dict
+from geocsp.config import dump_yaml, from_dict, load_yaml
 from geocsp.errors import ConfigError
 from geocsp.training import (
     EvaluateConfig,
@@ -60,6 +62,7 @@ def test_config_file_with_stage_sections(tmp_path: Path) -> None:
         (["ratio=0"], r"ratio must be in \(0, 1\]"),
         (["ratio=1.5"], r"ratio must be in \(0, 1\]"),
         (["precision=fp16"], "precision"),
+        (["compile=fast"], "compile"),
         (["data.sampler=random"], "data.sampler"),
         (["optim.lr=-1"], "optim.lr must be a finite number > 0"),
         (["data.batch_size=0"], "data.batch_size"),
@@ -70,6 +73,32 @@ def test_invalid_values_are_one_line_config_errors(overrides: list[str], match: 
     with pytest.raises(ConfigError, match=match) as info:
         resolve_config(FinetuneConfig, stage="finetune", overrides=overrides)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("cls", [PretrainConfig, FinetuneConfig])
+def test_compile_takes_a_bool_or_a_torch_compile_mode(cls: type, tmp_path: Path) -> None:
+    stage = "pretrain" if cls is PretrainConfig else "finetune"
+    for value, expected in [("true", True), ("off", False), ("reduce-overhead", "reduce-overhead"),
+                            ("max-autotune", "max-autotune")]:
+        cfg = resolve_config(cls, stage=stage, overrides=[f"compile={value}"])
+        assert cfg.compile == expected
+        f = tmp_path / "c.yaml"
+        f.write_text(dump_yaml(cfg))
+        assert from_dict(cls, load_yaml(f)).compile == expected  # round-trips through YAML
+    with pytest.raises(ConfigError, match="compile must be true, false or one of"):
+        cls(compile="default")
+
+
+def test_maybe_compile_passes_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from geocsp.training.loop import maybe_compile
+
+    calls: list[Any] = []
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None: calls.append(mode) or module)
+    net = torch.nn.Linear(2, 2)
+    assert maybe_compile(net, False) is net and calls == []
+    maybe_compile(net, True)
+    maybe_compile(net, "reduce-overhead")
+    assert calls == [None, "reduce-overhead"]
 
 
 def test_evaluate_config_beta() -> None:

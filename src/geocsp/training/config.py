@@ -24,6 +24,8 @@ from geocsp.prior.kde import KDEConfig
 from geocsp.training.candidates import SelectConfig
 
 PRECISIONS = ("fp32", "bf16")
+COMPILE_MODES = ("reduce-overhead", "max-autotune")
+"""``compile`` values besides true / false: ``torch.compile`` modes."""
 EARLY_STOP = ("off", "fused", "location")
 """``FinetuneConfig.early_stop`` values: off, or the calib criterion (docs/training.md)."""
 FUSION_CRITERIA = ("top1", "nll")
@@ -148,6 +150,8 @@ class DataConfig:
 def _check_runtime(owner: str, cfg: Any) -> None:
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"{owner}.precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
+    if not isinstance(cfg.compile, bool) and cfg.compile not in COMPILE_MODES:
+        raise ConfigError(f"{owner}.compile must be true, false or one of {list(COMPILE_MODES)}, got {cfg.compile!r}")
     if not isinstance(cfg.device, str) or not cfg.device:
         raise ConfigError(f"{owner}.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg.device!r}")
     _positive(owner, checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints)
@@ -171,7 +175,9 @@ class PretrainConfig:
         seed: seeds parameters, epoch order, dropout and negatives (per epoch).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``fp32`` or ``bf16`` (autocast; master weights stay float32).
-        compile: wrap the location encoder and W in ``torch.compile``.
+        compile: wrap the location encoder and W in ``torch.compile``: ``true`` (torch's default
+            mode), ``reduce-overhead`` (CUDA graphs: for small steps whose time is kernel
+            launches, on a GPU) or ``max-autotune``; ``false`` (default) runs eagerly.
         checkpoint_every: write a checkpoint every this many epochs (and after the last).
         keep_checkpoints: how many most recent checkpoints to keep.
         eval_every: every this many epochs log the objective on the ``val`` split (0 = never).
@@ -186,7 +192,7 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
-    compile: bool = False
+    compile: bool | Literal["reduce-overhead", "max-autotune"] = False
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     eval_every: int = 0
@@ -291,7 +297,7 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
-    compile: bool = False
+    compile: bool | Literal["reduce-overhead", "max-autotune"] = False
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     eval_every: int = 0

@@ -130,7 +130,7 @@ def check_init_architecture(cfg: FinetuneConfig, saved_model: dict[str, Any]) ->
 
 
 def make_step(model: nn.ModuleDict, rows: TrainRows, loss: nn.Module, sampler: Any,
-              compile_: bool, info: DistInfo | None = None,
+              compile_: bool | str, info: DistInfo | None = None,
               soft: SoftRows | None = None) -> Callable[[Tensor, torch.Generator], Any]:
     """Per-batch loss: one encoder pass over [x; background; soft rows] (dropout on), logits via T.
 

@@ -80,9 +80,11 @@ def make_optimizer(params: list[nn.Parameter] | list[dict[str, Any]], optim: Opt
     return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay, fused=fused, foreach=foreach)
 
 
-def maybe_compile(module: nn.Module, enabled: bool) -> Callable[..., Tensor]:
-    """``torch.compile(module)`` when ``enabled``, else the module itself."""
-    return torch.compile(module) if enabled else module
+def maybe_compile(module: nn.Module, enabled: bool | str) -> Callable[..., Tensor]:
+    """``torch.compile(module)`` when ``enabled`` (a string: that ``mode``), else the module itself."""
+    if not enabled:
+        return module
+    return torch.compile(module, mode=enabled if isinstance(enabled, str) else None)
 
 
 class EpochHook(Protocol):

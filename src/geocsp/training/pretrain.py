@@ -77,7 +77,7 @@ def pretrain_rows(cfg: PretrainConfig, ds: GeoDataset, device: torch.device) -> 
     return TrainRows([ds.split(n) for n in names], device, need_features=True, need_labels=balanced)
 
 
-def make_step(model: nn.ModuleDict, rows: TrainRows, sampler: Any, compile_: bool,
+def make_step(model: nn.ModuleDict, rows: TrainRows, sampler: Any, compile_: bool | str,
               info: DistInfo | None = None) -> Callable[[Tensor, torch.Generator], Any]:
     """The per-batch loss closure: gather pairs, draw C negatives per row, run the objective.
 
