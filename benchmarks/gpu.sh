@@ -33,11 +33,11 @@ step "fp32 items 1,2,3,5" 180 python benchmarks/run.py --device cuda --precision
 # issue 19 item 2: would training R runs as one stacked step pay here? (on the 2-core CPU it does not)
 step "stacked runs" 90 python benchmarks/stacked_step.py --device cuda --replicas 2,3,5,10 \
     --json "$RESULTS/stacked-step-cuda.json"
+# numerical faithfulness: bf16 fused top-1 within 0.5 points of float32 on the small world
+step "bf16 fidelity" 180 python benchmarks/perf/precision.py --device cuda --out "$RESULTS/bf16-fidelity-cuda.json"
 # issue 19 item 3: CUDA graphs for the launch-bound small steps (torch.compile mode reduce-overhead)
 step "reduce-overhead items 1,2" 240 python benchmarks/run.py --device cuda --precision bf16 --items 1,2 \
     --compile reduce-overhead --out "$RESULTS/perf-cuda-reduce-overhead.json"
-# numerical faithfulness: bf16 fused top-1 within 0.5 points of float32 on the small world
-step "bf16 fidelity" 180 python benchmarks/perf/precision.py --device cuda --out "$RESULTS/bf16-fidelity-cuda.json"
 # item 4: the whole protocol at inat-scale (world generated when missing)
 step "bf16 item 4" 3000 python benchmarks/run.py --device cuda --precision bf16 --items 4 \
     --out "$RESULTS/perf-cuda-protocol.json"

@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             print(json.dumps(rows[-1]), flush=True)
     if 4 in items:
         rows += item_protocol(a)
-    env = {**measure.environment(dev), "precision": a.precision, "compile": a.compile,
+    compiled = {"false": False, "true": True}.get(a.compile, a.compile)  # as earlier JSON files: a bool, or the mode
+    env = {**measure.environment(dev), "precision": a.precision, "compile": compiled,
            "quick": a.quick, "argv": sys.argv[1:]}
     print_table(rows, env)
     out = Path(a.out) if a.out else HERE / "results" / f"perf-{dev.type}.json"

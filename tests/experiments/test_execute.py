@@ -85,6 +85,13 @@ def test_schedule_order_starts_what_others_wait_for_then_the_longest() -> None:
     assert schedule_order([]) == []
 
 
+def test_a_dependency_outside_the_jobs_is_refused_not_waited_for(tmp_path: Path) -> None:
+    ft = _finished_job(tmp_path, "ft", deps=(str(tmp_path / "never-planned"),))
+    for n in (1, 2):
+        with pytest.raises(ValueError, match=r"not among the jobs, e\.g\. .*never-planned"):
+            execute([ft], str(tmp_path), jobs_n=n)
+
+
 def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_jobs("cuda") == (1, 0) and default_jobs("cuda:1") == (1, 0)
     monkeypatch.setattr("geocsp.experiments.execute.available_cores", lambda: 2)

@@ -292,7 +292,12 @@ def execute(jobs: Sequence[Job], data: str, jobs_n: int = 1, threads: int = 0,
 
     Raises:
         Interrupted: on SIGINT or SIGTERM (the workers are killed first).
+        ValueError: a job depends on a run that is not among ``jobs`` (it would wait forever).
     """
+    planned = {j.run_dir for j in jobs}
+    orphans = sorted({d for j in jobs for d in j.deps} - planned)
+    if orphans:
+        raise ValueError(f"{len(orphans)} dependency run(s) not among the jobs, e.g. {orphans[0]}")
     say = progress or (lambda _msg: None)
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
