@@ -130,3 +130,33 @@ def _degrees_csv(tmp_path: Path) -> Path:
     p = tmp_path / "deg.csv"
     pd.DataFrame({"lon": LONLAT[:, 0], "lat": LONLAT[:, 1]}).to_csv(p, index=False)
     return p
+
+
+@pytest.mark.parametrize(("name", "sep"), [("semi.csv", ";"), ("tab.tsv", "\t"), ("tab.txt", "\t")])
+def test_semicolon_and_tab_tables_on_every_points_command(prior_dir: Path, tmp_path: Path, name: str,
+                                                          sep: str) -> None:
+    """docs/dataset.md "Tables of points": `,` `;` or tab, found from the header, for import-table,
+    embed and predict alike (GeoLifeCLEF's tables are `;`-separated)."""
+    p = tmp_path / name
+    pd.DataFrame({"species": list("aba"), "lon": LONLAT[:, 0], "lat": LONLAT[:, 1]}).to_csv(p, sep=sep, index=False)
+    assert run("data", "import-table", p, "--label-col", "species", "--out", tmp_path / "ds").exit_code == 0
+    np.testing.assert_allclose(load_dataset(tmp_path / "ds").split("train").lonlat, LONLAT, atol=1e-12)
+    res = run("embed", prior_dir, p, "--out", tmp_path / "e.npy", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), embed(prior_dir, LONLAT), rtol=1e-5, atol=1e-6)
+    res = run("predict", prior_dir, p, "--out", tmp_path / "p.csv", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 3
+
+
+def test_a_truncated_or_non_utf8_csv_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "cut.csv").write_bytes(b"species,lon,lat,n\na,144.9,-37.8,1\nb,145.5,-36")  # copy cut mid-row
+    one_error(run("data", "import-table", tmp_path / "cut.csv", "--label-col", "species", "--out", tmp_path / "a"),
+              "cut.csv: line 3 has 3 of 4 fields and no final newline; the file looks truncated")
+    (tmp_path / "l1.csv").write_bytes("species,lon,lat\nété,144.9,-37.8\n".encode("latin-1"))
+    one_error(run("data", "import-table", tmp_path / "l1.csv", "--label-col", "species", "--out", tmp_path / "b"),
+              "l1.csv: not UTF-8 text; expected a UTF-8 csv file (re-encode it")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # complete rows without a final newline are fine
+    (tmp_path / "ok.csv").write_bytes(b"species,lon,lat\na,144.9,-37.8\nb,145.5,-36.9")
+    assert run("data", "import-table", tmp_path / "ok.csv", "--label-col", "species", "--out", tmp_path / "c").exit_code == 0

@@ -17,6 +17,7 @@ line naming the file, the feature (or row) and the geometry type.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from collections import Counter
@@ -157,9 +158,14 @@ def read_table_file(path: Path, kind: str, *, sep: str | None, text_columns: Map
         head = pd.read_csv(path, sep=delimiter, header=None, nrows=1, dtype=str, keep_default_na=False)
         refuse_duplicates(path, head.iloc[0].tolist())
         dtype = None if text_columns is None else dict(text_columns)
-        return pd.read_csv(path, sep=delimiter, keep_default_na=False, na_values=[""], dtype=dtype)
+        table = pd.read_csv(path, sep=delimiter, keep_default_na=False, na_values=[""], dtype=dtype)
+        _refuse_truncated(path, delimiter, head.shape[1], len(table))
+        return table
     except GeocspError:
         raise
+    except UnicodeDecodeError:
+        raise err(path, f"not UTF-8 text; expected a UTF-8 {kind} file (re-encode it, e.g. "
+                        f"iconv -f latin1 -t utf-8 {path.name} > utf8.csv)") from None
     except Exception as e:  # pyarrow/pandas/gzip/json raise many types for corrupt input
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise err(path, f"unreadable {kind} table ({type(e).__name__}: {first[:120]})") from None
@@ -178,6 +184,26 @@ def refuse_duplicates(path: Path, header: list[Any]) -> None:
     name, count = next(((n, c) for n, c in Counter(map(str, header)).items() if c > 1 and n), (None, 0))
     if name is not None:
         raise err(path, f"column {name!r} appears {count} times; expected unique column names")
+
+
+def _refuse_truncated(path: Path, delimiter: str, fields: int, rows: int) -> None:
+    """Refuse a CSV cut off inside its last row (no final newline and fewer fields than the header).
+
+    pandas fills a short row with missing cells; a short *last* row without its newline is
+    what an interrupted copy or download leaves, so it is refused instead of imported.
+    """
+    if rows == 0 or path.name.lower().endswith(".gz"):
+        return
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 65536))
+        tail = f.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+    got = len(next(csv.reader([last], delimiter=delimiter), []))
+    if got < fields:
+        raise err(path, f"line {rows + 1} has {got} of {fields} fields and no final newline; "
+                        f"the file looks truncated")
 
 
 def _sniff_separator(path: Path) -> str:

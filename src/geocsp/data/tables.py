@@ -260,7 +260,7 @@ def read_points(
     """
     p = Path(path)
     geometry_crs, column_crs = point_crs(p, lon_col, lat_col, crs) if p.is_file() else (None, crs)
-    raw = open_table(p, crs=geometry_crs)
+    raw = open_table(p, sep=None, crs=geometry_crs)  # `,` `;` or tab, as the header shows
     table = rename_columns(raw, p, {lon_col: ("lon", "--lon-col"), lat_col: ("lat", "--lat-col")})
     lonlat = table_lonlat(table, str(p), wrap=wrap, crs=column_crs)
     table["lon"], table["lat"] = lonlat[:, 0], lonlat[:, 1]

@@ -68,7 +68,7 @@ def read_table(
     """
     p = Path(path)
     geometry_crs, column_crs = point_crs(p, lon_col, lat_col, crs) if p.is_file() else (None, crs)
-    raw = open_table(p, crs=geometry_crs)
+    raw = open_table(p, sep=None, crs=geometry_crs)  # `,` `;` or tab, as the header shows
     named = {lon_col: ("lon", "--lon-col"), lat_col: ("lat", "--lat-col")}
     for col, new, opt in ((label_col, "label", "--label-col"), (date_col, "date", "--date-col"), (image_col, "image", "--image-col")):
         if col is not None:
