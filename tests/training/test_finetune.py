@@ -11,7 +11,7 @@ import torch
 
 import geocsp.training.loop as loop
 from geocsp.data.splits import stratified_subset
-from geocsp.errors import CheckpointError
+from geocsp.errors import CheckpointError, DatasetError
 from geocsp.nets import LocationEncoder
 from geocsp.prior import GeoPrior
 from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain, resolve_config
@@ -115,3 +115,13 @@ def test_model_fields_with_init_must_match_the_checkpoint(dataset, tiny, pre_run
     # the same values as the checkpoint (tiny sets them for pre-training too) are fine
     model = build_finetune_model(_ft(tiny, f"init={pre_run}", "model.network=FFN"), len(dataset.classes))
     assert model["encoder"].dim == 32
+
+
+def test_missing_val_probabilities_are_refused_before_training(dataset, tiny, tmp_path: Path) -> None:
+    """The final evaluation needs val's probabilities of the run's ratio: without them the run
+    is refused before anything is trained or written (it used to train, then fail, then leave
+    a run that could not be evaluated)."""
+    assert "ratio0.300" not in dataset.split("val").prob_keys
+    with pytest.raises(DatasetError, match=r"split 'val' has no probabilities 'ratio0\.300'.*geocsp evaluate --probs-key"):
+        finetune(_ft(tiny, "ratio=0.3", "data.epochs=1"), dataset, tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()

@@ -128,8 +128,9 @@ def test_resolve_probs_key_rule() -> None:
     assert resolve_probs_key(s, "default", 0.05) == "default"
     with pytest.raises(DatasetError, match=r"^split 'val' has no probabilities 'ratio0.100' for label ratio 0.1 "
                                            r"\(stored: default, ratio0.050\); store the few-shot classifier's "
-                                           r"probabilities under 'ratio0.100' \(geocsp data add-probs\), or pass "
-                                           r"probs_key=default to score with the full-label classifier$"):
+                                           r"probabilities under 'ratio0.100' \(geocsp data add-probs\), or score "
+                                           r"with the full-label classifier: geocsp evaluate --probs-key default "
+                                           r"\(probs_key='default' in Python\)$"):
         resolve_probs_key(s, "auto", 0.1)
     with pytest.raises(DatasetError, match=r"^split 'val' has no probabilities 'ratio0.05' \(stored: default, "
                                            r"ratio0.050\); did you mean 'ratio0.050'\?; pass one of the stored keys$"):

@@ -50,7 +50,13 @@ from geocsp.training.config import EvaluateConfig, FinetuneConfig
 from geocsp.training.data import TrainRows, as_dataset, epoch_sampler
 from geocsp.training.distill import SoftRows, run_soft_rows
 from geocsp.training.earlystop import CalibSelector, calib_scorer
-from geocsp.training.evaluate import FusionSource, calib_split, evaluate_split, fusion_source
+from geocsp.training.evaluate import (
+    FusionSource,
+    calib_split,
+    eval_probs_key,
+    evaluate_split,
+    fusion_source,
+)
 from geocsp.training.kde import check_kde_data, fit_class_kde
 from geocsp.training.loop import (
     LoopSpec,
@@ -214,6 +220,7 @@ def finetune(config: FinetuneConfig, data: GeoDataset | str | Path, run_dir: str
     selector = _selector(model, ds, config)  # early_stop: refuses a dataset without calib before any work
     check_kde_data(config.kde, ds, config.ratio)  # kde.shrink=cv, a fused score's calib probabilities
     check_zeroshot_data(config, ds)  # zeroshot_pool: likewise
+    _check_val_probs(ds, config)  # the final evaluation's image probabilities, before any training
     loss = create_finetune_loss(config.loss.name, **config.loss.args).to(device)
     sampler = create_location_sampler(config.data.negatives.name, **config.data.negatives.args)
     run = RunDir(run_dir, rank)
@@ -305,6 +312,19 @@ def _selector(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> Cali
 
 class _ValEval(Protocol):
     def __call__(self, epoch: int, source: FusionSource | None = None) -> dict[str, Any]: ...
+
+
+def _check_val_probs(ds: GeoDataset, cfg: FinetuneConfig) -> None:
+    """Refuse a ``val`` split without the run ratio's image probabilities, before any work.
+
+    The final evaluation would fail after training. Checked before the run directory is
+    touched, from the stored key names only: no val row is looked at before the end.
+
+    Raises:
+        DatasetError: as :func:`~geocsp.training.inference.resolve_probs_key`.
+    """
+    if "val" in ds:
+        eval_probs_key(ds.split("val"), _eval_config(cfg), cfg.ratio)
 
 
 def _val_eval(model: nn.ModuleDict, ds: GeoDataset, cfg: FinetuneConfig) -> _ValEval | None:

@@ -123,8 +123,8 @@ def resolve_probs_key(split: Split, key: str, ratio: float | None) -> str:
     if want in stored:
         return want
     fix = ("store the full-label classifier's probabilities under 'default'" if want == DEFAULT_PROBS else
-           f"store the few-shot classifier's probabilities under '{want}' (geocsp data add-probs), or pass "
-           f"probs_key=default to score with the full-label classifier")
+           f"store the few-shot classifier's probabilities under '{want}' (geocsp data add-probs), or score "
+           f"with the full-label classifier: geocsp evaluate --probs-key default (probs_key='default' in Python)")
     raise DatasetError(f"split '{split.name}' has no probabilities '{want}' for label ratio "
                        f"{1.0 if ratio is None else ratio} (stored: {', '.join(stored) or 'none'}); {fix}")
 
