@@ -83,7 +83,17 @@ def test_a_method_that_needs_calib_is_refused_before_any_run(plain: Path, tmp_pa
     assert res.exit_code == 2 and "labelled 'calib' split" in res.output and "Traceback" not in res.output
     errors = [line for line in res.output.splitlines() if "error" in line]
     assert len(errors) == 1 and "labelled 'calib' split" in errors[0]  # one line (after the run's header)
-    assert not (tmp_path / "o" / "runs").exists()  # refused before the pre-training runs
+    assert not (tmp_path / "o").exists()  # refused before the pre-training runs; the folder it made is gone
+
+
+def test_a_dataset_without_val_is_refused_saying_so(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("species,lon,lat\na,10.5,20.1\nb,11,21\na,10.6,20.2\n")
+    assert CliRunner().invoke(cli, ["data", "import-table", str(tmp_path / "p.csv"), "--label-col", "species",
+                                    "--out", str(tmp_path / "ds")]).exit_code == 0
+    res = CliRunner().invoke(cli, ["bench", "paper", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "no 'val' split (splits: train); the protocol scores on val" in res.output
+    assert not (tmp_path / "o").exists()  # nothing left behind
 
 
 def _bench(args: list[str]) -> tuple[list[dict], str]:

@@ -6,6 +6,7 @@ Also holds the options and the runner shared with ``geocsp bench paper``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ from geocsp.demo.compare import format_comparisons
 from geocsp.demo.report import format_table
 from geocsp.demo.run import run_table
 from geocsp.demo.tables import TABLE_GAIN, methods_by_name, settings_for
-from geocsp.errors import ConfigError
+from geocsp.errors import ConfigError, GeocspError
 from geocsp.experiments.execute import Interrupted, interruptible
 
 
@@ -102,13 +103,30 @@ def run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: 
     ``geocsp: interrupted (SIGTERM); rerun the same command to resume``, and exit status 130
     (SIGINT) or 143 (SIGTERM); rerunning resumes.
     """
+    created = not Path(out).exists()
     try:
         with interruptible():
             _run_and_print(table, out, quick, preset, seeds, ratios, world, device, jobs, runs, no_figures,
                            data, methods, crossfit)
+    except GeocspError:
+        if created:
+            _remove_unused(Path(out))
+        raise
     except Interrupted as e:
         click.echo(f"geocsp: {e}", err=True)
         click.get_current_context().exit(e.exit_code)
+
+
+def _remove_unused(out: Path) -> None:
+    """Remove ``out`` when a refused command created it and left only its derived preset there.
+
+    A refusal (bad ratio, missing probabilities...) comes before any run; the folder and its
+    ``preset-auto.yaml`` are then all the command wrote. A folder holding anything else stays.
+    """
+    if not out.is_dir() or any(p.name != "preset-auto.yaml" for p in out.iterdir()):
+        return
+    (out / "preset-auto.yaml").unlink(missing_ok=True)
+    out.rmdir()
 
 
 def _run_and_print(table: int, out: str, quick: bool, preset: str | None, seeds: int | None,

@@ -89,11 +89,16 @@ def auto_preset(ds: GeoDataset) -> dict[str, Any]:
     counts = np.bincount(labels[labels >= 0], minlength=len(ds.classes))
     if counts.sum() == 0:
         raise DatasetError(f"{ds.root}: split 'train' has no labelled rows; the protocol needs them")
-    val_keys = ds.split("val").prob_keys if "val" in ds else []
+    if "val" not in ds:
+        raise DatasetError(f"{ds.root}: no 'val' split (splits: {', '.join(ds.split_names)}); the protocol "
+                           f"scores on val: import one with --split-col or make one with geocsp data split "
+                           f"(docs/protocol.md)")
+    val_keys = ds.split("val").prob_keys
     ratios = protocol_ratios(val_keys)
     if not ratios:
-        raise DatasetError(f"{ds.root}: split 'val' has no image probabilities 'ratio<λ>' or 'default' "
-                           f"(stored: {val_keys}); add them (docs/protocol.md)")
+        raise DatasetError(f"{ds.root}: split 'val' has no image probabilities 'default' or 'ratioX.XXX' "
+                           f"(e.g. ratio0.100; stored: {', '.join(val_keys) or 'none'}); add them with geocsp "
+                           f"data add-probs (docs/protocol.md)")
     present = counts[counts > 0]
     n_min = int(np.maximum(1, np.rint(ratios[0] * present)).sum())  # rows of the smallest λ subset
     per_epoch = int(np.minimum(present, MAX_PER_CLASS).sum())
