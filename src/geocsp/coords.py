@@ -118,7 +118,7 @@ def validate_lonlat(
             idx = np.flatnonzero(lon_bad)
             raise CoordinateError(
                 f"{source}: longitude outside [-180, 180] in row(s) {_rows(idx)} "
-                f"(e.g. {lon[idx[0]]:g}); pass wrap=True (--wrap-lon) to wrap them"
+                f"(e.g. {lon[idx[0]]:g}); to wrap them pass --wrap-lon (wrap=True in Python)"
             )
     return arr
 

@@ -52,6 +52,13 @@ def test_load_errors(tmp_path: Path) -> None:
     (tmp_path / "b.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(DatasetError, match=re.escape("b.npy: unreadable .npy array")):
         load_npy(tmp_path / "b.npy")
+    # a text file, or an object array: numpy's advice to unpickle is not passed on
+    for name, write in (("t.npy", lambda p: p.write_text("1,2,3\n")),
+                        ("o.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object)))):
+        write(tmp_path / name)
+        with pytest.raises(DatasetError, match=re.escape(f"{name}: not a numeric .npy array")) as info:
+            load_npy(tmp_path / name)
+        assert "pickle" not in str(info.value)
     with pytest.raises(DatasetError, match=re.escape("must be a dense .npy or a scipy-sparse .npz file")):
         load_probs(tmp_path / "p.csv")
     np.savez(tmp_path / "c.npz", a=np.zeros(2))

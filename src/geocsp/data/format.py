@@ -156,6 +156,9 @@ def load_npy(path: str | Path) -> np.ndarray:
     try:
         return np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # ValueError (truncated / object), OSError, EOFError
+        if "pickled" in str(e) or "Python objects" in str(e):  # geocsp never unpickles: no such advice
+            raise err(p, "not a numeric .npy array (an object array, or not .npy at all); expected the output "
+                         "of numpy.save on a number array") from None
         raise err(p, f"unreadable .npy array ({type(e).__name__}: {str(e)[:120]})") from None
 
 

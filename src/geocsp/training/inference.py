@@ -301,7 +301,7 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
         ConfigError: on ``top_k < 1``, a bad output suffix or an existing ``out``.
     """
     if top_k < 1:
-        raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        raise ConfigError(f"top_k (--top-k) must be >= 1, got {top_k}")
     if out is not None:
         refuse_existing(out, overwrite)
     dev = resolve_device(device)
