@@ -120,7 +120,18 @@ def find_artifact(path: str | Path, kinds: Iterable[str] | None = None,
         expected = " or ".join(f"'{k}' ({ARTIFACT_DIRS.get(k, k)}/)" for k in wanted)
         found = f"a checkpoint of kind '{own}'" if own else "no checkpoint"
         missing = f"expected a run or checkpoint directory with {expected}, found {found}"
+    other = own if own in KIND_USES else next(
+        (k for k, (sub, _) in KIND_USES.items() if read_kind(p / sub) == k), None)
+    if other is not None and other not in wanted:  # a run of another kind: say what it is for
+        missing += f"; {p.name} holds {KIND_USES[other][1]}"
     raise CheckpointError(f"{p}: {missing}")
+
+
+KIND_USES = {PRIOR_KIND: ("prior", "a fine-tuned prior (use geocsp predict / evaluate)"),
+             ENCODER_KIND: ("encoder", "a pre-trained location encoder (use geocsp embed, or --init of geocsp finetune)"),
+             "sdm": ("model", "a species distribution model (use geocsp sdm predict / sdm evaluate)")}
+"""Each artifact kind's directory in a run and what it is for, named when a command gets the wrong kind of run
+(the SDM kind is registered by :mod:`geocsp.sdm`, which a command may not have imported)."""
 
 
 def load(path: str | Path, kinds: Iterable[str] | None = None, missing: str | None = None) -> Any:

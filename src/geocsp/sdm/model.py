@@ -24,7 +24,7 @@ from scipy.special import expit
 from torch import Tensor, nn
 
 from geocsp import __version__
-from geocsp.checkpoints import register_artifact
+from geocsp.checkpoints import find_artifact, read_kind, register_artifact
 from geocsp.config import from_dict, to_dict
 from geocsp.encoders.time import encode_day_of_year
 from geocsp.errors import CheckpointError, ConfigError
@@ -294,6 +294,8 @@ class FittedSDM:
             CheckpointError: missing, corrupt or not an SDM.
         """
         d = Path(run_dir)
+        if d.is_dir() and read_kind(d) is None and read_kind(d / MODEL_DIR) is None:  # not an SDM run: say what it is
+            find_artifact(d, [KIND], f"no SDM found (expected {d / MODEL_DIR}); run geocsp sdm fit first")
         d = d / MODEL_DIR if (d / MODEL_DIR).is_dir() else d
         tensors, meta = load_checkpoint_dir(d)
         if meta.get("kind") != KIND:
