@@ -66,6 +66,13 @@ def test_wrap_maps_longitudes_into_range(pts: list[tuple[float, float]]) -> None
         np.testing.assert_array_equal(out, arr)
 
 
+def test_projected_metres_get_the_crs_hint() -> None:
+    """UTM-like metres given as degrees: refused, and the message points at --crs."""
+    arr = np.array([[500000.0, 8253480.0], [510000.0, 8260000.0]])
+    with pytest.raises(CoordinateError, match=r"latitude outside \[-90, 90\].*projected coordinates .*--crs EPSG:N"):
+        validate_lonlat(arr, source="m.csv")
+
+
 @SETTINGS
 @given(st.lists(st.tuples(st.floats(-90.0, 90.0), st.floats(-180.0, 180.0)), min_size=1, max_size=20),
        st.data())

@@ -102,9 +102,12 @@ def validate_lonlat(
         with np.errstate(invalid="ignore"):
             swapped = np.all(np.abs(lat[ok]) <= 180.0) and np.all(np.abs(lon[ok]) <= 90.0)
         idx = np.flatnonzero(lat_bad)
+        projected = bool(np.nanmax(np.abs(lat[ok])) > 1000.0 or np.nanmax(np.abs(lon[ok])) > 1000.0)
         hint = (
             "; looks like lat/lon are swapped: geocsp expects (lon, lat) column order"
             if swapped
+            else "; these look like projected coordinates (metres?): name their CRS with --crs EPSG:N"
+            if projected
             else ""
         )
         raise CoordinateError(

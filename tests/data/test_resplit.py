@@ -56,6 +56,18 @@ def test_bad_requests(tmp_path: Path) -> None:
     assert not (tmp_path / "o3").exists()
 
 
+def test_a_spatial_split_inside_one_block_names_block_deg(tmp_path: Path) -> None:
+    """A small region (DISDAT's AWT is ~2° × 4°) falls in one 10° block: the message says what to change."""
+    table = pd.DataFrame({"lon": np.linspace(145.1, 145.9, 40), "lat": np.linspace(-17.1, -16.2, 40),
+                          "label": ["a", "b"] * 20})
+    src = write_dataset(tmp_path / "src", {"train": SplitData(table)}, ["a", "b"])
+    with pytest.raises(DatasetError, match=r"too small to hold out 20%; with --method spatial all its rows may lie "
+                                           r"in one 10° block: pass a smaller --block-deg or --method random"):
+        split_dataset(src, tmp_path / "o", val_frac=0.2, method="spatial")
+    assert load_dataset(split_dataset(src, tmp_path / "o2", val_frac=0.2, method="spatial",
+                                      block_deg=0.2)).split("val") is not None
+
+
 def _labelled(tmp_path: Path) -> Path:
     """A dataset with train and a val split (3 classes of 1, 4 and 20 rows + 5 unlabelled) carrying probabilities."""
     rng = np.random.default_rng(0)

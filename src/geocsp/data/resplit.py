@@ -108,7 +108,10 @@ def split_dataset(src: str | Path, out: str | Path, *, source_split: str = "trai
     s = ds.split(source_split)
     tr, va = split_indices(s.lonlat, val_frac, method, block_deg, seed, labels=s.labels if method == "stratified" else None)
     if len(tr) == 0 or len(va) == 0:
-        raise DatasetError(f"{src}: split '{source_split}' ({len(s)} rows) is too small to hold out {val_frac:.0%}")
+        why = (f"; with --method spatial all its rows may lie in one {block_deg:g}° block: pass a smaller "
+               f"--block-deg or --method random" if method == "spatial" else "")
+        raise DatasetError(f"{src}: split '{source_split}' ({len(s)} rows) is too small to hold out "
+                           f"{val_frac:.0%}{why}")
 
     def part(idx: np.ndarray) -> SplitData:
         feats = None if s.features is None else np.asarray(s.features[idx])
