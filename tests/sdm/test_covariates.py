@@ -75,3 +75,20 @@ def test_standardizer_round_trip_and_constant_column() -> None:
     assert np.allclose(back[~np.isnan(x[:, 0])], x[~np.isnan(x[:, 0]), 0], atol=1e-5)
     again = Standardizer(tuple(st.names), tuple(st.mean), tuple(st.std))
     assert np.array_equal(again.transform(x), z, equal_nan=True)
+
+
+def test_a_raster_whose_data_file_is_cut_names_the_raster(tmp_path) -> None:
+    """An ESRI .grd/.gri pair whose .gri data is truncated opens fine and fails on read: the
+    message names the raster files (it used to name the run's output folder)."""
+    from rasterio.transform import from_origin
+
+    p = tmp_path / "bio1.grd"
+    data = np.arange(200 * 100, dtype=np.float32).reshape(200, 100)
+    with rasterio.open(p, "w", driver="RRASTER", height=200, width=100, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=from_origin(0, 20, 0.1, 0.1)) as dst:
+        dst.write(data, 1)
+    gri = tmp_path / "bio1.gri"
+    gri.write_bytes(gri.read_bytes()[:1000])  # a copy cut short
+    with pytest.raises(DatasetError, match=r"bio1\.grd: cannot read band 1 of the raster \(bio1\.grd, bio1\.gri\): "
+                                           r".*the file may be truncated or corrupt$"):
+        sample_raster(p, np.array([[5.0, 10.0], [9.0, 1.0]]))

@@ -116,16 +116,23 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
         out = np.full(len(lonlat), np.nan)
         if not inside.any():
             return out
-        if src.height * src.width <= _WHOLE_READ_CELLS:
-            data = src.read(band, masked=True)
-            vals = data[rows[inside], cols[inside]]
-        else:  # large raster: read only the window around the points
-            from rasterio.windows import Window
+        try:  # a truncated or corrupt data file fails here, not at open
+            if src.height * src.width <= _WHOLE_READ_CELLS:
+                data = src.read(band, masked=True)
+                vals = data[rows[inside], cols[inside]]
+            else:  # large raster: read only the window around the points
+                from rasterio.windows import Window
 
-            r0, r1 = rows[inside].min(), rows[inside].max() + 1
-            c0, c1 = cols[inside].min(), cols[inside].max() + 1
-            data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-            vals = data[rows[inside] - r0, cols[inside] - c0]
+                r0, r1 = rows[inside].min(), rows[inside].max() + 1
+                c0, c1 = cols[inside].min(), cols[inside].max() + 1
+                data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+                vals = data[rows[inside] - r0, cols[inside] - c0]
+        except Exception as e:  # rasterio's RasterioIOError and friends
+            cause = e.__cause__ or e.__context__  # rasterio's "Read failed. See previous exception": GDAL's words
+            detail = (str(cause) if cause is not None and str(cause).strip() else str(e)).strip().splitlines()[0][:160]
+            files = ", ".join(sorted({Path(f).name for f in (src.files or [path])}))
+            raise DatasetError(f"{path}: cannot read band {band} of the raster ({files}): {detail}; "
+                               f"the file may be truncated or corrupt") from None
         mask = np.ma.getmaskarray(vals)
         vals = np.asarray(np.ma.getdata(vals), dtype=np.float64)  # int rasters: no NaN fill in-type
         vals[mask] = np.nan
