@@ -94,7 +94,10 @@ def _bad(tmp_path, df: pd.DataFrame, *extra: str) -> str:
     ("change", "extra", "message"),
     [
         (lambda d: d.assign(date=["nope", *list(d.date[1:])]), ["--date-col", "date"], "cannot parse date 'nope'"),
-        (lambda d: d.rename(columns={"lon": "x"}), [], "column 'lon'"),
+        (lambda d: d.rename(columns={"lon": "x"}), [], "column 'lon' (--lon-col/--lat-col) not found"),
+        # the flag, not the config field, and geocsp's own columns are not listed as the file's
+        (lambda d: d, ["--date-col", "when"], "column 'when' (--date-col) not found"),
+        (lambda d: d.drop(columns=["species"]), ["--species-col", "sp"], "column 'sp' (--species-col) not found"),
         (lambda d: d.assign(lon=d.lat, lat=d.lon + 100), [], "swapped"),
         (lambda d: d.assign(lon=d.lon + 50), [], "all 300 rows dropped (outside"),
         (lambda d: d.assign(species=[f"s{i}" for i in range(len(d))]), [], "every species has fewer than 2"),

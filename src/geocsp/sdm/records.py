@@ -63,12 +63,19 @@ def read_records(path: str | Path, *, lon_col: str = "lon", lat_col: str = "lat"
     return df
 
 
+OPTION_FLAGS = {"presence_col": "--presence-col", "covariate_cols": "--covariates", "species_col": "--species-col",
+                "date_col": "--date-col", "lon_col/lat_col": "--lon-col/--lat-col", "group_col": "--group-col",
+                "site_col": "--site-col"}
+"""The command-line flag of each column setting, as error messages name it (docs/sdm.md)."""
+
+
 def require_columns(df: pd.DataFrame, cols: list[str], source: str, option: str) -> None:
-    """Refuse a table lacking one of ``cols``; the message lists the available columns."""
+    """Refuse a table lacking one of ``cols``; the message names the flag and lists the file's columns."""
     for c in cols:
         if c not in df.columns:
+            listed = ", ".join(str(k) for k in df.columns if not str(k).startswith("__"))  # not geocsp's own
             raise DatasetError(
-                f"{source}: column '{c}' ({option}) not found; available columns: {', '.join(df.columns)}"
+                f"{source}: column '{c}' ({OPTION_FLAGS.get(option, option)}) not found; available columns: {listed}"
             )
 
 
