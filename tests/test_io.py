@@ -107,3 +107,24 @@ def test_save_checkpoint_dir_round_trip(tmp_path: Path) -> None:
     tensors, cfg = load_checkpoint_dir(d)
     assert torch.equal(tensors["a"], torch.arange(3.0)) and cfg == {"kind": "k"}
     assert json.loads((d / "config.json").read_text()) == {"kind": "k"}
+
+
+def test_an_unwritable_folder_is_reported_on_the_asked_for_path(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error names ``out/ds`` (what the user passed), not the hidden ``.ds.<random>.tmp`` beside it."""
+    import tempfile
+
+    from geocsp.io import atomic_dir, atomic_write_text
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".x.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as info:
+        atomic_write_text(tmp_path / "x.csv", "a")
+    assert info.value.filename == str(tmp_path / "x.csv") and info.value.strerror == "Permission denied"
+    monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: refuse() if self.name.endswith(".tmp") else None)
+    with pytest.raises(PermissionError) as info:
+        with atomic_dir(tmp_path / "ds"):
+            pass
+    assert info.value.filename == str(tmp_path / "ds")

@@ -169,6 +169,18 @@ def fsync_dir(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
+def _names(target: Path) -> Iterator[None]:
+    """Report an OSError on a hidden temporary beside ``target`` as an error on ``target``.
+
+    That is the path the user asked for: ``out/ds: Permission denied``, not ``out/.ds.c7605.tmp: ...``.
+    """
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(target)) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path, *, fault: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
@@ -184,7 +196,8 @@ def atomic_path(path: str | Path, *, fault: str | None = None) -> Iterator[Path]
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with _names(target):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -223,7 +236,8 @@ def atomic_dir(path: str | Path, *, fault: str | None = None) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / temp_name(target.name)
-    tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp
+    with _names(target):
+        tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp
     try:
         yield tmp
         for sub, _, files in os.walk(tmp):

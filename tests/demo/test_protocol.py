@@ -113,6 +113,8 @@ def test_bench_on_plain_data_with_methods(plain: Path, tmp_path: Path) -> None:
     assert "one seed: no confidence interval" in output
     assert "range maps skipped" in output and not (tmp_path / "o" / "range_maps.png").exists()
     assert (tmp_path / "o" / "preset-auto.yaml").is_file() and (tmp_path / "o" / "comparisons.csv").is_file()
+    title = (tmp_path / "o" / "results.md").read_text().splitlines()[0]
+    assert title == f"# Table 1: fused top-1 on {plain.name} val"  # the data's name, not GeoWorld's
     res = CliRunner().invoke(cli, ["bench", "paper", "--table", "2", "--methods", "mse", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "--methods: applies to --table 1" in res.output
 

@@ -103,15 +103,21 @@ def run_table(settings: DemoSettings, table: int, out: str | Path, runs: str | P
     notes = uncalibrated_notes(results)
     if figures and not is_geoworld(world):
         notes.append(f"range maps skipped: {world} is not a GeoWorld (they need its true ranges, truth.npz)")
-    meta = {"table": table, "title": TABLE_TITLES[table], "settings": to_dict(settings), "world": str(world),
+    title = table_title(table, world)
+    meta = {"table": table, "title": title, "settings": to_dict(settings), "world": str(world),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_info(),
             "seconds_runs": round(time.perf_counter() - t0, 1), "records": records}
-    paths = dict(write_results(out, rows, title=TABLE_TITLES[table], gain=TABLE_GAIN[table], meta=meta,
+    paths = dict(write_results(out, rows, title=title, gain=TABLE_GAIN[table], meta=meta,
                                comparisons=comparisons, notes=notes))
     if figures:
         paths.update(make_figures(out, world, jobs, rows, settings, table))
     return {"rows": rows, "records": records, "comparisons": comparisons, "notes": notes, "paths": paths,
             "world": world, "seconds": time.perf_counter() - t0}
+
+
+def table_title(table: int, world: Path) -> str:
+    """The table's title, naming the dataset instead of GeoWorld when ``world`` is not one."""
+    return TABLE_TITLES[table] if is_geoworld(world) else TABLE_TITLES[table].replace("GeoWorld", world.name)
 
 
 def uncalibrated_notes(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -232,7 +238,7 @@ def make_figures(out: Path, world: Path, jobs: Sequence[Job], rows: Sequence[dic
     Returns:
         ``{name: path}`` of the written figures.
     """
-    paths = {"bar": bar_figure(rows, out / "table.png", TABLE_TITLES[table]),
+    paths = {"bar": bar_figure(rows, out / "table.png", table_title(table, world)),
              "gain": gain_figure(rows, BASELINE, out / "gain.png")}
     seed = settings.seeds[0]
     ratio = min(settings.ratios, key=lambda q: (abs(q - settings.figure_ratio), q))

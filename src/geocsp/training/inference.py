@@ -339,7 +339,7 @@ def _top_k(loc: np.ndarray, img: np.ndarray | None, has: np.ndarray, k: int, bet
         sl = slice(start, start + batch_size)
         h = torch.as_tensor(has[sl])
         lp = torch.as_tensor(loc[sl])
-        s = lp if img is None else fuse(torch.as_tensor(img[sl]), lp, h, beta)
+        s = lp if img is None else fuse(torch.as_tensor(np.array(img[sl])), lp, h, beta)  # a copy: img may be read-only
         valid = h if img is None else torch.ones_like(h)
         val, idx = torch.topk(torch.nan_to_num(s, nan=-math.inf), k, dim=1)
         rows = np.flatnonzero(valid.numpy()) + start
