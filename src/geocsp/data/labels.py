@@ -54,13 +54,16 @@ def label_strings(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return s, missing
 
 
-def encode_labels(series: pd.Series, classes: list[str], source: str) -> np.ndarray:
+def encode_labels(series: pd.Series, classes: list[str], source: str, column: str = "label",
+                  classes_from: str = "the manifest classes") -> np.ndarray:
     """Map class-name labels to (N,) int64 indices into ``classes``; empty = -1.
 
     Args:
         series: (N,) label column.
         classes: class names in index order.
         source: file or split named in messages.
+        column: the label column's name in ``source`` (named in messages).
+        classes_from: where ``classes`` came from (named in messages).
 
     Returns:
         (N,) int64 class indices, -1 for unlabelled rows.
@@ -78,10 +81,10 @@ def encode_labels(series: pd.Series, classes: list[str], source: str) -> np.ndar
         more = f" ({len(idx)} rows in all)" if len(idx) > 1 else ""
         raise err(
             source,
-            f"unknown class {s.iloc[int(idx[0])]!r}{more}; expected a name from the "
-            f"manifest classes ({len(classes)} classes)",
+            f"unknown class {s.iloc[int(idx[0])]!r}{more}; expected a name from "
+            f"{classes_from} ({len(classes)} classes)",
             row=int(idx[0]),
-            column="label",
+            column=column,
         )
     codes[missing] = -1
     return codes

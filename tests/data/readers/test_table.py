@@ -72,3 +72,16 @@ def test_import_table_refuses_an_existing_dataset(tmp_path: Path) -> None:
     assert (tmp_path / "ds" / "manifest.json").read_text() == before
     _, rows, n = import_table(tmp_path / "t.csv", tmp_path / "ds", label_col="label", overwrite=True)
     assert (rows, n) == (1, 1)
+
+
+def test_a_label_missing_from_the_classes_file_names_the_file_row_and_column(tmp_path: Path) -> None:
+    from geocsp.data.readers.table import import_table
+
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [4.0, 5.0, 6.0], "spid": ["awt01", "awt40", "awt01"]}).to_csv(
+        tmp_path / "awt.csv", index=False)
+    (tmp_path / "classes.txt").write_text("awt01\nawt02\n")
+    with pytest.raises(DatasetError, match=re.escape("awt.csv:1:spid: unknown class 'awt40'; expected a name "
+                                                     "from --classes classes.txt (2 classes)")):
+        import_table(tmp_path / "awt.csv", tmp_path / "ds", lon_col="x", lat_col="y", label_col="spid",
+                     classes_file=tmp_path / "classes.txt")
+    assert not (tmp_path / "ds").exists()

@@ -10,7 +10,7 @@ import pandas as pd
 
 from geocsp.data.dataset import SplitData, write_dataset
 from geocsp.data.format import check_probs_key, load_npy
-from geocsp.data.labels import check_classes, label_strings
+from geocsp.data.labels import check_classes, encode_labels, label_strings
 from geocsp.data.probs import read_probs_file
 from geocsp.data.tables import (
     err,
@@ -206,6 +206,9 @@ def import_table(
             raise DatasetError("give either --features or --feature-cols, not both")
         sd.features = load_npy(features_file)
     classes = classes_from_labels(sd, classes_file)
+    if classes_file is not None and "label" in sd.table.columns:  # a label --classes lacks: name the file's row
+        encode_labels(sd.table["label"], classes, str(path), column=label_col or "label",
+                      classes_from=f"--classes {Path(classes_file).name}")
     for key, file in (probs or {}).items():
         check_probs_key(key, f"--probs {key}={file}")
         sd.probs[key] = read_probs_file(file, len(sd.table), len(classes))
