@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from geocsp.faults import FAULT_ENV, fault_point
 from geocsp.io import (
-    FAULT_ENV,
     atomic_dir,
     atomic_write_text,
     clean_temporaries,
-    fault_point,
     is_temporary,
     load_checkpoint_dir,
     save_checkpoint_dir,

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import numpy as np
 from safetensors.torch import load_file, save
 
 from geocsp.errors import CheckpointError
+from geocsp.faults import fault_point
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -41,32 +41,6 @@ def cache_dir() -> Path:
 
 
 CONFIG_NAME = "config.json"
-
-
-FAULT_ENV = "GEOCSP_FAULT"
-"""``POINT[:N[:SIGNAL]]``: the N-th time (default 1st) :func:`fault_point` ``POINT`` is reached,
-the process sends itself SIGNAL (default ``KILL``; ``INT``, ``TERM``...). Tests only."""
-_fault_hits: dict[str, int] = {}
-
-
-def fault_point(name: str) -> None:
-    """A named write point; a no-op unless ``$GEOCSP_FAULT`` names it (fault-injection tests).
-
-    Points are ``<artifact>.before`` / ``<artifact>.after`` around the rename that publishes an
-    artifact (``checkpoint``, ``latest``, ``subset``, ``metrics``, ``log``, ``artifact``) and
-    ``<artifact>.aside`` between moving an old directory aside and renaming the new one in.
-
-    Args:
-        name: the point's name.
-    """
-    spec = os.environ.get(FAULT_ENV)
-    if not spec or spec.split(":", 1)[0] != name:
-        return
-    parts = spec.split(":")
-    _fault_hits[name] = _fault_hits.get(name, 0) + 1
-    if _fault_hits[name] == int(parts[1] if len(parts) > 1 and parts[1] else 1):
-        sig = parts[2].upper() if len(parts) > 2 else "KILL"
-        os.kill(os.getpid(), getattr(signal, sig if sig.startswith("SIG") else f"SIG{sig}"))
 
 
 def _fault(label: str | None, where: str) -> None:

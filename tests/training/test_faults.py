@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from geocsp.cli.main import main
-from geocsp.io import FAULT_ENV, is_temporary, load_tensors
+from geocsp.faults import FAULT_ENV
+from geocsp.io import is_temporary, load_tensors
 from geocsp.training import rundir
 from geocsp.training.loop import result_fields
 

@@ -39,12 +39,12 @@ from geocsp.checkpoints import ENCODER_DIR, PRIOR_DIR
 from geocsp.config import dump_yaml, load_yaml
 from geocsp.data.splits import SUBSET_DIR
 from geocsp.errors import CheckpointError, ConfigError
+from geocsp.faults import fault_point
 from geocsp.io import (
     atomic_dir,
     atomic_write_json,
     atomic_write_text,
     clean_temporaries,
-    fault_point,
     is_temporary,
     json_text,
     load_tensors,
