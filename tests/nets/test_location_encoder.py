@@ -196,3 +196,22 @@ def test_network_override_and_aliases() -> None:
 def test_config_errors(data: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         LocationEncoder.from_dict(data)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c.update(dim=10**12), r"weight '.*' has shape \(.*\), the config needs \(1000000000000, "),
+    (lambda c: c["encoder_args"].update(num_scales=10**9), r"weight 'position\.freqs' has shape \(4,\), the config "
+                                                           r"needs \(1000000000,\)"),
+    (lambda c: c.update(dim=float("inf")), r"config\.json: invalid location-encoder config"),
+])
+def test_a_config_asking_for_huge_weights_is_refused_before_allocating(tmp_path: Path, edit, message: str) -> None:
+    """A tampered config.json (dim 1e12: a 2 PB allocation; num_scales 1e9: killed by the OOM
+    killer; dim 1e400 parsed as inf) is one CheckpointError: the shapes are checked on the meta device."""
+    d = LocationEncoder(LocationEncoderConfig(encoder="grid", encoder_args={"num_scales": 4}, dim=8)).save_pretrained(
+        tmp_path / "enc")
+    meta = json.loads((d / "config.json").read_text())
+    edit(meta["config"])
+    (d / "config.json").write_text(json.dumps(meta).replace("Infinity", "1e400"))
+    with pytest.raises(CheckpointError, match=message) as info:
+        LocationEncoder.from_pretrained(d)
+    assert "\n" not in str(info.value)

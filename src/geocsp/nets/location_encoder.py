@@ -302,11 +302,11 @@ def encoder_from_parts(tensors: dict[str, torch.Tensor], meta: Any, where: Path,
     if not isinstance(meta, dict) or meta.get("kind") != kind:
         got = meta.get("kind") if isinstance(meta, dict) else None
         raise CheckpointError(f"{where}: expected a checkpoint of kind '{kind}', got {got!r}")
-    try:
-        model = LocationEncoder.from_dict(meta["config"])
-    except (KeyError, TypeError, ConfigError) as e:
-        raise CheckpointError(f"{where}: invalid location-encoder config ({e})") from None
-    own = model.state_dict()
+    try:  # on the meta device first: a config asking for huge weights is refused before any allocation
+        with torch.device("meta"):
+            own = LocationEncoder.from_dict(meta["config"]).state_dict()
+    except (KeyError, TypeError, ValueError, OverflowError, ConfigError) as e:
+        raise CheckpointError(f"{where}: invalid location-encoder config ({type(e).__name__}: {e})") from None
     missing = sorted(set(own) - set(tensors))
     if missing:
         raise CheckpointError(f"{where.parent}: weights lack '{missing[0]}' required by the config")
@@ -316,6 +316,7 @@ def encoder_from_parts(tensors: dict[str, torch.Tensor], meta: Any, where: Path,
             f"{where.parent}: weight '{bad[0]}' has shape {tuple(tensors[bad[0]].shape)}, "
             f"the config needs {tuple(own[bad[0]].shape)}"
         )
+    model = LocationEncoder.from_dict(meta["config"])  # the stored weights have its shapes: it fits in memory
     try:
         model.load_state_dict({k: tensors[k] for k in own})
     except RuntimeError as e:  # e.g. a dtype that cannot be copied into the weights
