@@ -111,3 +111,14 @@ def test_read_kind_without_a_valid_kind_is_none(tmp_path: Path, text: str) -> No
     assert read_kind(tmp_path) is None
     with pytest.raises(CheckpointError, match="no location encoder found"):
         load_encoder(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["{bad", "[1, 2]", "{}"])
+def test_an_unreadable_config_is_named_not_reported_missing(tmp_path: Path, text: str) -> None:
+    """A run whose prior/config.json is not JSON (or names no kind) is that file's error, not
+    "no fine-tuned prior found ... run geocsp finetune first"."""
+    run = tmp_path / "run"
+    GeoPrior(make_encoder(), torch.zeros(2, 8), ["a", "b"]).save_pretrained(run / PRIOR_DIR)
+    (run / PRIOR_DIR / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match=r"prior/config\.json: not a readable checkpoint config"):
+        load_prior(run)

@@ -120,6 +120,10 @@ def find_artifact(path: str | Path, kinds: Iterable[str] | None = None,
         expected = " or ".join(f"'{k}' ({ARTIFACT_DIRS.get(k, k)}/)" for k in wanted)
         found = f"a checkpoint of kind '{own}'" if own else "no checkpoint"
         missing = f"expected a run or checkpoint directory with {expected}, found {found}"
+    for kind in wanted:  # there, but unreadable: say so rather than "not found"
+        cfg = (p / ARTIFACT_DIRS.get(kind, kind)) / CONFIG_FILE
+        if cfg.is_file() and read_kind(cfg.parent) is None:
+            raise CheckpointError(f"{cfg}: not a readable checkpoint config (expected JSON with a \"kind\")")
     other = own if own in KIND_USES else next(
         (k for k, (sub, _) in KIND_USES.items() if read_kind(p / sub) == k), None)
     if other is not None and other not in wanted:  # a run of another kind: say what it is for
