@@ -148,3 +148,16 @@ def test_predict_refuses_an_existing_out(fitted_run, tmp_path) -> None:
     assert (tmp_path / "p.csv").read_text() == "keep"
     r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--out", tmp_path / "p.csv", "--overwrite")
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--species", "b1", "--html", "m.html", "--top-k", "0"], "--top-k: expected an integer in [1, 50], got 0"),
+    (["--richness", "--threshold", "nan"], "--threshold: expected a finite number with --richness, got nan"),
+    (["--species", "b1", "--threshold", "0.5"], "got 0.5 without --richness"),
+])
+def test_map_checks_every_option_before_writing(fitted_run, tmp_path, extra, message) -> None:
+    """A bad --html / --threshold option used to be found after --out was written (left behind) or ignored."""
+    args = [a if a != "m.html" else str(tmp_path / "m.html") for a in extra]
+    r = run("map", fitted_run, *args, "--out", tmp_path / "m.png")
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -6,12 +6,14 @@ Parses its flags, makes the library calls (:func:`geocsp.sdm.draw_map` for ``--o
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from geocsp.data.tables import refuse_existing
 from geocsp.errors import ConfigError
 from geocsp.sdm import draw_map
-from geocsp.sdm.web import write_html
+from geocsp.sdm.web import check_top_k, write_html
 
 
 @click.command("map")
@@ -36,6 +38,11 @@ def map_cmd(run_dir: str, species: tuple[str, ...], region: str | None, date: st
     """Map the predicted range of a species (or richness) from an SDM or a CSP prior run (image, GeoTIFF, HTML)."""
     if out is None and html is None:
         raise ConfigError("map: give --out (image / GeoTIFF) and/or --html (interactive map)")
+    if threshold is not None and not (richness and math.isfinite(threshold)):  # checked before anything is written
+        raise ConfigError(f"--threshold: expected a finite number with --richness, got {threshold}"
+                          + ("" if richness else " without --richness"))
+    if html is not None:
+        check_top_k(top_k)
     for path, option in ((out, "--out"), (html, "--html")):
         if path is not None:
             refuse_existing(path, overwrite, option)

@@ -254,6 +254,16 @@ class RunView:
                 "species": df["species"].tolist(), "total": total}
 
 
+def check_top_k(k: int) -> None:
+    """Refuse a ``--top-k`` outside [1, 50] (the classes listed for a clicked cell).
+
+    Raises:
+        ConfigError: ``--top-k: expected an integer in [1, 50], got K``.
+    """
+    if not 1 <= k <= 50:
+        raise ConfigError(f"--top-k: expected an integer in [1, 50], got {k}")
+
+
 def write_html(
     run_dir: str | Path, out: str | Path, species: Sequence[str] = (), region: str | None = None,
     date: str | None = None, res_deg: float | None = None, land_mask: bool = True, k: int = 5,
@@ -284,8 +294,7 @@ def write_html(
     Raises:
         ConfigError: unknown species, too many species or cells, a bad ``k``; see :class:`RunView`.
     """
-    if not 1 <= k <= 50:
-        raise ConfigError(f"--top-k: expected an integer in [1, 50], got {k}")
+    check_top_k(k)
     view = RunView(run_dir, region, records, species_col, land_mask, res_deg)
     lats, lons, sc, names = view.scores(view.res, date)
     shown = list(species) or list(names)
