@@ -125,3 +125,24 @@ def test_sdm_map_tif_matches_sdm_predict(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     want = pd.read_csv(tmp_path / "p.csv")["b"].to_numpy()
     np.testing.assert_allclose(data[rows[land], cols[land]], want[land], atol=1e-6)
+
+
+def test_a_failed_geotiff_write_names_the_output_and_leaves_nothing(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that GDAL refuses (a full disk: "Write failed. See previous exception") is an OSError
+    naming the path asked for, not the hidden temporary, and nothing is left there."""
+    import geocsp.viz.raster as raster
+
+    def full(*_a: object, **_k: object) -> None:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as cause:
+            raise rasterio.errors.RasterioIOError("Write failed. See previous exception for details.") from cause
+
+    monkeypatch.setattr(raster, "_fill", full)
+    lons, lats = np.array([0.25, 0.75]), np.array([0.75, 0.25])
+    with pytest.raises(OSError) as info:
+        write_geotiff(tmp_path / "m.tif", np.zeros((2, 2, 1), np.float32), lons, lats, 0.5, ["a"])
+    assert info.value.filename == str(tmp_path / "m.tif")
+    assert "cannot write the GeoTIFF" in str(info.value) and "No space left on device" in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ picks the writer from the suffix.
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -129,16 +130,21 @@ def write_geotiff(
     cog = max(h, w) > cog_min_side
     out = Path(path)
     with atomic_path(out) as tmp:
-        if not cog:
-            with rasterio.open(tmp, "w", **profile, compress="deflate") as dst:
-                _fill(dst, data, names, tags)
-        else:
-            with rasterio.MemoryFile() as mem:
-                with mem.open(**profile, tiled=True, blockxsize=TILE, blockysize=TILE) as dst:
+        try:
+            if not cog:
+                with rasterio.open(tmp, "w", **profile, compress="deflate") as dst:
                     _fill(dst, data, names, tags)
-                with mem.open() as src:
-                    rasterio.shutil.copy(src, tmp, driver="COG", BLOCKSIZE=TILE, COMPRESS="DEFLATE",
-                                         OVERVIEWS="AUTO", RESAMPLING="AVERAGE")
+            else:
+                with rasterio.MemoryFile() as mem:
+                    with mem.open(**profile, tiled=True, blockxsize=TILE, blockysize=TILE) as dst:
+                        _fill(dst, data, names, tags)
+                    with mem.open() as src:
+                        rasterio.shutil.copy(src, tmp, driver="COG", BLOCKSIZE=TILE, COMPRESS="DEFLATE",
+                                             OVERVIEWS="AUTO", RESAMPLING="AVERAGE")
+        except rasterio.errors.RasterioError as e:  # e.g. "Write failed. See previous exception": name --out
+            cause = e.__cause__ or e.__context__
+            detail = (str(cause) if cause is not None and str(cause).strip() else str(e)).strip().splitlines()[0]
+            raise OSError(errno.EIO, f"cannot write the GeoTIFF ({detail[:160]})", str(out)) from None
     return out
 
 
