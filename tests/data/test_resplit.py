@@ -87,6 +87,7 @@ def test_calib_held_out_of_val_stratified(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["data", "split", str(src), "--out", str(tmp_path / "out"), "--from", "val",
                                    "--hold-out", "calib", "--frac", "0.25", "--method", "stratified"])
     assert res.exit_code == 0, res.output
+    assert "(calib: 7 rows = 23.3% of val's 30, asked 25.0%)" in res.output  # what was held out, said
     ds = load_dataset(tmp_path / "out")
     assert sorted(ds.split_names) == ["calib", "train", "val"]
     assert len(ds.split("train")) == 3  # untouched
@@ -125,3 +126,11 @@ def test_hold_out_refuses_an_existing_split(tmp_path: Path) -> None:
                                    "--hold-out", "train"])
     assert res.exit_code == 2 and "already has a 'train' split" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_stratified_hold_out_larger_than_asked_says_why(tmp_path: Path) -> None:
+    """1 % of 30 rows of 3 classes: stratified still holds out a row per class; the output says so."""
+    res = CliRunner().invoke(cli, ["data", "split", str(_labelled(tmp_path)), "--out", str(tmp_path / "o"),
+                                   "--from", "val", "--hold-out", "calib", "--frac", "0.01", "--method", "stratified"])
+    assert res.exit_code == 0, res.output
+    assert "asked 1.0%; stratified holds out at least one row of every class with two or more)" in res.output

@@ -155,7 +155,13 @@ def split_cmd(src: Path, out: Path, source_split: str, hold_out: str, val_frac: 
     """
     path = split_dataset(src, out, source_split=source_split, val_frac=val_frac, method=method,
                          block_deg=block_deg, seed=seed, overwrite=overwrite, hold_out=hold_out)
-    click.echo(f"wrote {path}")
+    splits = json.loads((Path(path) / "manifest.json").read_text())["splits"]
+    kept, held = int(splits[source_split]["rows"]), int(splits[hold_out]["rows"])
+    share = held / max(kept + held, 1)
+    note = ("; stratified holds out at least one row of every class with two or more"
+            if method == "stratified" and share > 1.5 * val_frac else "")
+    click.echo(f"wrote {path} ({hold_out}: {held} rows = {share:.1%} of {source_split}'s {kept + held}, "
+               f"asked {val_frac:.1%}{note})")
 
 
 data.add_command(make_world_cmd)
