@@ -114,5 +114,8 @@ def test_checkpoint_of_another_shape(tmp_path: Path) -> None:
 def test_missing_file_and_unknown_kind(tmp_path: Path, sinr_pt: Path) -> None:
     _refused(["convert", "sinr", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "enc")],
              "nope.pt: checkpoint file not found", tmp_path / "enc")
+    (tmp_path / "a_folder").mkdir()
+    _refused(["convert", "sinr", str(tmp_path / "a_folder"), "--out", str(tmp_path / "enc")],
+             "a_folder: a folder; expected the peer's checkpoint file (.pt / .pth / .ckpt)", tmp_path / "enc")
     _refused(["convert", "satclp", str(sinr_pt), "--out", str(tmp_path / "enc")],
              "unknown checkpoint kind 'satclp'; did you mean 'satclip'", tmp_path / "enc")

@@ -145,3 +145,13 @@ def test_unknown_preset_and_stage() -> None:
         load_preset("paper-inat", "pretrain")
     with pytest.raises(ConfigError, match="stage must be one of"):
         load_preset("paper-fmow", "evaluate")
+
+
+def test_an_unknown_key_in_a_config_file_names_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "unk.yaml"
+    f.write_text("seed: 3\nbogus_key: 1\n")
+    with pytest.raises(ConfigError, match=r"unk\.yaml: unknown config key 'bogus_key'") as info:
+        resolve_config(FinetuneConfig, stage="finetune", config_file=f)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"^unknown config key 'bogus'"):  # an override is not the file's
+        resolve_config(FinetuneConfig, stage="finetune", overrides=["bogus=1"])

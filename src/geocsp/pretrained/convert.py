@@ -77,6 +77,8 @@ def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
             functions), is truncated or not a torch file, or does not hold a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{p}: a folder; expected the peer's checkpoint file (.pt / .pth / .ckpt)")
     if not p.is_file():
         raise MissingFileError(f"{p}: checkpoint file not found")
     try:

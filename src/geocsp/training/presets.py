@@ -80,6 +80,11 @@ def resolve_config(cls: type[C], *, stage: str | None = None, preset: str | None
         file_data = load_yaml(config_file)
         if stage in file_data and isinstance(file_data[stage], dict) and set(file_data) <= set(STAGES):
             file_data = file_data[stage]
+        try:  # a key the config does not have is the file's error: name the file
+            from_dict(cls, deep_merge(to_dict(cls()), file_data))
+        except ConfigError as e:
+            if str(e).startswith("unknown config key"):
+                raise ConfigError(f"{config_file}: {e}") from None
         data = deep_merge(data, file_data)
     data = apply_overrides(data, list(overrides))
     return from_dict(cls, data)
