@@ -215,8 +215,14 @@ def _describe(job: Job, res: dict[str, Any]) -> str:
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
-    """Kill the pool's worker processes, reap them and shut the pool down."""
+    """Kill the pool's worker processes, reap them and shut the pool down.
+
+    The pool's manager thread is joined too: left running, it could close its wake-up pipe
+    while the interpreter's exit hook writes to it (a rare "Bad file descriptor" traceback
+    after the one-line "interrupted" message).
+    """
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     for p in procs:
         with contextlib.suppress(Exception):
             p.kill()
@@ -224,6 +230,8 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
     for p in procs:
         with contextlib.suppress(Exception):
             p.join(timeout=5)
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 def schedule_order(jobs: Sequence[Job]) -> list[Job]:
