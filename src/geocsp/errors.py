@@ -34,3 +34,14 @@ class MissingFileError(GeocspError, FileNotFoundError):
 
 class MissingDependencyError(GeocspError, ImportError):
     """An optional dependency is needed; the message names the package to install."""
+
+
+def gdal_reason(e: BaseException, limit: int = 160) -> str:
+    """The first line of what GDAL said for a rasterio error, ``limit`` characters at most.
+
+    rasterio raises "Read failed. See previous exception for details." (or "Write failed...")
+    and chains GDAL's own message as the cause: that cause is the reason worth showing.
+    """
+    cause = e.__cause__ or e.__context__
+    text = str(cause) if cause is not None and str(cause).strip() else str(e)
+    return (text.strip().splitlines() or [""])[0][:limit]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from geocsp.errors import DatasetError, MissingDependencyError, MissingFileError
+from geocsp.errors import DatasetError, MissingDependencyError, MissingFileError, gdal_reason
 
 _WHOLE_READ_CELLS = 64_000_000  # read the whole band when it is at most this many cells
 
@@ -128,8 +128,7 @@ def sample_raster(path: str | Path, lonlat: np.ndarray, band: int = 1) -> np.nda
                 data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
                 vals = data[rows[inside] - r0, cols[inside] - c0]
         except Exception as e:  # rasterio's RasterioIOError and friends
-            cause = e.__cause__ or e.__context__  # rasterio's "Read failed. See previous exception": GDAL's words
-            detail = (str(cause) if cause is not None and str(cause).strip() else str(e)).strip().splitlines()[0][:160]
+            detail = gdal_reason(e)
             files = ", ".join(sorted({Path(f).name for f in (src.files or [path])}))
             raise DatasetError(f"{path}: cannot read band {band} of the raster ({files}): {detail}; "
                                f"the file may be truncated or corrupt") from None

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.io import netcdf_file
 
 from geocsp import __version__
-from geocsp.errors import ConfigError, MissingDependencyError
+from geocsp.errors import ConfigError, MissingDependencyError, gdal_reason
 from geocsp.io import atomic_path
 
 NODATA = -9999.0
@@ -142,9 +142,7 @@ def write_geotiff(
                         rasterio.shutil.copy(src, tmp, driver="COG", BLOCKSIZE=TILE, COMPRESS="DEFLATE",
                                              OVERVIEWS="AUTO", RESAMPLING="AVERAGE")
         except rasterio.errors.RasterioError as e:  # e.g. "Write failed. See previous exception": name --out
-            cause = e.__cause__ or e.__context__
-            detail = (str(cause) if cause is not None and str(cause).strip() else str(e)).strip().splitlines()[0]
-            raise OSError(errno.EIO, f"cannot write the GeoTIFF ({detail[:160]})", str(out)) from None
+            raise OSError(errno.EIO, f"cannot write the GeoTIFF ({gdal_reason(e)})", str(out)) from None
     return out
 
 
