@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from geocsp.nets.base import Dropout, dropout_keep_mask
+from geocsp.nets.base import Dropout, dropout_keep_mask, dropout_multiplier
 from geocsp.objectives import create_finetune_loss
 from geocsp.training import FinetuneConfig, PretrainConfig, finetune, pretrain, resolve_config
 
@@ -97,6 +97,30 @@ def test_cpu_dropout_keep_rate_scale_and_eval() -> None:
     assert torch.equal(d(x), x)
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("p", [1e-6, 2**-15, 0.1, 0.3, 0.5, 0.77, 1 - 2**-15, 1 - 1e-6])
+def test_dropout_multiplier_equals_the_keep_mask_expression_bit_for_bit(p: float, dtype: torch.dtype) -> None:
+    shape = torch.Size([37, 129])  # odd size: the last random word is used in part
+    torch.manual_seed(5)
+    keep, p_eff = dropout_keep_mask(shape, p, torch.device("cpu"))
+    after_old = torch.rand(3)
+    torch.manual_seed(5)
+    factor = dropout_multiplier(shape, p, dtype, torch.device("cpu"))
+    assert torch.equal(torch.rand(3), after_old)  # the same random draws consumed
+    if p_eff == 0.0:
+        assert factor is None
+        return
+    assert factor is not None and factor.dtype == dtype and factor.shape == shape
+    scale = 1.0 / (1.0 - p_eff) if p_eff < 1.0 else 0.0
+    assert torch.equal(factor, keep.to(dtype).mul_(scale))  # the expression Dropout used before
+    x = torch.randn(shape, dtype=dtype, requires_grad=True)
+    torch.manual_seed(5)
+    out = Dropout(p).train()(x)
+    assert torch.equal(out, x.detach() * factor)
+    out.sum().backward()
+    assert x.grad is not None and torch.equal(x.grad, factor)
 
 
 def test_preloaded_features_equal_memory_mapped_gathers(dataset) -> None:

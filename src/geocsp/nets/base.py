@@ -28,6 +28,18 @@ DROPOUT_BITS = 15
 """Resolution of the CPU dropout mask: the drop probability is rounded to k / 2**15."""
 
 
+def _dropout_bits(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, int]:
+    """15-bit uniform integers (int16, flat, one per element) and the drop threshold k.
+
+    Draws ceil(n / 4) 64-bit words from the global torch RNG (4 × 15 bits each); an element is
+    kept when its integer is ≥ k = round(p · 2^15).
+    """
+    n = int(torch.Size(shape).numel())
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
+    bits = words.view(torch.int16)[:n] & (2**DROPOUT_BITS - 1)  # [0, 2^63): top bit of word is 0
+    return bits, round(p * 2**DROPOUT_BITS)
+
+
 def dropout_keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
     """A Bernoulli(1 - p) keep mask drawn from 15-bit integers, 4 per 64-bit random word.
 
@@ -43,15 +55,39 @@ def dropout_keep_mask(shape: torch.Size, p: float, device: torch.device) -> tupl
     Returns:
         (bool mask of ``shape``, the effective drop probability k / 2**15).
     """
-    n = int(torch.Size(shape).numel())
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
-    threshold = round(p * 2**DROPOUT_BITS)
-    bits = words.view(torch.int16)[:n] & (2**DROPOUT_BITS - 1)  # [0, 2^63): top bit of word is 0
+    bits, threshold = _dropout_bits(shape, p, device)
     return (bits >= threshold).view(shape), threshold / 2**DROPOUT_BITS
 
 
+def dropout_multiplier(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+    """The dropout factor per element: 1 / (1 − p_eff) where kept, 0 where dropped.
+
+    Same random draws and the same values as ``dropout_keep_mask(...)[0].to(dtype) / (1 − p_eff)``
+    (bit for bit), without the bool mask: the integers minus (k − 1) clamped to [0, 1] are
+    exactly the keep indicator, and int16 arithmetic is vectorised where the int16 → bool
+    comparison and the bool → float copy are not (3.5× less time for the mask on a CPU).
+
+    Args:
+        shape: mask shape.
+        p: drop probability in (0, 1).
+        dtype: floating dtype of the factor (the activations').
+        device: where to draw.
+
+    Returns:
+        Tensor of ``shape`` and ``dtype`` (all zeros when p_eff rounds to 1), or None when p_eff
+        rounds to 0 (nothing is dropped; the random words are drawn all the same, so later
+        draws do not depend on p).
+    """
+    bits, threshold = _dropout_bits(shape, p, device)
+    if threshold <= 0:
+        return None
+    keep = bits.sub_(threshold - 1).clamp_(0, 1)  # bits ∈ [0, 2^15), threshold ∈ [1, 2^15]: no overflow
+    p_eff = threshold / 2**DROPOUT_BITS
+    return keep.view(shape).to(dtype).mul_(1.0 / (1.0 - p_eff) if p_eff < 1.0 else 0.0)
+
+
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` with a faster mask on CPU (see :func:`dropout_keep_mask`).
+    """``nn.Dropout`` with a faster mask on CPU (see :func:`dropout_multiplier`).
 
     Kept elements are scaled by 1 / (1 − p_eff), p_eff the drop probability rounded to
     2^-15 (exact for p = 0.5), so the expectation is unchanged. On other devices, in eval
@@ -63,10 +99,8 @@ class Dropout(nn.Dropout):
         p = float(self.p)
         if not self.training or x.device.type != "cpu" or p <= 0.0 or p >= 1.0 or self.inplace:
             return F.dropout(x, p, self.training, self.inplace)
-        keep, p_eff = dropout_keep_mask(x.shape, p, x.device)
-        if p_eff <= 0.0:
-            return x
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p_eff))
+        factor = dropout_multiplier(x.shape, p, x.dtype, x.device)
+        return x if factor is None else x * factor
 
 
 def make_activation(name: str) -> nn.Module:
