@@ -109,8 +109,23 @@ def test_locations_and_labels_tables(photos: Path, onnx_model: Path, tmp_path: P
     assert t.loc["oak/o0.jpg", ["lon", "lat"]].tolist() == [10.5, 45.25]
     assert t.loc["oak/gps.jpg", ["lon", "lat"]].tolist() == [1.0, 2.0]  # table wins over EXIF
     assert t.loc["pine/p1.jpg", "label"] == "A" and t["label"].isna().sum() == 4
+    report = json.loads((tmp_path / "ds" / REPORT_NAME).read_text())
+    assert report["without_label"] == ["oak/o1.jpg", "oak/o2.jpg", "pine/cmyk.jpg", "pine/p0.png"]
     with pytest.raises(DatasetError, match="column 'lon' not found"):
         read_image_table(csv, "id", {"lon": "lon"})
+
+
+@pytest.mark.parametrize("role", ["labels", "locations"])
+def test_a_table_naming_no_image_is_refused_before_extraction(role: str, photos: Path, onnx_model: Path,
+                                                               tmp_path: Path) -> None:
+    csv = tmp_path / "meta.csv"  # ids of another folder: nothing would be labelled / located
+    csv.write_text("patchID,label,lon,lat\n1001,A,1,2\n1002,B,3,4\n")
+    cols = {"label": "label"} if role == "labels" else {"lon": "lon", "lat": "lat"}
+    table = read_image_table(csv, "patchID", cols)
+    with pytest.raises(DatasetError, match=r"meta\.csv: none of its 2 ids in column 'patchID' matches an image "
+                                           r"\(e\.g\. id '1001'.*'oak/gps\.jpg' or 'gps'\); check --id-col"):
+        _extract(photos, onnx_model, tmp_path / "ds", **{role: table})
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
 
 
 def test_errors(tmp_path: Path, onnx_model: Path) -> None:
@@ -133,6 +148,14 @@ def test_cli_extract(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
     assert "7/8 images" in res.output and "corrupt.jpg" in res.output
     res = CliRunner().invoke(cli, args)  # a finished dataset is not replaced silently
     assert res.exit_code == 2 and "exists; pass --overwrite" in res.output
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image,label\noak/o0.jpg,A\n")
+    res = CliRunner().invoke(cli, [*args[:-1], "--overwrite", "--labels", str(csv)])
+    assert res.exit_code == 0 and "6 images without label" in res.output, res.output
+    csv.write_text("image,label\nelsewhere/x.jpg,A\n")
+    res = CliRunner().invoke(cli, [*args[:-1], "--overwrite", "--labels", str(csv)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "labels.csv: none of its 1 ids" in res.output
+    assert len(load_dataset(out).split("train")) == 7  # the dataset written before is kept
     res = CliRunner().invoke(cli, ["features", "extract", str(photos), "--backbone", "timm:hf-hub:x/y",
                                    "--weights", str(onnx_model), "--out", str(tmp_path / "hub_ds")])
     assert res.exit_code == 2 and "hub prefix" in res.output

@@ -67,9 +67,9 @@ def extract_cmd(images_dir: Path, backbone: str, weights: Path | None, out: Path
                f"({report['feature_dim']}-d, {report['images_per_s']} images/s)")
     for item in report["failed"]:
         click.echo(f"skipped {item['image']}: {item['error']}", err=True)
-    if report["without_location"]:
-        click.echo(f"{len(report['without_location'])} images without location "
-                   f"(listed in {out}/extract_report.json)")
+    for key, what in (("without_location", "location"), ("without_label", "label")):
+        if report.get(key):
+            click.echo(f"{len(report[key])} images without {what} (listed in {out}/extract_report.json)")
 
 
 @features.command("export-onnx")

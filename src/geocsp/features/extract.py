@@ -84,7 +84,34 @@ def read_image_table(path: str | Path, id_col: str, columns: dict[str, str]) -> 
             raise DatasetError(f"{p}: column '{col}' not found; columns: {', '.join(map(str, df.columns))}")
     out = df[list(columns.values())].rename(columns={v: k for k, v in columns.items()})
     out.index = df[id_col].astype(str).str.strip()
-    return out[~out.index.duplicated()]
+    out = out[~out.index.duplicated()]
+    out.attrs.update(source=str(p), id_col=id_col)  # for the no-match message
+    return out
+
+
+def check_ids_match(table: pd.DataFrame | None, rel_paths: list[str], what: str) -> None:
+    """Refuse a ``--labels`` / ``--locations`` table none of whose ids names an image.
+
+    Args:
+        table: from :func:`read_image_table` (None: nothing to check).
+        rel_paths: the images' paths relative to the images folder (POSIX).
+        what: the table's role in the message (``labels``, ``locations``).
+
+    Raises:
+        DatasetError: no image's relative path or file stem is an id of the table; names the
+            file, the id column and an example of each side.
+    """
+    if table is None or not rel_paths:
+        return
+    ids = set(table.index)
+    if any(rel in ids or Path(rel).stem in ids for rel in rel_paths):
+        return
+    src, col = table.attrs.get("source", f"the {what} table"), table.attrs.get("id_col", "id")
+    example = next(iter(table.index), None)
+    raise DatasetError(
+        f"{src}: none of its {len(ids)} ids in column '{col}' matches an image "
+        f"(e.g. id {example!r}; images are matched by relative path or file stem, e.g. "
+        f"{rel_paths[0]!r} or {Path(rel_paths[0]).stem!r}); check --id-col")
 
 
 def _lookup(table: pd.DataFrame | None, rel: str, col: str) -> Any:
@@ -217,19 +244,24 @@ def extract_features(
 
     Returns:
         The report written to ``<out_dir>/extract_report.json``: counts, failed images
-        with their error, images without location, images/s.
+        with their error, images without location, images without a row in ``labels``
+        (``without_label``), images/s.
 
     Raises:
         MissingFileError: ``images_dir`` missing or without images.
-        DatasetError: no image could be decoded.
+        DatasetError: no image could be decoded, or ``labels`` / ``locations`` names none
+            of the images.
     """
     cfg = cfg or ExtractConfig()
     root, out = Path(images_dir), Path(out_dir)
     files = list_images(root)
     if not files:
         raise MissingFileError(f"{root}: no image files found")
+    rel_paths = [f.relative_to(root).as_posix() for f in files]
+    check_ids_match(labels, rel_paths, "labels")  # before any image is decoded
+    check_ids_match(locations, rel_paths, "locations")
     prov = {"feature_extractor": {**backbone.provenance(), "l2_normalized": cfg.l2_normalize}}
-    state = {"files": [f.relative_to(root).as_posix() for f in files], "chunk_size": cfg.chunk_size,
+    state = {"files": rel_paths, "chunk_size": cfg.chunk_size,
              **prov["feature_extractor"]}
     t0 = time.perf_counter()
     part = _partial_dir(out, state)
@@ -241,7 +273,10 @@ def extract_features(
     no_loc = table.loc[table["lon"].isna(), "image"].tolist()
     report = {"images": len(files), "extracted": len(table), "feature_dim": int(x.shape[1]),
               "failed": [{"image": k, "error": v} for k, v in sorted(failed.items())],
-              "without_location": no_loc, "seconds": round(seconds, 3),
+              "without_location": no_loc,
+              "without_label": (table.loc[table["label"].isna(), "image"].tolist()
+                                if labels is not None and "label" in table else []),
+              "seconds": round(seconds, 3),
               "images_per_s": round(len(files) / max(seconds, 1e-9), 2), "config": asdict(cfg)}
     atomic_write_json(out / REPORT_NAME, report)
     shutil.rmtree(part, ignore_errors=True)
