@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,13 @@ def test_position_map_and_richness(synth_tables, tmp_path) -> None:
     for res in ("0", "-1", "nan"):  # was a traceback (ZeroDivisionError / TypeError)
         r = run("map", out, "--species", "disc", "--res", res, "--no-land-mask", "--out", tmp_path / "z.png")
         assert r.exit_code == 2 and "--res must be a cell size > 0" in r.output, r.output
+        assert not (tmp_path / "z.png").exists()
+    for extra, message in ((["--res", "1e-7"], r"--res 1e-07: the map grid \([\d,]+ x [\d,]+ cells over [-\d.,]+\) does "
+                                               r"not fit in memory; expected a larger --res or a smaller --region"),
+                           # (over the presences' box, padded) was 'RUN: too large to read into memory'
+                           (["--date", "13-45"], "--date: cannot parse '13-45'; expected MM-DD")):  # was 'row 0'
+        r = run("map", out, "--species", "disc", *extra, "--no-land-mask", "--out", tmp_path / "z.png")
+        assert r.exit_code == 2 and r.output.count("\n") == 1 and re.search(message, r.output), r.output
         assert not (tmp_path / "z.png").exists()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocsp.errors import DatasetError
-from geocsp.sdm.dates import month_day_to_doy, parse_day_of_year
+from geocsp.errors import ConfigError, DatasetError
+from geocsp.sdm.dates import month_day_to_doy, parse_date_option, parse_day_of_year
 
 
 def test_formats_and_missing() -> None:
@@ -25,3 +25,11 @@ def test_month_day_matches_numpy_calendar() -> None:
 def test_unparsable_names_row(bad: str) -> None:
     with pytest.raises(DatasetError, match=r"when: row 1: cannot parse date"):
         parse_day_of_year(["06-15", bad], source="when")
+
+
+@pytest.mark.parametrize("bad", ["not a date", "13-45", "400", "0", ""])
+def test_an_option_value_names_the_option_not_a_row(bad: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^--date: cannot parse '{bad}'; expected MM-DD") as err:
+        parse_date_option(bad)
+    assert "row" not in str(err.value)
+    assert parse_date_option("12-31", "date") == 365.0

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from geocsp.errors import DatasetError
+from geocsp.errors import ConfigError, DatasetError
 
 _MD = re.compile(r"^\s*(\d{1,2})-(\d{1,2})\s*$")
 _CUM = np.cumsum([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])  # non-leap year
@@ -50,6 +50,21 @@ def parse_day_of_year(values: pd.Series | list, *, source: str = "date") -> np.n
                 f"{source}: row {i}: cannot parse date {v!r}; expected YYYY-MM-DD, MM-DD or a day of year 1-366"
             ) from None
     return out
+
+
+def parse_date_option(value: str, option: str = "--date") -> float:
+    """Parse one date given on the command line into a day of year (1-366).
+
+    Raises:
+        ConfigError: naming ``option`` and the value (no row: it is not a table).
+
+    >>> parse_date_option("06-15"), parse_date_option("2021-02-01")
+    (166.0, 32.0)
+    """
+    try:
+        return _parse_one(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{option}: cannot parse {value!r}; expected MM-DD, YYYY-MM-DD or a day of year 1-366") from None
 
 
 def _parse_one(v: object) -> float:

@@ -10,6 +10,7 @@ the run's provenance in its tags / attributes.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from geocsp.errors import ConfigError
 from geocsp.landmask import land_cells
 from geocsp.prior import GeoPrior
 from geocsp.prior.prior import KIND as PRIOR_KIND
-from geocsp.sdm.dates import parse_day_of_year
+from geocsp.sdm.dates import parse_date_option
 from geocsp.sdm.model import KIND as SDM_KIND
 from geocsp.sdm.model import FittedSDM
 from geocsp.sdm.predict import grid_scores, load_presences, species_index
@@ -38,7 +39,7 @@ Grid = tuple[np.ndarray, tuple[float, float, float, float], np.ndarray | None, s
 
 def _doy(date: str | None) -> float:
     """Day of year of ``date`` (NaN for None)."""
-    return float("nan") if date is None else float(parse_day_of_year([date], source="date")[0])
+    return float("nan") if date is None else parse_date_option(date)
 
 
 def map_bbox(region: str | None, rasters: list[str], presences: np.ndarray | None) -> tuple[float, float, float, float] | None:
@@ -114,33 +115,45 @@ def run_grid_scores(run_dir: str | Path, species: Sequence[str], region: str | N
     doy = _doy(date)
     missing = "neither an SDM run (model/) nor a fine-tuned CSP run (prior/)"
     directory, kind = find_artifact(p, [SDM_KIND, PRIOR_KIND], missing)
-    if kind == SDM_KIND:
-        fitted = FittedSDM.load(directory)
-        pres = load_presences(p)
-        if date is not None and (fitted.model is None or not fitted.model.config.use_time):
-            raise ConfigError("date: this model was fitted without dates (no date column)")
-        if not richness:
-            for name in species:
-                species_index(fitted.species, name)
-        pts_all = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
-        bbox = map_bbox(region, fitted.rasters, pts_all)
-        lats, lons, scores = grid_scores(fitted, bbox, res_deg, doy)
-        names = fitted.species
-        if pres is not None and not richness:
-            pres = pres[pres["species"].isin(list(species))]
-        points = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
-    else:
-        lats, lons, scores, names = _prior_grid(directory, species, region, res_deg, richness, doy)
-        points = None
+    bbox = parse_bbox(region).bbox if region else None
+    try:
+        if kind == SDM_KIND:
+            fitted = FittedSDM.load(directory)
+            pres = load_presences(p)
+            if date is not None and (fitted.model is None or not fitted.model.config.use_time):
+                raise ConfigError("date: this model was fitted without dates (no date column)")
+            if not richness:
+                for name in species:
+                    species_index(fitted.species, name)
+            pts_all = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
+            bbox = map_bbox(region, fitted.rasters, pts_all)
+            lats, lons, scores = grid_scores(fitted, bbox, res_deg, doy)
+            names = fitted.species
+            if pres is not None and not richness:
+                pres = pres[pres["species"].isin(list(species))]
+            points = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
+        else:
+            lats, lons, scores, names = _prior_grid(directory, species, bbox, res_deg, richness, doy)
+            points = None
+    except MemoryError:
+        raise _grid_too_large(res_deg, bbox) from None
     return lats, lons, scores, names, points, directory, kind
 
 
-def _prior_grid(prior_dir: Path, species: Sequence[str], region: str | None, res_deg: float,
+def _grid_too_large(res_deg: float, bbox: tuple[float, float, float, float] | None) -> ConfigError:
+    """The message for a map grid whose arrays could not be allocated: the cells, and what to change."""
+    x0, y0, x1, y1 = bbox if bbox is not None else (-180.0, -90.0, 180.0, 90.0)
+    h, w = math.ceil((y1 - y0) / res_deg - 1e-9), math.ceil((x1 - x0) / res_deg - 1e-9)
+    region = ",".join(f"{float(v):.4g}" for v in (x0, y0, x1, y1))
+    return ConfigError(f"--res {res_deg:g}: the map grid ({h:,} x {w:,} cells over {region}) does not "
+                       "fit in memory; expected a larger --res or a smaller --region")
+
+
+def _prior_grid(prior_dir: Path, species: Sequence[str], bbox: tuple[float, float, float, float] | None, res_deg: float,
                 richness: bool, doy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """P(y|x) of a GeoPrior on a grid (time input when its encoder takes 2 extra features)."""
     prior = GeoPrior.from_pretrained(prior_dir)
     extra_dim = prior.encoder.config.extra_dim
-    bbox = parse_bbox(region).bbox if region else None
     extra = None
     if extra_dim == 2:
         extra = encode_day_of_year(torch.tensor([doy]))[0]

@@ -30,7 +30,7 @@ from geocsp.landmask import land_cells
 from geocsp.prior import GeoPrior
 from geocsp.prior.prior import KIND as PRIOR_KIND
 from geocsp.prior.prior import grid_centres
-from geocsp.sdm.dates import parse_day_of_year
+from geocsp.sdm.dates import parse_date_option
 from geocsp.sdm.mapping import map_bbox, run_grid_scores
 from geocsp.sdm.model import KIND as SDM_KIND
 from geocsp.sdm.model import FittedSDM
@@ -118,7 +118,7 @@ class RunView:
             return float("nan")
         if not self.has_time:
             raise ConfigError("date: this run was fitted without dates (no time input)")
-        return float(parse_day_of_year([date], source="date")[0])
+        return parse_date_option(date, "date")  # also the serve API's query parameter
 
     def _grid_size(self, res_deg: float) -> int:
         (x0, y0, x1, y1), r = self.bbox, res_deg
