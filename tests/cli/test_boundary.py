@@ -127,9 +127,17 @@ def test_debug_env_reraises_user_errors(monkeypatch: pytest.MonkeyPatch) -> None
     assert res.exit_code == 1 and res.exception is exc
 
 
-def test_click_usage_errors_keep_exit_2() -> None:
-    res = CliRunner().invoke(cli, ["encoders", "--bogus"])
-    assert res.exit_code == 2 and "No such option" in res.stderr
+def test_click_usage_errors_keep_exit_2_in_one_line() -> None:
+    res = CliRunner().invoke(cli, ["encoders", "--bogus"], prog_name="geocsp")
+    assert res.exit_code == 2 and res.stderr.startswith("geocsp: error: No such option")
+    assert res.stderr.endswith(" (see 'geocsp encoders --help')\n") and res.stderr.count("\n") == 1, res.stderr
+    res = CliRunner().invoke(cli, ["--bogus"])  # the top-level group's own options
+    assert res.exit_code == 2 and res.stderr.startswith("geocsp: error: ") and res.stderr.count("\n") == 1
+    res = CliRunner().invoke(cli, ["map", "run", "--res", "abc", "--out", "m.png"], prog_name="geocsp")
+    assert res.stderr == ("geocsp: error: Invalid value for '--res': 'abc' is not a valid float. "
+                          "(see 'geocsp map --help')\n"), res.stderr
+    res = CliRunner().invoke(cli, ["data"])  # a group without its command still shows its help
+    assert "Commands:" in res.output and "geocsp: error" not in res.output
 
 
 _SCRIPT = """

@@ -150,15 +150,48 @@ def _out_option(tb: TracebackType | None) -> str | None:
     return str(out) if out is not None else None
 
 
+class OneLineUsageError(click.UsageError):
+    """A click usage error (missing argument, bad option value, unknown command) shown as one line.
+
+    ``geocsp: error: <click's message> (see '<command> --help')`` on stderr, exit status 2,
+    instead of click's three lines (``Usage:``, ``Try ...``, ``Error: ...``).
+    """
+
+    @classmethod
+    def of(cls, e: click.UsageError) -> click.UsageError:
+        """The same error (message, context, exit code) with the one-line display.
+
+        A group called without a command keeps click's help page (``NoArgsIsHelpError``).
+        """
+        if isinstance(e, cls) or type(e).__name__ == "NoArgsIsHelpError":
+            return e
+        one = cls(e.format_message(), e.ctx)
+        one.exit_code = e.exit_code
+        return one
+
+    def show(self, file: Any = None) -> None:
+        """Write the one line to stderr (or ``file``)."""
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"geocsp: error: {_one_line(self.format_message())}{hint}", file=file, err=True)
+
+
 class GeocspGroup(click.Group):
     """The top-level group: commands loaded on use, and the one error boundary.
 
     An error caused by the input or the environment (:class:`~geocsp.errors.GeocspError`,
     ``OSError``, a file that cannot be decoded, input too deep or too large, checkpoint
     weights that do not fit) becomes one stderr line ``geocsp: error: ...`` and exit
-    status 2, with no traceback; Ctrl-C is ``geocsp: interrupted`` and status 130; any
+    status 2, with no traceback, and so does a usage error (:class:`OneLineUsageError`); Ctrl-C is ``geocsp: interrupted`` and status 130; any
     other exception is a bug and keeps its traceback (status 1).
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        """Parse the top-level options; a usage error is shown as one line."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise OneLineUsageError.of(e) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """All top-level command names, sorted."""
@@ -182,6 +215,8 @@ class GeocspGroup(click.Group):
         debug = os.environ.get("GEOCSP_DEBUG", "") not in ("", "0")
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a sub-command's arguments, or an unknown command
+            raise OneLineUsageError.of(e) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
