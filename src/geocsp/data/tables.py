@@ -151,9 +151,9 @@ def available_columns(table: pd.DataFrame) -> str:
         table: any table.
 
     Returns:
-        ``"a, b, c"``, or ``"(none)"``.
+        ``"a, b, c"`` (without geocsp's own ``__``-prefixed helper columns), or ``"(none)"``.
     """
-    return ", ".join(map(str, table.columns)) or "(none)"
+    return ", ".join(str(c) for c in table.columns if not str(c).startswith("__")) or "(none)"
 
 
 def require_column(table: pd.DataFrame, source: Any, col: str, option: str) -> None:

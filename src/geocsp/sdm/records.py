@@ -25,7 +25,7 @@ import torch
 from geocsp.coords import validate_lonlat
 from geocsp.crs import to_lonlat
 from geocsp.data.samplers import create_location_sampler
-from geocsp.data.tables import open_table, point_crs
+from geocsp.data.tables import open_table, point_crs, require_column
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.sdm.categorical import expand
 from geocsp.sdm.covariates import covariate_name, is_lonlat_crs, open_raster, sample_rasters
@@ -70,13 +70,13 @@ OPTION_FLAGS = {"presence_col": "--presence-col", "covariate_cols": "--covariate
 
 
 def require_columns(df: pd.DataFrame, cols: list[str], source: str, option: str) -> None:
-    """Refuse a table lacking one of ``cols``; the message names the flag and lists the file's columns."""
+    """Refuse a table lacking one of ``cols``; the message names the flag and lists the file's columns.
+
+    :func:`geocsp.data.tables.require_column` for each column, ``option`` (a config field such
+    as ``lon_col/lat_col``) shown as its command-line flag (:data:`OPTION_FLAGS`).
+    """
     for c in cols:
-        if c not in df.columns:
-            listed = ", ".join(str(k) for k in df.columns if not str(k).startswith("__"))  # not geocsp's own
-            raise DatasetError(
-                f"{source}: column '{c}' ({OPTION_FLAGS.get(option, option)}) not found; available columns: {listed}"
-            )
+        require_column(df, source, c, OPTION_FLAGS.get(option, option))
 
 
 @dataclass
