@@ -122,3 +122,11 @@ def test_an_unreadable_config_is_named_not_reported_missing(tmp_path: Path, text
     (run / PRIOR_DIR / "config.json").write_text(text)
     with pytest.raises(CheckpointError, match=r"prior/config\.json: not a readable checkpoint config"):
         load_prior(run)
+
+
+def test_the_sdm_run_subdirectory_named_before_geocsp_sdm_is_imported_is_the_registered_one() -> None:
+    from geocsp import checkpoints
+    from geocsp.sdm.model import KIND, MODEL_DIR
+
+    assert checkpoints._UNIMPORTED_DIRS[KIND] == MODEL_DIR == checkpoints.ARTIFACT_DIRS[KIND]
+    assert set(checkpoints.KIND_USES) == set(checkpoints.ARTIFACT_DIRS)  # every kind says what it is for

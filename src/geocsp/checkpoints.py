@@ -124,18 +124,24 @@ def find_artifact(path: str | Path, kinds: Iterable[str] | None = None,
         cfg = (p / ARTIFACT_DIRS.get(kind, kind)) / CONFIG_FILE
         if cfg.is_file() and read_kind(cfg.parent) is None:
             raise CheckpointError(f"{cfg}: not a readable checkpoint config (expected JSON with a \"kind\")")
-    other = own if own in KIND_USES else next(
-        (k for k, (sub, _) in KIND_USES.items() if read_kind(p / sub) == k), None)
+    other = own if own in KIND_USES else next((k for k in KIND_USES if read_kind(p / _subdir(k)) == k), None)
     if other is not None and other not in wanted:  # a run of another kind: say what it is for
-        missing += f"; {p.name} holds {KIND_USES[other][1]}"
+        missing += f"; {p.name} holds {KIND_USES[other]}"
     raise CheckpointError(f"{p}: {missing}")
 
 
-KIND_USES = {PRIOR_KIND: ("prior", "a fine-tuned prior (use geocsp predict / evaluate)"),
-             ENCODER_KIND: ("encoder", "a pre-trained location encoder (use geocsp embed, or --init of geocsp finetune)"),
-             "sdm": ("model", "a species distribution model (use geocsp sdm predict / sdm evaluate)")}
-"""Each artifact kind's directory in a run and what it is for, named when a command gets the wrong kind of run
-(the SDM kind is registered by :mod:`geocsp.sdm`, which a command may not have imported)."""
+KIND_USES = {PRIOR_KIND: "a fine-tuned prior (use geocsp predict / evaluate)",
+             ENCODER_KIND: "a pre-trained location encoder (use geocsp embed, or --init of geocsp finetune)",
+             "sdm": "a species distribution model (use geocsp sdm predict / sdm evaluate)"}
+"""What each artifact kind is for, named when a command gets the wrong kind of run."""
+
+_UNIMPORTED_DIRS = {"sdm": "model"}
+"""Run subdirectories of kinds registered by modules a command may not have imported (:mod:`geocsp.sdm`)."""
+
+
+def _subdir(kind: str) -> str:
+    """The run subdirectory of ``kind`` (:data:`ARTIFACT_DIRS`, else :data:`_UNIMPORTED_DIRS`)."""
+    return ARTIFACT_DIRS.get(kind) or _UNIMPORTED_DIRS.get(kind, kind)
 
 
 def load(path: str | Path, kinds: Iterable[str] | None = None, missing: str | None = None) -> Any:
