@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from geocsp.nets import LocationEncoder
 from geocsp.objectives import create_finetune_loss
 from geocsp.training.config import FinetuneConfig
-from geocsp.training.loop import train_step
+from geocsp.training.loop import make_optimizer, train_step
 from geocsp.training.presets import resolve_config
 
 
@@ -77,6 +77,39 @@ def stack_network(net: nn.Module, replicas: int, cfg: FinetuneConfig) -> nn.Modu
     return stacked
 
 
+class DemoStep:
+    """One fine-tuning step of the demo's shapes as geocsp trains it (``loop.train_step``); call it to step.
+
+    Attributes: ``cfg`` (the geoworld-demo FinetuneConfig), ``q`` classes, ``b`` batch rows, ``loss``,
+    ``encoder``, ``head``, ``lonlat(n)`` (random (n, 2) degrees), ``x_all`` / ``y_all`` (4,096 rows).
+    """
+
+    def __init__(self, dev: torch.device, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.dev = dev
+        self.cfg = resolve_config(FinetuneConfig, stage="finetune", preset="geoworld-demo")
+        self.q, self.b = 150, int(self.cfg.data.batch_size)
+        self.loss = create_finetune_loss(self.cfg.loss.name, **dict(self.cfg.loss.args))
+        self.encoder = LocationEncoder(self.cfg.model)
+        self.head = nn.Linear(self.encoder.dim, self.q, bias=False)
+        model = nn.ModuleDict({"encoder": self.encoder, "head": self.head}).to(dev).train()
+        self.opt = make_optimizer(list(model.parameters()), self.cfg.optim, dev)  # as finetune builds it
+        self.x_all, self.y_all = self.lonlat(4096), torch.randint(0, self.q, (4096,), device=dev)
+        self.gen = torch.Generator(device=dev).manual_seed(seed)
+
+    def lonlat(self, n: int) -> Tensor:
+        """(n, 2) uniform lon, lat degrees."""
+        return torch.stack([torch.rand(n, device=self.dev) * 360 - 180, torch.rand(n, device=self.dev) * 180 - 90], 1)
+
+    def _step(self, idx: Tensor, gen: torch.Generator) -> Any:
+        emb = self.encoder(torch.cat([self.x_all[idx], self.lonlat(idx.shape[0])]))
+        return self.loss(self.head(emb[: idx.shape[0]]), self.y_all[idx], self.head(emb[idx.shape[0]:]))
+
+    def __call__(self) -> Any:
+        idx = torch.randint(0, 4096, (self.b,), device=self.dev)
+        return train_step(self.opt, self._step, idx, self.gen, self.dev)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--replicas", default="2,3,5")
@@ -85,29 +118,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    torch.manual_seed(0)
     dev = torch.device(args.device)
-    cfg = resolve_config(FinetuneConfig, stage="finetune", preset="geoworld-demo")
-    q, b = 150, int(cfg.data.batch_size)
-    loss = create_finetune_loss(cfg.loss.name, **dict(cfg.loss.args))
-    encoder = LocationEncoder(cfg.model)
-    head = nn.Linear(encoder.dim, q, bias=False)
-    single_model = nn.ModuleDict({"encoder": encoder, "head": head}).to(dev).train()
-    single_opt = torch.optim.Adam(single_model.parameters(), lr=1e-3)
-
-    def lonlat(n: int) -> Tensor:
-        return torch.stack([torch.rand(n, device=dev) * 360 - 180, torch.rand(n, device=dev) * 180 - 90], 1)
-
-    x_all, y_all = lonlat(4096), torch.randint(0, q, (4096,), device=dev)
-
-    def single_step(idx: Tensor, gen: torch.Generator) -> Any:
-        emb = encoder(torch.cat([x_all[idx], lonlat(idx.shape[0])]))
-        return loss(head(emb[: idx.shape[0]]), y_all[idx], head(emb[idx.shape[0]:]))
-
-    variants: dict[str, Any] = {}
-    gen = torch.Generator(device=dev).manual_seed(0)
-    variants["single"] = lambda: train_step(single_opt, single_step, torch.randint(0, 4096, (b,), device=dev),
-                                           gen, dev)
+    demo = DemoStep(dev)
+    cfg, q, b, loss, encoder = demo.cfg, demo.q, demo.b, demo.loss, demo.encoder
+    lonlat, x_all, y_all = demo.lonlat, demo.x_all, demo.y_all
+    variants: dict[str, Any] = {"single": demo}
     for r in [int(v) for v in args.replicas.split(",")]:
         net = stack_network(encoder.network, r, cfg).to(dev)
         heads = nn.Parameter(torch.stack([nn.Linear(encoder.dim, q, bias=False).weight.detach().t()

@@ -44,3 +44,12 @@ def test_run_quick_writes_a_table_and_json(tmp_path: Path) -> None:
     for r in rows:
         assert r["step_s"] > 0 and math.isfinite(r["roofline"]) and r["roofline"] > 0
         assert r["roofline_min"] <= r["roofline"] <= r["roofline_max"]
+
+
+def test_demo_step_benchmarks_print_their_tables(tmp_path: Path) -> None:
+    for script, extra in (("dropout_step.py", []), ("stacked_step.py", ["--replicas", "2"])):
+        out = tmp_path / f"{script}.json"
+        cmd = [sys.executable, str(ROOT / "benchmarks" / script), "--rounds", "1", "--steps", "2", "--json", str(out), *extra]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert "| variant |" in res.stdout and json.loads(out.read_text())["rounds"] == 1
