@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from geocsp.nets import base
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stacked_step import DemoStep  # noqa: E402
+from stacked_step import DemoStep
 
 
 def before_forward(self: base.Dropout, x: torch.Tensor) -> torch.Tensor:
