@@ -126,6 +126,12 @@ def test_a_table_naming_no_image_is_refused_before_extraction(role: str, photos:
                                            r"\(e\.g\. id '1001'.*'oak/gps\.jpg' or 'gps'\); check --id-col"):
         _extract(photos, onnx_model, tmp_path / "ds", **{role: table})
     assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
+    csv.write_text("patchID,label,lon,lat\no0,,,\np1,,,\n1001,A,1,2\n")  # names images, but no values for them
+    table = read_image_table(csv, "patchID", cols)
+    first = next(iter(cols.values()))
+    with pytest.raises(DatasetError, match=rf"meta\.csv:{first}: empty in all 2 rows that name an image"):
+        _extract(photos, onnx_model, tmp_path / "ds", **{role: table})
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
 
 
 def test_errors(tmp_path: Path, onnx_model: Path) -> None:

@@ -85,12 +85,12 @@ def read_image_table(path: str | Path, id_col: str, columns: dict[str, str]) -> 
     out = df[list(columns.values())].rename(columns={v: k for k, v in columns.items()})
     out.index = df[id_col].astype(str).str.strip()
     out = out[~out.index.duplicated()]
-    out.attrs.update(source=str(p), id_col=id_col)  # for the no-match message
+    out.attrs.update(source=str(p), id_col=id_col, columns=dict(columns))  # for check_ids_match's messages
     return out
 
 
 def check_ids_match(table: pd.DataFrame | None, rel_paths: list[str], what: str) -> None:
-    """Refuse a ``--labels`` / ``--locations`` table none of whose ids names an image.
+    """Refuse a ``--labels`` / ``--locations`` table that would label / locate no image.
 
     Args:
         table: from :func:`read_image_table` (None: nothing to check).
@@ -98,20 +98,26 @@ def check_ids_match(table: pd.DataFrame | None, rel_paths: list[str], what: str)
         what: the table's role in the message (``labels``, ``locations``).
 
     Raises:
-        DatasetError: no image's relative path or file stem is an id of the table; names the
-            file, the id column and an example of each side.
+        DatasetError: no image's relative path or file stem is an id of the table (names the
+            file, the id column and an example of each side), or a value column is empty in
+            every row that names an image.
     """
     if table is None or not rel_paths:
         return
     ids = set(table.index)
-    if any(rel in ids or Path(rel).stem in ids for rel in rel_paths):
-        return
+    named = [key for rel in rel_paths for key in (rel, Path(rel).stem) if key in ids]
     src, col = table.attrs.get("source", f"the {what} table"), table.attrs.get("id_col", "id")
-    example = next(iter(table.index), None)
-    raise DatasetError(
-        f"{src}: none of its {len(ids)} ids in column '{col}' matches an image "
-        f"(e.g. id {example!r}; images are matched by relative path or file stem, e.g. "
-        f"{rel_paths[0]!r} or {Path(rel_paths[0]).stem!r}); check --id-col")
+    if not named:
+        example = next(iter(table.index), None)
+        raise DatasetError(
+            f"{src}: none of its {len(ids)} ids in column '{col}' matches an image "
+            f"(e.g. id {example!r}; images are matched by relative path or file stem, e.g. "
+            f"{rel_paths[0]!r} or {Path(rel_paths[0]).stem!r}); check --id-col")
+    rows = table.loc[sorted(set(named))]
+    for name, source_col in table.attrs.get("columns", {}).items():
+        if rows[name].isna().all():
+            raise DatasetError(f"{src}:{source_col}: empty in all {len(rows)} rows that name an image; "
+                               f"expected the images' {name} values")
 
 
 def _lookup(table: pd.DataFrame | None, rel: str, col: str) -> Any:
