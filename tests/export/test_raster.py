@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -127,13 +128,15 @@ def test_sdm_map_tif_matches_sdm_predict(tmp_path: Path) -> None:
     np.testing.assert_allclose(data[rows[land], cols[land]], want[land], atol=1e-6)
 
 
-def test_a_failed_geotiff_write_names_the_output_and_leaves_nothing(tmp_path: Path,
+def test_a_failed_geotiff_write_names_the_output_and_leaves_nothing(tmp_path: Path, capfd: pytest.CaptureFixture,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A write that GDAL refuses (a full disk: "Write failed. See previous exception") is an OSError
-    naming the path asked for, not the hidden temporary, and nothing is left there."""
+    naming the path asked for, not the hidden temporary, and nothing is left there; what libtiff
+    printed to the C stderr on the way is not shown (the caller reports the failure in one line)."""
     import geocsp.viz.raster as raster
 
     def full(*_a: object, **_k: object) -> None:
+        os.write(2, b"_tiffWriteProc: No space left on device.\n")  # as libtiff does, below Python
         try:
             raise OSError(28, "No space left on device")
         except OSError as cause:
@@ -146,3 +149,20 @@ def test_a_failed_geotiff_write_names_the_output_and_leaves_nothing(tmp_path: Pa
     assert info.value.filename == str(tmp_path / "m.tif")
     assert "cannot write the GeoTIFF" in str(info.value) and "No space left on device" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+    assert "_tiffWriteProc" not in capfd.readouterr().err
+
+
+def test_what_a_successful_geotiff_write_prints_to_the_c_stderr_still_shows(tmp_path: Path, capfd: pytest.CaptureFixture,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import geocsp.viz.raster as raster
+
+    fill = raster._fill
+
+    def warn_then_fill(*args: object, **kw: object) -> None:
+        os.write(2, b"a GDAL warning\n")
+        fill(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(raster, "_fill", warn_then_fill)
+    lons, lats = np.array([0.25, 0.75]), np.array([0.75, 0.25])
+    write_geotiff(tmp_path / "m.tif", np.zeros((2, 2, 1), np.float32), lons, lats, 0.5, ["a"])
+    assert capfd.readouterr().err == "a GDAL warning\n" and (tmp_path / "m.tif").is_file()

@@ -18,9 +18,13 @@ picks the writer from the suffix.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import re
-from collections.abc import Mapping, Sequence
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +133,7 @@ def write_geotiff(
                "crs": "EPSG:4326", "transform": grid_transform(lons, lats, res_deg), "nodata": NODATA}
     cog = max(h, w) > cog_min_side
     out = Path(path)
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, _held_stderr():
         try:
             if not cog:
                 with rasterio.open(tmp, "w", **profile, compress="deflate") as dst:
@@ -144,6 +148,38 @@ def write_geotiff(
         except rasterio.errors.RasterioError as e:  # e.g. "Write failed. See previous exception": name --out
             raise OSError(errno.EIO, f"cannot write the GeoTIFF ({gdal_reason(e)})", str(out)) from None
     return out
+
+
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 in the block; pass it on unless the block raises.
+
+    libtiff prints its own lines (``_tiffWriteProc: No space left on device.``) straight to the
+    C stderr before rasterio raises; the failure is then reported once, as one line, by the
+    caller. Without a temporary file to hold them (a full ``/tmp``) nothing is held.
+    """
+    try:
+        held = tempfile.TemporaryFile()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with held:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                held.seek(0)
+                text = held.read()
+                while text:
+                    text = text[os.write(2, text):]
 
 
 def _fill(dst: Any, data: np.ndarray, names: Sequence[str], tags: Mapping[str, Any] | None) -> None:
