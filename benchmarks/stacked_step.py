@@ -127,7 +127,7 @@ def main() -> None:
         net = stack_network(encoder.network, r, cfg).to(dev)
         heads = nn.Parameter(torch.stack([nn.Linear(encoder.dim, q, bias=False).weight.detach().t()
                                           for _ in range(r)]).to(dev))
-        opt = torch.optim.Adam([*net.parameters(), heads], lr=1e-3)
+        opt = make_optimizer([*net.parameters(), heads], cfg.optim, dev)  # as DemoStep (and finetune)
         net.train()
 
         def stacked_step(net: nn.Module = net, heads: Tensor = heads, opt: Any = opt, r: int = r) -> Any:

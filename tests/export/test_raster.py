@@ -166,3 +166,20 @@ def test_what_a_successful_geotiff_write_prints_to_the_c_stderr_still_shows(tmp_
     lons, lats = np.array([0.25, 0.75]), np.array([0.75, 0.25])
     write_geotiff(tmp_path / "m.tif", np.zeros((2, 2, 1), np.float32), lons, lats, 0.5, ["a"])
     assert capfd.readouterr().err == "a GDAL warning\n" and (tmp_path / "m.tif").is_file()
+
+
+def test_geotiff_writes_from_other_threads_leave_the_process_stderr_alone(tmp_path: Path,
+                                                                          capfd: pytest.CaptureFixture) -> None:
+    """fd 2 is the process's: only the main thread holds it, so overlapping writes cannot swap it."""
+    import threading
+
+    lons, lats = np.array([0.25, 0.75]), np.array([0.75, 0.25])
+    threads = [threading.Thread(target=write_geotiff, args=(tmp_path / f"m{i}.tif", np.zeros((2, 2, 1), np.float32),
+                                                             lons, lats, 0.5, ["a"])) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err.endswith("still here\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.tif", "m1.tif", "m2.tif", "m3.tif"]

@@ -126,10 +126,10 @@ def test_a_table_naming_no_image_is_refused_before_extraction(role: str, photos:
                                            r"\(e\.g\. id '1001'.*'oak/gps\.jpg' or 'gps'\); check --id-col"):
         _extract(photos, onnx_model, tmp_path / "ds", **{role: table})
     assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
-    csv.write_text("patchID,label,lon,lat\no0,,,\np1,,,\n1001,A,1,2\n")  # names images, but no values for them
-    table = read_image_table(csv, "patchID", cols)
+    csv.write_text("patchID,label,lon,lat\no0,,,\np1,,,\n1001,A,1,2\noak/o1.jpg,,,\no1,B,5,6\n")
+    table = read_image_table(csv, "patchID", cols)  # names images, but no values for them (o1: its path row wins)
     first = next(iter(cols.values()))
-    with pytest.raises(DatasetError, match=rf"meta\.csv:{first}: empty in all 2 rows that name an image"):
+    with pytest.raises(DatasetError, match=rf"meta\.csv:{first}: empty in all 3 rows that name an image"):
         _extract(photos, onnx_model, tmp_path / "ds", **{role: table})
     assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
 
@@ -162,6 +162,9 @@ def test_cli_extract(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, [*args[:-1], "--overwrite", "--labels", str(csv)])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "labels.csv: none of its 1 ids" in res.output
     assert len(load_dataset(out).split("train")) == 7  # the dataset written before is kept
+    missing_weights = [a if a != str(onnx_model) else str(tmp_path / "absent.onnx") for a in args[:-1]]
+    res = CliRunner().invoke(cli, [*missing_weights, "--overwrite", "--labels", str(csv)])
+    assert res.exit_code == 2 and "labels.csv: none of its 1 ids" in res.output  # checked before loading weights
     res = CliRunner().invoke(cli, ["features", "extract", str(photos), "--backbone", "timm:hf-hub:x/y",
                                    "--weights", str(onnx_model), "--out", str(tmp_path / "hub_ds")])
     assert res.exit_code == 2 and "hub prefix" in res.output

@@ -79,9 +79,9 @@ def test_position_map_and_richness(synth_tables, tmp_path) -> None:
         r = run("map", out, "--species", "disc", "--res", res, "--no-land-mask", "--out", tmp_path / "z.png")
         assert r.exit_code == 2 and "--res must be a cell size > 0" in r.output, r.output
         assert not (tmp_path / "z.png").exists()
-    for extra, message in ((["--res", "1e-7"], r"--res 1e-07: the map grid \([\d,]+ x [\d,]+ cells over [-\d.,]+\) does "
-                                               r"not fit in memory; expected a larger --res or a smaller --region"),
-                           # (over the presences' box, padded) was 'RUN: too large to read into memory'
+    for extra, message in ((["--res", "1e-7"], r"--res 1e-07: the grid would have [\d,]+ x [\d,]+ cells over [-\d.,]+; "
+                                               r"expected at most 2\^34"),  # was 'RUN: too large to read into memory'
+                           (["--res", "1e-300"], r"--res 1e-300: the grid would have"),  # was numpy's ValueError
                            (["--date", "13-45"], "--date: cannot parse '13-45'; expected MM-DD")):  # was 'row 0'
         r = run("map", out, "--species", "disc", *extra, "--no-land-mask", "--out", tmp_path / "z.png")
         assert r.exit_code == 2 and r.output.count("\n") == 1 and re.search(message, r.output), r.output
@@ -116,6 +116,20 @@ def _bad(tmp_path, df: pd.DataFrame, *extra: str) -> str:
 )
 def test_bad_input_exit_2(synth_tables, tmp_path, change, extra, message) -> None:
     assert message in _bad(tmp_path, change(synth_tables["rec"].copy()), *extra)
+
+
+@pytest.mark.parametrize("failure", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried "
+                                                                   "to allocate 123 bytes")])
+def test_a_map_grid_that_cannot_be_allocated_names_res(fitted_run, tmp_path, monkeypatch, failure) -> None:
+    def fail(*_a: object, **_k: object) -> None:
+        raise failure
+
+    monkeypatch.setattr("geocsp.sdm.mapping.grid_scores", fail)
+    r = run("map", fitted_run, "--species", "disc", "--res", "0.5", "--out", tmp_path / "m.png")
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert re.search(r"--res 0.5: the map grid \([\d,]+ x [\d,]+ cells over [-\d.,]+\) does not fit in memory; "
+                     r"expected a larger --res or a smaller --region", r.output), r.output
+    assert not list(tmp_path.iterdir())
 
 
 def test_nan_coordinates_and_outside_dropped_by_rule(synth_tables, tmp_path) -> None:

@@ -151,9 +151,11 @@ def available_columns(table: pd.DataFrame) -> str:
         table: any table.
 
     Returns:
-        ``"a, b, c"`` (without geocsp's own ``__``-prefixed helper columns), or ``"(none)"``.
+        ``"a, b, c"`` (without ``__name__`` columns: geocsp's own helpers, e.g. the SDM's
+        ``__species__``), or ``"(none)"``.
     """
-    return ", ".join(str(c) for c in table.columns if not str(c).startswith("__")) or "(none)"
+    names = [str(c) for c in table.columns]
+    return ", ".join(c for c in names if not (len(c) > 4 and c.startswith("__") and c.endswith("__"))) or "(none)"
 
 
 def require_column(table: pd.DataFrame, source: Any, col: str, option: str) -> None:

@@ -105,7 +105,8 @@ def check_ids_match(table: pd.DataFrame | None, rel_paths: list[str], what: str)
     if table is None or not rel_paths:
         return
     ids = set(table.index)
-    named = [key for rel in rel_paths for key in (rel, Path(rel).stem) if key in ids]
+    # the row each image takes, as _lookup picks it: its relative path, else its file stem
+    named = [rel if rel in ids else Path(rel).stem for rel in rel_paths if rel in ids or Path(rel).stem in ids]
     src, col = table.attrs.get("source", f"the {what} table"), table.attrs.get("id_col", "id")
     if not named:
         example = next(iter(table.index), None)
@@ -337,5 +338,10 @@ def extract_folder(
     labels = read_image_table(labels_table, id_col, {"label": label_col}) if labels_table else None
     locations = (read_image_table(locations_table, id_col, {"lon": lon_col, "lat": lat_col})
                  if locations_table else None)
+    if labels is not None or locations is not None:  # before the backbone is loaded
+        root = Path(images_dir)
+        rel_paths = [f.relative_to(root).as_posix() for f in list_images(root)] if root.is_dir() else []
+        check_ids_match(labels, rel_paths, "labels")
+        check_ids_match(locations, rel_paths, "locations")
     bb = load_backbone(backbone, weights, device=device, preprocess=preprocess, amp=amp)
     return extract_features(images_dir, bb, out_dir, cfg, locations=locations, labels=labels)

@@ -337,6 +337,33 @@ class Companion(nn.Module):
         return self.weight * self.prior.logits(lonlat, extra if takes_extra else None)
 
 
+MAX_GRID_CELLS = 2**34
+"""Grids with more cells are refused: one float32 value per cell alone would be 64 GiB."""
+
+
+def grid_shape(res_deg: float, bbox: tuple[float, float, float, float] | None = None) -> tuple[int, int, str]:
+    """(H rows, W columns, ``"lon_min,lat_min,lon_max,lat_max"``) of the grid of ``res_deg`` over ``bbox``.
+
+    ``res_deg`` > 0; the globe when ``bbox`` is None. Float arithmetic: an absurd ``res_deg`` gives a huge count.
+
+    >>> grid_shape(90.0)
+    (2, 4, '-180,-90,180,90')
+    """
+    x0, y0, x1, y1 = bbox if bbox is not None else (-180.0, -90.0, 180.0, 90.0)
+    cells = [(y1 - y0) / res_deg - 1e-9, (x1 - x0) / res_deg - 1e-9]
+    h, w = (math.ceil(c) if math.isfinite(c) else 2**63 for c in cells)
+    return h, w, ",".join(f"{float(v):.4g}" for v in (x0, y0, x1, y1))
+
+
+def check_grid_size(res_deg: float, bbox: tuple[float, float, float, float] | None = None,
+                    option: str = "res_deg") -> None:
+    """Refuse a grid over :data:`MAX_GRID_CELLS` cells (a ConfigError naming ``option``, the cells and the box)."""
+    h, w, region = grid_shape(res_deg, bbox)
+    if h * w > MAX_GRID_CELLS:
+        raise ConfigError(f"{option} {res_deg:g}: the grid would have {h:,} x {w:,} cells over {region}; expected at "
+                          "most 2^34 (a float32 per cell alone is 64 GiB): a larger resolution or a smaller region")
+
+
 def grid_centres(
     res_deg: float, bbox: tuple[float, float, float, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -363,8 +390,8 @@ def grid_centres(
         raise ConfigError(
             f"bbox: expected lon_min < lon_max in [-180, 180] and lat_min < lat_max in [-90, 90], got {bbox}"
         )
-    w = int(np.ceil((x1 - x0) / res_deg - 1e-9))
-    h = int(np.ceil((y1 - y0) / res_deg - 1e-9))
+    check_grid_size(res_deg, bbox)
+    h, w, _ = grid_shape(res_deg, bbox)
     lons = x0 + res_deg * (np.arange(w) + 0.5)
     lats = y1 - res_deg * (np.arange(h) + 0.5)
     return np.minimum(lons, 180.0), np.maximum(lats, -90.0)

@@ -9,9 +9,9 @@ the run's provenance in its tags / attributes.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from geocsp.errors import ConfigError
 from geocsp.landmask import land_cells
 from geocsp.prior import GeoPrior
 from geocsp.prior.prior import KIND as PRIOR_KIND
+from geocsp.prior.prior import check_grid_size, grid_shape
 from geocsp.sdm.dates import parse_date_option
 from geocsp.sdm.model import KIND as SDM_KIND
 from geocsp.sdm.model import FittedSDM
@@ -116,35 +117,50 @@ def run_grid_scores(run_dir: str | Path, species: Sequence[str], region: str | N
     missing = "neither an SDM run (model/) nor a fine-tuned CSP run (prior/)"
     directory, kind = find_artifact(p, [SDM_KIND, PRIOR_KIND], missing)
     bbox = parse_bbox(region).bbox if region else None
-    try:
-        if kind == SDM_KIND:
-            fitted = FittedSDM.load(directory)
-            pres = load_presences(p)
-            if date is not None and (fitted.model is None or not fitted.model.config.use_time):
-                raise ConfigError("date: this model was fitted without dates (no date column)")
-            if not richness:
-                for name in species:
-                    species_index(fitted.species, name)
-            pts_all = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
-            bbox = map_bbox(region, fitted.rasters, pts_all)
+    if kind == SDM_KIND:
+        fitted = FittedSDM.load(directory)
+        pres = load_presences(p)
+        if date is not None and (fitted.model is None or not fitted.model.config.use_time):
+            raise ConfigError("date: this model was fitted without dates (no date column)")
+        if not richness:
+            for name in species:
+                species_index(fitted.species, name)
+        pts_all = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
+        bbox = map_bbox(region, fitted.rasters, pts_all)
+        with _grid_memory(res_deg, bbox):
             lats, lons, scores = grid_scores(fitted, bbox, res_deg, doy)
-            names = fitted.species
-            if pres is not None and not richness:
-                pres = pres[pres["species"].isin(list(species))]
-            points = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
-        else:
-            lats, lons, scores, names = _prior_grid(directory, species, bbox, res_deg, richness, doy)
-            points = None
+        names = fitted.species
+        if pres is not None and not richness:
+            pres = pres[pres["species"].isin(list(species))]
+        points = None if pres is None else pres[["lon", "lat"]].to_numpy(float)
+    else:
+        lats, lons, scores, names = _prior_grid(directory, species, bbox, res_deg, richness, doy)
+        points = None
+    return lats, lons, scores, names, points, directory, kind
+
+
+@contextlib.contextmanager
+def _grid_memory(res_deg: float, bbox: tuple[float, float, float, float] | None) -> Iterator[None]:
+    """Refuse a grid too large to exist, and name ``--res`` when its arrays cannot be allocated.
+
+    Raises:
+        ConfigError: over :data:`~geocsp.prior.prior.MAX_GRID_CELLS` cells (before anything is
+            computed), or numpy's ``MemoryError`` / torch's allocation failure in the block.
+    """
+    check_grid_size(res_deg, bbox, "--res")
+    try:
+        yield
     except MemoryError:
         raise _grid_too_large(res_deg, bbox) from None
-    return lats, lons, scores, names, points, directory, kind
+    except RuntimeError as e:  # torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory"
+        if "allocat" not in str(e):
+            raise
+        raise _grid_too_large(res_deg, bbox) from None
 
 
 def _grid_too_large(res_deg: float, bbox: tuple[float, float, float, float] | None) -> ConfigError:
     """The message for a map grid whose arrays could not be allocated: the cells, and what to change."""
-    x0, y0, x1, y1 = bbox if bbox is not None else (-180.0, -90.0, 180.0, 90.0)
-    h, w = math.ceil((y1 - y0) / res_deg - 1e-9), math.ceil((x1 - x0) / res_deg - 1e-9)
-    region = ",".join(f"{float(v):.4g}" for v in (x0, y0, x1, y1))
+    h, w, region = grid_shape(res_deg, bbox)
     return ConfigError(f"--res {res_deg:g}: the map grid ({h:,} x {w:,} cells over {region}) does not "
                        "fit in memory; expected a larger --res or a smaller --region")
 
@@ -160,7 +176,8 @@ def _prior_grid(prior_dir: Path, species: Sequence[str], bbox: tuple[float, floa
     elif extra_dim:
         raise ConfigError(f"{prior_dir}: the prior takes {extra_dim} extra inputs; cannot map it")
     classes = None if richness else list(species)
-    lats, lons, probs = prior.predict_grid(res_deg, bbox, classes=classes, extra=extra)
+    with _grid_memory(res_deg, bbox):
+        lats, lons, probs = prior.predict_grid(res_deg, bbox, classes=classes, extra=extra)
     names = prior.classes if richness else list(species)
     return lats, lons, probs, names
 

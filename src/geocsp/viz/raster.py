@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,30 +157,42 @@ def _held_stderr() -> Iterator[None]:
 
     libtiff prints its own lines (``_tiffWriteProc: No space left on device.``) straight to the
     C stderr before rasterio raises; the failure is then reported once, as one line, by the
-    caller. Without a temporary file to hold them (a full ``/tmp``) nothing is held.
+    caller (GDAL's reason is in it). fd 2 is the whole process's: only the main thread holds it
+    (other threads' writes go through unchanged), and nothing is held without a temporary file
+    (a full ``/tmp``). Passing the text on never fails the write (a closed stderr is ignored).
     """
-    try:
-        held = tempfile.TemporaryFile()
-        saved = os.dup(2)
-    except OSError:
+    held = None
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(OSError):
+            held = tempfile.TemporaryFile()
+    if held is None:
         yield
         return
     with held:
-        sys.stderr.flush()
-        os.dup2(held.fileno(), 2)
+        try:
+            saved = os.dup(2)
+        except OSError:
+            saved = -1
+        if saved < 0:
+            yield
+            return
         failed = True
         try:
+            sys.stderr.flush()
+            os.dup2(held.fileno(), 2)
             yield
             failed = False
         finally:
-            sys.stderr.flush()
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             if not failed:
                 held.seek(0)
                 text = held.read()
-                while text:
-                    text = text[os.write(2, text):]
+                with contextlib.suppress(OSError):
+                    while text:
+                        text = text[os.write(2, text):]
 
 
 def _fill(dst: Any, data: np.ndarray, names: Sequence[str], tags: Mapping[str, Any] | None) -> None:
