@@ -176,3 +176,28 @@ def test_refuse_existing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"out.csv: exists; pass --overwrite"):
         refuse_existing(f, False)
     refuse_existing(f, True)
+
+
+def test_rows_with_more_fields_than_the_header_are_refused_not_shifted(tmp_path: Path) -> None:
+    """pandas takes extra leading fields as the index: (10, 20, 30) was read as lon 20, lat 30."""
+    p = tmp_path / "shift.csv"
+    p.write_text("lon,lat\n10,20,30\n11,21,31\n")
+    with pytest.raises(DatasetError, match=r"shift\.csv: the data rows have more fields than the header's 2; "
+                                           r"expected one field per header column"):
+        read_points(p)
+    p.write_text("lon,lat,\n10,20,\n")  # a trailing delimiter on every line, header included, is fine
+    assert read_points(p)[1].tolist() == [[10.0, 20.0]]
+
+
+@pytest.mark.parametrize("values", [[True, False], pd.array([True, None], dtype="boolean")])
+def test_a_boolean_coordinate_column_is_not_numbers(tmp_path: Path, values: object) -> None:
+    p = tmp_path / "b.parquet"  # was read as lon 1.0 / 0.0
+    pd.DataFrame({"lon": values, "lat": [1.0, 2.0]}).to_parquet(p)
+    with pytest.raises(DatasetError, match=r"b\.parquet:0:lon: not a number: True \(a boolean column\); expected degrees"):
+        read_points(p)
+
+
+def test_a_boolean_among_numbers_is_not_a_number() -> None:
+    table = pd.DataFrame({"lon": pd.Series([1.5, True], dtype=object), "lat": [1.0, 2.0]})
+    with pytest.raises(DatasetError, match=r"t:1:lon: not a number: True \(a boolean column\); expected degrees"):
+        table_lonlat(table, "t")

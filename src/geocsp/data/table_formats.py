@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,7 +159,12 @@ def read_table_file(path: Path, kind: str, *, sep: str | None, text_columns: Map
         head = pd.read_csv(path, sep=delimiter, header=None, nrows=1, dtype=str, keep_default_na=False)
         refuse_duplicates(path, head.iloc[0].tolist())
         dtype = None if text_columns is None else dict(text_columns)
-        table = pd.read_csv(path, sep=delimiter, keep_default_na=False, na_values=[""], dtype=dtype)
+        with warnings.catch_warnings(record=True) as caught:  # index_col=False: extra fields never become the index
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            table = pd.read_csv(path, sep=delimiter, keep_default_na=False, na_values=[""], dtype=dtype, index_col=False)
+        if any(issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in str(w.message) for w in caught):
+            raise err(path, f"the data rows have more fields than the header's {head.shape[1]}; expected one field "
+                            "per header column (a delimiter at the end of each row?)")
         _refuse_truncated(path, delimiter, head.shape[1], len(table))
         return table
     except GeocspError:

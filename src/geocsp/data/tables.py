@@ -223,7 +223,11 @@ def numeric_cells(raw: pd.Series, source: Any, column: str, expected: str = "a n
     Raises:
         DatasetError: ``source:row:column: not a number: 'north'; expected degrees``.
     """
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+    if pd.api.types.is_bool_dtype(raw) or (raw.dtype == object and raw.map(type).eq(bool).any()):
+        i = int(np.flatnonzero(raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy())[0])
+        raise err(source, f"not a number: {show(raw.iloc[i])} (a boolean column); expected {expected}",
+                  row=i, column=column)
+    if pd.api.types.is_numeric_dtype(raw):
         return raw.to_numpy(dtype=np.float64, na_value=np.nan)
     num = pd.to_numeric(raw, errors="coerce")
     empty = raw.isna() | (raw.astype("string").str.strip() == "").fillna(True)
