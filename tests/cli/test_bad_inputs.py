@@ -89,8 +89,10 @@ CASES = [
     Case("split-unknown-split", "data split {w} --out {o} --from nosuch"),
     Case("split-val-frac-text", "data split {w} --out {o} --val-frac abc", usage=True),
     Case("split-unknown-method", "data split {w} --out {o} --method bogus", usage=True),
+    Case("split-negative-seed", "data split {f}/onesplit --out {o} --seed -1", usage=True),  # was a traceback
     # data make-world
     Case("world-unknown-preset", "data make-world --preset nosuch --out {o}"),
+    Case("world-negative-seed", "data make-world --preset small --seed -1 --out {o}", usage=True),  # was a traceback
     Case("world-unknown-knob", "data make-world --preset small --set bogus_knob=1 --out {o}"),
     Case("world-negative-knob", "data make-world --preset small --set num_classes=-3 --out {o}"),
     Case("world-bomb-knob", "data make-world --preset small --set num_classes={bomb} --out {o}"),
@@ -135,6 +137,10 @@ CASES = [
     Case("pretrain-rundir-config-bomb", "pretrain --data {w} --out {f}/run_bomb {tiny} --epochs 1"),
     # finetune
     Case("finetune-zero-ratio", "finetune --data {w} --out {o} {tiny} --ratio 0"),
+    Case("finetune-negative-seed", "finetune --data {w} --out {o} {tiny} --seed -1", usage=True),  # was a traceback
+    Case("finetune-negative-seed-set", "finetune --data {w} --out {o} {tiny} --set seed=-1"),
+    Case("finetune-huge-seed-set", "finetune --data {w} --out {o} {tiny} --set seed=1e30"),
+    Case("pretrain-negative-seed-set", "pretrain --data {w} --out {o} {tiny} --set seed=-1"),  # left config.yaml
     Case("finetune-negative-ratio", "finetune --data {w} --out {o} {tiny} --ratio -0.5"),
     Case("finetune-ratio-above-one", "finetune --data {w} --out {o} {tiny} --ratio 2"),
     Case("finetune-init-missing", "finetune --data {w} --out {o} {tiny} --init {f}/nowhere"),

@@ -13,7 +13,7 @@ import click
 import torch
 
 from geocsp.cli.demo import run_and_print, table_options
-from geocsp.cli.options import overwrite_option
+from geocsp.cli.options import SEED, overwrite_option
 from geocsp.experiments.probe_report import results_table
 from geocsp.experiments.probe_run import (
     DEFAULT_ROWS,
@@ -70,7 +70,7 @@ def _names(value: str) -> list[str]:
 @click.option("--block-deg", type=float, default=15.0, show_default=True,
               help="side of the spatial CV blocks, degrees.")
 @click.option("--epochs", type=int, default=20, show_default=True, help="MLP probe epochs.")
-@click.option("--seed", type=int, default=0, show_default=True, help="sampling, folds and MLP seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="sampling, folds and MLP seed.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
 @click.option("--quick", "is_quick", is_flag=True, help="a seconds-long smoke run (300 points, 3 folds).")
 @click.option("--out", default="geocsp-bench/probe.json", show_default=True, type=click.Path(dir_okay=False),

@@ -13,7 +13,7 @@ import click
 
 from geocsp.cli.data_photos import from_photos_cmd
 from geocsp.cli.data_world import make_world_cmd
-from geocsp.cli.options import point_options
+from geocsp.cli.options import SEED, point_options
 from geocsp.data.probs import add_probs
 from geocsp.data.readers.inat import convert_inat
 from geocsp.data.readers.table import import_table
@@ -144,7 +144,7 @@ COMMANDS = [data]
               show_default=True,
               help="random rows, a fraction of every class (stratified), or whole lon/lat blocks (spatial).")
 @click.option("--block-deg", default=10.0, show_default=True, help="Block size for --method spatial.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def split_cmd(src: Path, out: Path, source_split: str, hold_out: str, val_frac: float, method: str,
               block_deg: float, seed: int, overwrite: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from geocsp.cli.options import SEED
 from geocsp.config import parse_override
 from geocsp.data.dataset import read_manifest
 from geocsp.data.geoworld import WORLD_PRESETS, make_world
@@ -17,7 +18,7 @@ from geocsp.errors import ConfigError
 @click.command("make-world")
 @click.option("--preset", default="default", show_default=True,
               help="GeoWorld preset: small, default or inat-scale.")
-@click.option("--seed", default=0, show_default=True, type=int, help="World seed.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="World seed.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output directory [default: the cache, ~/.cache/geocsp/geoworld/<preset>-seed<seed>].")
 @click.option("--overwrite", is_flag=True, help="Regenerate even if the directory holds a world.")

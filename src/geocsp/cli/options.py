@@ -9,6 +9,9 @@ import click
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
 
+SEED = click.IntRange(0, 2**32 - 1)
+"""The type of every ``--seed`` option: an integer in [0, 2^32) (numpy and torch both take it)."""
+
 
 def device_option(default: str | None = "auto") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--device`` (``auto`` = CUDA when available, else CPU).
@@ -88,7 +91,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="override one config value (repeatable)."),
         click.option("--epochs", type=int, default=None, help="data.epochs"),
         click.option("--batch-size", type=int, default=None, help="data.batch_size"),
-        click.option("--seed", type=int, default=None, help="seed"),
+        click.option("--seed", type=SEED, default=None, help="seed"),
         device_option(None),
         click.option("--quiet", is_flag=True, help="no progress bars."),
         overwrite_option("discard an existing run in --out."),

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from geocsp.cli.options import overwrite_option
+from geocsp.cli.options import SEED, overwrite_option
 from geocsp.data.tables import refuse_existing
 from geocsp.errors import ConfigError
 from geocsp.sdm import (
@@ -128,7 +128,7 @@ def sdm() -> None:
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--cv-folds", type=int, default=0, help="K spatial-block CV folds (0 = no CV).")
 @click.option("--block-deg", type=float, default=1.0, show_default=True)

@@ -156,6 +156,8 @@ def _check_runtime(owner: str, cfg: Any) -> None:
         raise ConfigError(f"{owner}.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg.device!r}")
     _positive(owner, checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints)
     _nonnegative(owner, eval_every=cfg.eval_every)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"{owner}.seed must be an integer in [0, 2^32), got {cfg.seed!r}")
 
 
 def _pretrain_data() -> DataConfig:
