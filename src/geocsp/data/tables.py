@@ -223,8 +223,9 @@ def numeric_cells(raw: pd.Series, source: Any, column: str, expected: str = "a n
     Raises:
         DatasetError: ``source:row:column: not a number: 'north'; expected degrees``.
     """
-    if pd.api.types.is_bool_dtype(raw) or (raw.dtype == object and raw.map(type).eq(bool).any()):
-        i = int(np.flatnonzero(raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy())[0])
+    is_bool = raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if raw.dtype == object else None
+    if pd.api.types.is_bool_dtype(raw) or (is_bool is not None and is_bool.any()):
+        i = int(np.flatnonzero(is_bool)[0]) if is_bool is not None else 0
         raise err(source, f"not a number: {show(raw.iloc[i])} (a boolean column); expected {expected}",
                   row=i, column=column)
     if pd.api.types.is_numeric_dtype(raw):
