@@ -225,7 +225,7 @@ def numeric_cells(raw: pd.Series, source: Any, column: str, expected: str = "a n
     """
     is_bool = raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if raw.dtype == object else None
     if pd.api.types.is_bool_dtype(raw) or (is_bool is not None and is_bool.any()):
-        i = int(np.flatnonzero(is_bool)[0]) if is_bool is not None else 0
+        i = int(np.flatnonzero(is_bool if is_bool is not None else raw.notna().to_numpy())[:1].sum())
         raise err(source, f"not a number: {show(raw.iloc[i])} (a boolean column); expected {expected}",
                   row=i, column=column)
     if pd.api.types.is_numeric_dtype(raw):
