@@ -38,3 +38,20 @@ def test_fit_run_writes_the_run_and_refuses_to_overwrite(synth_tables, tmp_path)
     assert not list(tmp_path.glob(".run*"))
     with pytest.raises(ConfigError, match="already holds a fitted model"):
         fit_run(_config(synth_tables), out)
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "config.yaml", "prior", PRESENCES_FILE])
+def test_fit_run_refuses_a_directory_holding_another_runs_files(synth_tables, tmp_path, name) -> None:
+    """Was: a training run's metrics.json replaced by the SDM's, model/ mixed into it, exit 0."""
+    out = tmp_path / "csp"
+    out.mkdir()
+    (out / name).write_text("theirs") if "." in name else (out / name).mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=rf"csp: already holds {name} \(another run\?\); choose a new directory"):
+        fit_run(_config(synth_tables), out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, "notes.txt"])
+    other = tmp_path / "mine"  # a folder of unrelated files is still fine: they are kept
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    fit_run(_config(synth_tables), other)
+    assert (other / "notes.txt").read_text() == "mine" and (other / MODEL_DIR).is_dir()

@@ -33,7 +33,7 @@ from geocsp.sdm.fit import SDM_MODELS, fit_kde, fit_sdm
 from geocsp.sdm.groups import species_groups
 from geocsp.sdm.kde import parse_shrink
 from geocsp.sdm.model import DEFAULT_POSITION, MODEL_DIR, FittedSDM, SDMConfig
-from geocsp.sdm.predict import save_presences
+from geocsp.sdm.predict import PRESENCES_FILE, save_presences
 from geocsp.sdm.records import (
     InputSpec,
     Points,
@@ -47,7 +47,7 @@ from geocsp.sdm.records import (
 )
 from geocsp.sdm.region import Region, parse_region
 from geocsp.sdm.shrinkage import select_shrinkage
-from geocsp.training.rundir import RunDir
+from geocsp.training.rundir import RUN_OUTPUTS, RunDir
 
 SPECIES_DEFAULT = "species"
 """Species column of a presence/absence table when the records have none."""
@@ -241,12 +241,16 @@ def fit_run(config: SDMFitConfig, out: str | Path) -> dict[str, Any]:
         categorical, unseen levels --, ``shrink``, ``cv`` and ``pa`` when asked for).
 
     Raises:
-        ConfigError: ``out`` already holds a model; invalid settings.
+        ConfigError: ``out`` already holds a model or another run's files (``metrics.json``,
+            ``config.yaml``, ...: other files are kept); invalid settings.
         DatasetError, CoordinateError, MissingFileError: bad input (see docs/sdm.md).
     """
     out = Path(out)
     if (out / MODEL_DIR).exists():
         raise ConfigError(f"{out}: already holds a fitted model; choose a new directory")
+    taken = [n for n in (PRESENCES_FILE, *RUN_OUTPUTS) if (out / n).exists()] if out.is_dir() else []
+    if taken:  # another run's files (a training run's metrics.json would be replaced)
+        raise ConfigError(f"{out}: already holds {taken[0]} (another run?); choose a new directory")
     rec = config.records
     df, bgdf, warnings = read_tables(config)
     tables = [t for t in (df, bgdf) if t is not None]
