@@ -104,6 +104,24 @@ def test_overwrites_existing_dataset_but_not_other_dirs(ds_dir: Path, tmp_path: 
     with pytest.raises(DatasetError, match="is not a geocsp dataset; refusing to overwrite"):
         write_dataset(other, {"train": _split()}, CLASSES)
     assert (other / "notes.txt").read_text() == "keep me"
+    (ds_dir / "notes.txt").write_text("keep me too")  # a user's file inside a dataset folder
+    (ds_dir / "analysis").mkdir()
+    with pytest.raises(DatasetError, match=r"holds 'analysis', which is not part of the geocsp dataset; refusing "
+                                           r"to replace the folder"):  # was: deleted with the old dataset
+        write_dataset(ds_dir, {"train": _split()}, CLASSES)
+    assert (ds_dir / "notes.txt").read_text() == "keep me too" and load_dataset(ds_dir).split_names == ["only"]
+
+
+def test_the_files_geocsp_writes_beside_a_dataset_are_replaced_with_it(ds_dir: Path) -> None:
+    from geocsp.data.geoworld.truth import TRUTH_FILE
+    from geocsp.data.writer import DATASET_EXTRAS
+    from geocsp.features.extract import REPORT_NAME
+
+    assert set(DATASET_EXTRAS) == {TRUTH_FILE, REPORT_NAME}
+    for name in DATASET_EXTRAS:
+        (ds_dir / name).write_text("x")
+    write_dataset(ds_dir, {"only": _split()}, CLASSES)
+    assert not any((ds_dir / name).exists() for name in DATASET_EXTRAS)
 
 
 def _bad_split(kind: str) -> SplitData:

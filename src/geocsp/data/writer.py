@@ -31,7 +31,7 @@ from geocsp.data.format import (
 from geocsp.data.labels import check_classes, encode_labels
 from geocsp.data.tables import err, table_lonlat
 from geocsp.errors import DatasetError
-from geocsp.io import atomic_dir
+from geocsp.io import atomic_dir, is_temporary
 
 __all__ = ["SplitData", "write_dataset"]
 
@@ -103,6 +103,32 @@ def _check_target(out: Path) -> None:
             f"{out}: exists and is not a geocsp dataset; refusing to overwrite it "
             "(choose another output directory or remove it)"
         )
+    ours = _dataset_entries(out)
+    other = sorted(p.name for p in out.iterdir() if p.name not in ours and not is_temporary(p.name))
+    if other:  # the folder is replaced as a whole: never take a user's own files with it
+        raise DatasetError(f"{out}: holds {other[0]!r}, which is not part of the geocsp dataset; refusing to "
+                           "replace the folder (move it out or choose another output directory)")
+
+
+DATASET_EXTRAS = ("truth.npz", "extract_report.json")
+"""Files geocsp writes beside a dataset's manifest without listing them (GeoWorld's truth, the
+feature extraction report): replaced with the dataset."""
+
+
+def _dataset_entries(out: Path) -> set[str]:
+    """The top-level names the dataset at ``out`` consists of: its manifest, the files it lists, the extras."""
+    names = {MANIFEST, *DATASET_EXTRAS}
+    with contextlib.suppress(OSError, ValueError):
+        stack = [json.loads((out / MANIFEST).read_text()).get("splits")]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str) and item:
+                names.add(Path(item).parts[0])
+    return names
 
 
 def _manifest_format(path: Path) -> Any:
