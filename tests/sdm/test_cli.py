@@ -55,6 +55,13 @@ def test_predict_long_wide_and_missing_covariate(fitted_run, tmp_path) -> None:
     r = run("sdm", "predict", fitted_run, tmp_path / "nocov.csv", "--out", tmp_path / "x.csv")
     assert r.exit_code == 2 and "missing covariate column 'warmth'" in r.output
     assert not (tmp_path / "x.csv").exists()
+    r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--site-col", "id", "--date-col", "date",
+            "--out", tmp_path / "p.parquet")
+    assert r.exit_code == 0 and pd.read_parquet(tmp_path / "p.parquet").equals(long.astype({"site_id": str})), r.output
+    for suffix in (".tif", ".npy", ".txt"):  # was: CSV text written under that name, exit 0
+        r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--out", tmp_path / f"x{suffix}")
+        assert r.exit_code == 2 and f"x{suffix}: site scores are a table; expected .csv" in r.output, r.output
+        assert not (tmp_path / f"x{suffix}").exists()
 
 
 def test_map_refuses_table_covariates(fitted_run, tmp_path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from geocsp.coords import validate_lonlat
+from geocsp.data.tables import write_table
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.io import atomic_path
 from geocsp.prior.prior import grid_centres
@@ -26,6 +27,8 @@ from geocsp.sdm.model import FittedSDM
 from geocsp.sdm.records import read_records, require_columns
 
 PRESENCES_FILE = "presences.csv"
+SCORE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+"""What ``sdm predict`` writes site scores as (by ``--out``'s suffix)."""
 """Run-directory file with the (capped) presence coordinates, for maps."""
 
 
@@ -144,7 +147,7 @@ def predict_file(
     Args:
         run_dir: an SDM run (or its ``model/``).
         sites: CSV/Parquet table of sites.
-        out: CSV to write (atomically).
+        out: the table to write (atomically): ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``.
         lon_col: longitude column (degrees).
         lat_col: latitude column (degrees).
         date_col: date column, or None.
@@ -161,12 +164,14 @@ def predict_file(
         CheckpointError: no SDM at ``run_dir``.
         DatasetError, CoordinateError: see :func:`site_inputs`.
     """
+    if not str(out).lower().endswith(SCORE_SUFFIXES):  # before any work (was: CSV text under any name)
+        raise ConfigError(f"--out {out}: site scores are a table; expected {', '.join(SCORE_SUFFIXES)} "
+                          "(a GeoTIFF is written with --grid)")
     fitted = FittedSDM.load(run_dir)
     df = read_records(sites, lon_col=lon_col, lat_col=lat_col, crs=crs)
     table = predict_table(fitted, df, str(sites), lon_col=lon_col, lat_col=lat_col, date_col=date_col,
                           site_col=site_col, wide=wide, group_col=group_col, warnings=warnings)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
+    write_table(table, out)
     return len(table)
 
 
