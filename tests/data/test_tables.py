@@ -201,3 +201,9 @@ def test_a_boolean_among_numbers_is_not_a_number() -> None:
     table = pd.DataFrame({"lon": pd.Series([1.5, True], dtype=object), "lat": [1.0, 2.0]})
     with pytest.raises(DatasetError, match=r"t:1:lon: not a number: True \(a boolean column\); expected degrees"):
         table_lonlat(table, "t")
+
+
+def test_a_directory_given_as_a_table_says_so(tmp_path: Path) -> None:
+    (tmp_path / "dd.csv").mkdir()  # was: "file not found"
+    with pytest.raises(MissingFileError, match=re.escape("dd.csv: is a directory; expected a file")):
+        read_points(tmp_path / "dd.csv")

@@ -90,10 +90,10 @@ def require_file(path: Path) -> None:
         path: the file.
 
     Raises:
-        MissingFileError: ``path: file not found``.
+        MissingFileError: ``path: file not found`` (``path: is a directory; expected a file``).
     """
     if not path.is_file():
-        raise MissingFileError(f"{path}: file not found")
+        raise MissingFileError(f"{path}: is a directory; expected a file" if path.is_dir() else f"{path}: file not found")
 
 
 def table_kind(path: Path) -> str | None:
