@@ -48,6 +48,8 @@ def test_cli_pipeline_end_to_end(world: Path, tiny: list[str], tmp_path: Path) -
     r = _run("embed", pre, tmp_path / "pts.csv", "--out", tmp_path / "emb.parquet")
     assert r.exit_code == 0, r.output
     assert pd.read_parquet(tmp_path / "emb.parquet").shape == (2, 2 + 32)
+    r = _run("embed", pre, tmp_path / "pts.csv", "--out", tmp_path / "emb.txt")  # the list named .geojson, not .npy
+    assert r.exit_code == 2 and "emb.txt: expected .npy or a table (.csv, .csv.gz, .parquet, .pq, .geojson)" in r.output
     # rerun of a finished run resumes (nothing left to train) and refuses a changed config
     r = _run("finetune", "--data", world, "--out", ft, "--init", pre, *_tiny_flags(tiny),
              "--epochs", "2", "--ratio", "0.1", "--batch-size", "128", "--quiet")

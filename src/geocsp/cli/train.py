@@ -27,6 +27,7 @@ from geocsp.cli.options import (
 )
 from geocsp.coords import validate_lonlat
 from geocsp.data.format import MANIFEST
+from geocsp.data.table_formats import WRITE_SUFFIXES
 from geocsp.data.tables import read_points, refuse_existing
 from geocsp.distributed import cleanup
 from geocsp.errors import ConfigError
@@ -150,7 +151,7 @@ def predict_cmd(run: str, input_: str, out: str, top_k: int, split: str, image_p
 @click.argument("paths", metavar="[RUN] INPUT", nargs=-1, type=click.Path())
 @click.option("--encoder", "encoder", default=None, metavar="NAME",
               help="a pretrained encoder (geocsp encoders --pretrained) instead of RUN.")
-@click.option("--out", "out", required=True, type=click.Path(), help=".npy, .csv, .csv.gz or .parquet")
+@click.option("--out", "out", required=True, type=click.Path(), help=f".npy or a table: {', '.join(WRITE_SUFFIXES)}")
 @point_options
 @device_option()
 @overwrite_option("replace an existing --out file.")
@@ -163,6 +164,8 @@ def embed_cmd(paths: tuple[str, ...], encoder: str | None, out: str, lon_col: st
     want = "--encoder NAME INPUT" if encoder is not None else "RUN INPUT (or --encoder NAME INPUT)"
     if len(paths) != (1 if encoder is not None else 2):
         raise ConfigError(f"embed: expected {want}, got {len(paths)} path argument(s)")
+    if not out.lower().endswith((".npy", *WRITE_SUFFIXES)):  # before any work
+        raise ConfigError(f"--out {out}: expected .npy or a table ({', '.join(WRITE_SUFFIXES)})")
     refuse_existing(out, overwrite)
     source = f"{PREFIX}{encoder}" if encoder is not None else paths[0]
     _, pts = read_points(paths[-1], lon_col=lon_col, lat_col=lat_col, crs=crs)
