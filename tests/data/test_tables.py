@@ -207,3 +207,13 @@ def test_a_directory_given_as_a_table_says_so(tmp_path: Path) -> None:
     (tmp_path / "dd.csv").mkdir()  # was: "file not found"
     with pytest.raises(MissingFileError, match=re.escape("dd.csv: is a directory; expected a file")):
         read_points(tmp_path / "dd.csv")
+
+
+def test_refuse_existing_counts_a_dangling_symlink(tmp_path: Path) -> None:
+    from geocsp.data.tables import refuse_existing
+
+    link = tmp_path / "out.csv"
+    link.symlink_to(tmp_path / "nowhere.csv")  # was: replaced by a file without --overwrite
+    with pytest.raises(ConfigError, match=r"out\.csv: exists; pass --overwrite"):
+        refuse_existing(link, overwrite=False)
+    assert refuse_existing(link, overwrite=True) == link

@@ -290,7 +290,8 @@ def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out") ->
         ConfigError: ``path: exists; pass --overwrite to replace it or choose another --out``.
     """
     p = Path(path)
-    if p.exists() and not overwrite and not (p.is_dir() and not any(p.iterdir())):  # an empty dir is free
+    exists = p.exists() or p.is_symlink()  # a dangling symlink is something there too
+    if exists and not overwrite and not (p.is_dir() and not any(p.iterdir())):  # an empty dir is free
         raise ConfigError(f"{p}: exists; pass --overwrite to replace it or choose another {option}")
     return p
 
