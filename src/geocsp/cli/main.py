@@ -163,7 +163,7 @@ class OneLineUsageError(click.UsageError):
 
         A group called without a command keeps click's help page (``NoArgsIsHelpError``).
         """
-        if isinstance(e, cls) or type(e).__name__ == "NoArgsIsHelpError":
+        if isinstance(e, (cls, getattr(click.exceptions, "NoArgsIsHelpError", cls))):
             return e
         one = cls(e.format_message(), e.ctx)
         one.exit_code = e.exit_code

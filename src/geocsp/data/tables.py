@@ -223,7 +223,9 @@ def numeric_cells(raw: pd.Series, source: Any, column: str, expected: str = "a n
     Raises:
         DatasetError: ``source:row:column: not a number: 'north'; expected degrees``.
     """
-    is_bool = raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if raw.dtype == object else None
+    # per-cell type test only where pandas' C-level inference saw a boolean (not for plain text columns)
+    mixed = raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("boolean", "mixed")
+    is_bool = raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if mixed else None
     if pd.api.types.is_bool_dtype(raw) or (is_bool is not None and is_bool.any()):
         i = int(np.flatnonzero(is_bool if is_bool is not None else raw.notna().to_numpy())[:1].sum())
         raise err(source, f"not a number: {show(raw.iloc[i])} (a boolean column); expected {expected}",

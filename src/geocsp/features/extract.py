@@ -121,6 +121,23 @@ def check_ids_match(table: pd.DataFrame | None, rel_paths: list[str], what: str)
                                f"expected the images' {name} values")
 
 
+def _checked_images(root: Path, labels: pd.DataFrame | None,
+                    locations: pd.DataFrame | None) -> tuple[list[Path], list[str]]:
+    """The images under ``root`` and their relative POSIX paths, the tables checked against them.
+
+    Raises:
+        MissingFileError: no image under ``root``.
+        DatasetError: see :func:`check_ids_match`.
+    """
+    files = list_images(root)
+    if not files:
+        raise MissingFileError(f"{root}: no image files found")
+    rel_paths = [f.relative_to(root).as_posix() for f in files]
+    check_ids_match(labels, rel_paths, "labels")
+    check_ids_match(locations, rel_paths, "locations")
+    return files, rel_paths
+
+
 def _lookup(table: pd.DataFrame | None, rel: str, col: str) -> Any:
     if table is None:
         return None
@@ -261,12 +278,7 @@ def extract_features(
     """
     cfg = cfg or ExtractConfig()
     root, out = Path(images_dir), Path(out_dir)
-    files = list_images(root)
-    if not files:
-        raise MissingFileError(f"{root}: no image files found")
-    rel_paths = [f.relative_to(root).as_posix() for f in files]
-    check_ids_match(labels, rel_paths, "labels")  # before any image is decoded
-    check_ids_match(locations, rel_paths, "locations")
+    files, rel_paths = _checked_images(root, labels, locations)  # before any image is decoded
     prov = {"feature_extractor": {**backbone.provenance(), "l2_normalized": cfg.l2_normalize}}
     state = {"files": rel_paths, "chunk_size": cfg.chunk_size,
              **prov["feature_extractor"]}
@@ -338,10 +350,7 @@ def extract_folder(
     labels = read_image_table(labels_table, id_col, {"label": label_col}) if labels_table else None
     locations = (read_image_table(locations_table, id_col, {"lon": lon_col, "lat": lat_col})
                  if locations_table else None)
-    if labels is not None or locations is not None:  # before the backbone is loaded
-        root = Path(images_dir)
-        rel_paths = [f.relative_to(root).as_posix() for f in list_images(root)] if root.is_dir() else []
-        check_ids_match(labels, rel_paths, "labels")
-        check_ids_match(locations, rel_paths, "locations")
+    if (labels is not None or locations is not None) and Path(images_dir).is_dir():
+        _checked_images(Path(images_dir), labels, locations)  # before the backbone is loaded
     bb = load_backbone(backbone, weights, device=device, preprocess=preprocess, amp=amp)
     return extract_features(images_dir, bb, out_dir, cfg, locations=locations, labels=labels)

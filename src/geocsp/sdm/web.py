@@ -29,7 +29,7 @@ from geocsp.io import atomic_write_text
 from geocsp.landmask import land_cells
 from geocsp.prior import GeoPrior
 from geocsp.prior.prior import KIND as PRIOR_KIND
-from geocsp.prior.prior import grid_centres
+from geocsp.prior.prior import grid_centres, grid_shape
 from geocsp.sdm.dates import parse_date_option
 from geocsp.sdm.mapping import map_bbox, run_grid_scores
 from geocsp.sdm.model import KIND as SDM_KIND
@@ -121,10 +121,10 @@ class RunView:
         return parse_date_option(date, "date")  # also the serve API's query parameter
 
     def _grid_size(self, res_deg: float) -> int:
-        (x0, y0, x1, y1), r = self.bbox, res_deg
-        cells = int(np.ceil((x1 - x0) / r - 1e-9)) * int(np.ceil((y1 - y0) / r - 1e-9))
+        h, w, _ = grid_shape(res_deg, self.bbox)
+        cells = h * w
         if cells > MAX_CELLS:
-            raise ConfigError(f"res: {r:g}° gives {cells} cells over {self.bbox}; expected at most {MAX_CELLS}")
+            raise ConfigError(f"res: {res_deg:g}° gives {cells} cells over {self.bbox}; expected at most {MAX_CELLS}")
         return cells
 
     def scores(self, res_deg: float, date: str | None, species: str | None = None) -> Scores:
