@@ -182,11 +182,15 @@ CASES = [
     Case("predict-image-probs-negative", "predict {ft} {f}/pts.csv --out {o}.csv "
          "--image-probs {f}/probs_negative.npy"),
     Case("predict-unknown-split", "predict {ft} {w} --out {o}.csv --split nosuch"),
+    Case("predict-beta-nan", "predict {ft} {f}/pts.csv --out {o}.csv --beta nan"),  # was accepted
+    Case("predict-negative-beta", "predict {ft} {f}/pts.csv --out {o}.csv --beta -1"),  # was accepted
+    Case("predict-out-is-input", "predict {ft} {f}/pts.csv --out {f}/pts.csv --overwrite"),  # replaced it
     Case("predict-wrong-kind", "predict {pre} {f}/pts.csv --out {o}.csv"),
     # embed
     Case("embed-no-encoder", "embed {f}/emptydir {f}/pts.csv --out {o}.npy"),
     Case("embed-text-coords", "embed {pre} {f}/text.csv --out {o}.npy"),
     Case("embed-bad-suffix", "embed {pre} {f}/pts.csv --out {o}.xyz"),
+    Case("embed-out-is-input", "embed {pre} {f}/pts.csv --out {f}/pts.csv --overwrite"),  # replaced it
     Case("embed-corrupt-weights", "embed {f}/enc_corrupt {f}/pts.csv --out {o}.npy"),
     Case("embed-bad-dim", "embed {f}/enc_bad_dim {f}/pts.csv --out {o}.npy"),
     # features

@@ -178,6 +178,22 @@ def test_refuse_existing(tmp_path: Path) -> None:
     refuse_existing(f, True)
 
 
+def test_refuse_existing_never_lets_an_output_replace_an_input(tmp_path: Path) -> None:
+    """Even with overwrite: the same path, another spelling of it, or a hard link."""
+    from geocsp.data.tables import refuse_existing
+
+    src = tmp_path / "pts.csv"
+    src.write_text("lon,lat\n1,2\n")
+    (tmp_path / "link.csv").hardlink_to(src)
+    for out in (src, tmp_path / "." / "pts.csv", tmp_path / "link.csv"):
+        with pytest.raises(ConfigError, match=r"is the input .*pts\.csv; writing the results there would replace it"):
+            refuse_existing(out, True, inputs=[None, src])
+    other = tmp_path / "other.csv"
+    other.write_text("x\n")
+    assert refuse_existing(other, True, inputs=[src]) == other  # another existing file: replaced as asked
+    assert refuse_existing(tmp_path / "new.csv", False, inputs=[src]) == tmp_path / "new.csv"
+
+
 def test_rows_with_more_fields_than_the_header_are_refused_not_shifted(tmp_path: Path) -> None:
     """pandas takes extra leading fields as the index: (10, 20, 30) was read as lon 20, lat 30."""
     p = tmp_path / "shift.csv"

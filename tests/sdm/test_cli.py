@@ -177,6 +177,11 @@ def test_predict_refuses_an_existing_out(fitted_run, tmp_path) -> None:
     assert (tmp_path / "p.csv").read_text() == "keep"
     r = run("sdm", "predict", fitted_run, tmp_path / "s.csv", "--out", tmp_path / "p.csv", "--overwrite")
     assert r.exit_code == 0, r.output
+    sites = (tmp_path / "s.csv").read_bytes()
+    for cmd in (["predict", fitted_run, tmp_path / "s.csv"], ["evaluate", fitted_run, "--pa", tmp_path / "s.csv"]):
+        r = run("sdm", *cmd, "--out", tmp_path / "s.csv", "--overwrite")  # --overwrite does not reach the input
+        assert r.exit_code == 2 and "s.csv: is the input" in r.output, r.output
+    assert (tmp_path / "s.csv").read_bytes() == sites
 
 
 @pytest.mark.parametrize(("extra", "message"), [

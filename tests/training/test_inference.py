@@ -111,6 +111,21 @@ def test_predict_and_embed_refuse_an_existing_out(ft_run: Path, tmp_path: Path) 
         assert out.read_bytes() != b"keep"
 
 
+def test_embed_refuses_an_unknown_suffix_before_loading(tmp_path: Path) -> None:
+    """The API checks --out's suffix first (was only the CLI): here the encoder does not even exist."""
+    with pytest.raises(ConfigError, match=r"e\.xyz: expected \.npy or a table"):
+        embed(tmp_path / "no-such-run", _pts(tmp_path), tmp_path / "e.xyz")
+    assert not (tmp_path / "e.xyz").exists()
+
+
+@pytest.mark.parametrize("beta", [float("nan"), -1.0, float("inf")])
+def test_predict_refuses_a_beta_that_is_not_finite_and_nonnegative(ft_run: Path, tmp_path: Path,
+                                                                    beta: float) -> None:
+    with pytest.raises(ConfigError, match=r"beta \(--beta\) must be a finite number >= 0"):
+        predict(ft_run, _pts(tmp_path), tmp_path / "p.csv", beta=beta)
+    assert not (tmp_path / "p.csv").exists()
+
+
 def _split_with_keys(*keys: str):
     from geocsp.data import Split
 

@@ -28,7 +28,7 @@ from geocsp.cli.options import (
 from geocsp.coords import validate_lonlat
 from geocsp.data.format import MANIFEST
 from geocsp.data.table_formats import WRITE_SUFFIXES
-from geocsp.data.tables import read_points, refuse_existing
+from geocsp.data.tables import read_points
 from geocsp.distributed import cleanup
 from geocsp.errors import ConfigError
 from geocsp.pretrained import PREFIX
@@ -42,6 +42,7 @@ from geocsp.training import (
     pretrain,
     resolve_config,
 )
+from geocsp.training.embedding import check_embedding_out
 
 
 @contextlib.contextmanager
@@ -164,9 +165,7 @@ def embed_cmd(paths: tuple[str, ...], encoder: str | None, out: str, lon_col: st
     want = "--encoder NAME INPUT" if encoder is not None else "RUN INPUT (or --encoder NAME INPUT)"
     if len(paths) != (1 if encoder is not None else 2):
         raise ConfigError(f"embed: expected {want}, got {len(paths)} path argument(s)")
-    if not out.lower().endswith((".npy", *WRITE_SUFFIXES)):  # before any work
-        raise ConfigError(f"--out {out}: expected .npy or a table ({', '.join(WRITE_SUFFIXES)})")
-    refuse_existing(out, overwrite)
+    check_embedding_out(out, overwrite, paths[-1])  # before the input is read
     source = f"{PREFIX}{encoder}" if encoder is not None else paths[0]
     _, pts = read_points(paths[-1], lon_col=lon_col, lat_col=lat_col, crs=crs)
     emb = embed(source, validate_lonlat(pts, source=paths[-1]), out, device=device, overwrite=overwrite)

@@ -13,7 +13,8 @@ the header excluded); a column named twice in the header is refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -277,22 +278,33 @@ def read_points(
     return table, lonlat
 
 
-def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out") -> Path:
-    """Refuse an output that exists (an empty directory excepted) unless ``overwrite``.
+def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out",
+                    inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Refuse an existing output unless ``overwrite``, and an input as output always.
+
+    An empty directory is free; an output that is one of the command's input files is
+    refused even with ``overwrite``.
 
     Args:
         path: the output file or directory.
         overwrite: allow replacing it.
         option: the option that named it, for the message.
+        inputs: the files the command reads (None entries are skipped); writing over one of
+            them (the same file, through any path or hard link) would lose it.
 
     Returns:
         The path.
 
     Raises:
-        ConfigError: ``path: exists; pass --overwrite to replace it or choose another --out``.
+        ConfigError: ``path: exists; pass --overwrite to replace it or choose another --out``,
+            or ``path: is the input ...; choose another --out``.
     """
     p = Path(path)
     exists = p.exists() or p.is_symlink()  # a dangling symlink is something there too
+    for src in inputs:
+        if src is not None and p.is_file() and Path(src).is_file() and os.path.samefile(p, src):
+            raise ConfigError(f"{p}: is the input {src}; writing the results there would replace it, "
+                              f"choose another {option}")
     if exists and not overwrite and not (p.is_dir() and not any(p.iterdir())):  # an empty dir is free
         raise ConfigError(f"{p}: exists; pass --overwrite to replace it or choose another {option}")
     return p

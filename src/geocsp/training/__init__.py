@@ -14,9 +14,10 @@ from geocsp.training.config import (
     PretrainConfig,
     ProjectionConfig,
 )
+from geocsp.training.embedding import embed
 from geocsp.training.evaluate import evaluate
 from geocsp.training.finetune import finetune
-from geocsp.training.inference import embed, predict
+from geocsp.training.inference import predict
 from geocsp.training.presets import PRESETS, list_presets, load_preset, resolve_config
 from geocsp.training.pretrain import pretrain
 from geocsp.training.rundir import RunDir

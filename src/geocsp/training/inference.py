@@ -1,8 +1,8 @@
 """Inference from trained artifacts: P(y|x) in batches, top-k prediction and embeddings (spec §6).
 
 * :func:`location_probs` -- (N, Q) P(y|x) of a prior in eval mode, NaN rows without a location;
-* :func:`predict` -- top-k classes with scores for a dataset split or a lon/lat table;
-* :func:`embed` -- location embeddings e(x) from a run or an encoder directory.
+* :func:`predict` -- top-k classes with scores for a dataset split or a lon/lat table
+  (location embeddings e(x) are :func:`geocsp.training.embed.embed`).
 
 Fused scores are P(y|I) * P(y|x)^beta; rows without a location use P(y|I) alone. Given image
 probabilities must be finite, in [0, 1] and sum to 1 per row (:func:`check_image_probs`); a
@@ -21,8 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from geocsp.checkpoints import load_encoder, load_prior
-from geocsp.coords import validate_lonlat
+from geocsp.checkpoints import load_prior
 from geocsp.data import GeoDataset, Split
 from geocsp.data.format import (
     DEFAULT_PROBS,
@@ -33,7 +32,6 @@ from geocsp.data.format import (
 )
 from geocsp.data.tables import err, read_points, refuse_existing, write_table
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
-from geocsp.io import atomic_write_npy
 from geocsp.prior import fuse
 from geocsp.runtime import is_main_process, resolve_device
 from geocsp.training.data import as_dataset
@@ -298,12 +296,16 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
         CoordinateError: on invalid or swapped coordinates in the input file.
         DatasetError, MissingFileError: on unreadable inputs, invalid or misaligned
             probabilities, or a dataset whose classes are not the run's.
-        ConfigError: on ``top_k < 1``, a bad output suffix or an existing ``out``.
+        ConfigError: on ``top_k < 1``, a ``beta`` that is not finite and >= 0, a bad output
+            suffix or an existing ``out``.
     """
     if top_k < 1:
         raise ConfigError(f"top_k (--top-k) must be >= 1, got {top_k}")
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ConfigError(f"beta (--beta) must be a finite number >= 0, got {beta!r}")
     if out is not None:
-        refuse_existing(out, overwrite)
+        files = [x for x in (source, image_probs) if isinstance(x, (str, Path))]
+        refuse_existing(out, overwrite, inputs=files)
     dev = resolve_device(device)
     prior = load_prior(run_dir).to(dev)
     table, lonlat, img = predict_inputs(source, split, prior.classes, probs_key, run_ratio(Path(run_dir)),
@@ -345,54 +347,4 @@ def _top_k(loc: np.ndarray, img: np.ndarray | None, has: np.ndarray, k: int, bet
         rows = np.flatnonzero(valid.numpy()) + start
         scores[rows], classes[rows] = val[valid].numpy(), idx[valid].numpy()
     return scores, classes
-
-
-def embed(source: str | Path, lonlat: np.ndarray | str | Path, out: str | Path | None = None, *,
-          batch_size: int = 4096, device: str = "auto", overwrite: bool = False) -> np.ndarray:
-    """Location embeddings e(x) in eval mode.
-
-    Args:
-        source: a fine-tune run, a pre-train run, a prior directory or an encoder directory.
-        lonlat: (N, 2) longitude, latitude in degrees, or a CSV/Parquet file with ``lon``,
-            ``lat`` columns.
-        out: optional ``.npy`` (the (N, d) matrix) or ``.csv`` / ``.parquet`` (lon, lat,
-            e0 ... e{d-1}).
-        batch_size: rows per chunk.
-        device: ``auto``, ``cpu``, ``cuda`` ...
-        overwrite: replace an existing ``out`` (else it is refused before any work).
-
-    Returns:
-        (N, d) float32 embeddings.
-
-    Raises:
-        CoordinateError: on invalid or swapped coordinates.
-        CheckpointError: when no encoder is found at ``source``.
-        ConfigError: on a bad output suffix or an existing ``out``.
-    """
-    if out is not None:
-        refuse_existing(out, overwrite)
-    if isinstance(lonlat, (str, Path)):
-        _, pts = read_points(lonlat)
-        pts = validate_lonlat(pts, source=str(lonlat))
-    else:
-        pts = validate_lonlat(lonlat, source="lonlat")
-    dev = resolve_device(device)
-    encoder = load_encoder(source).to(dev)
-    encoder.eval()
-    emb = batched_rows(encoder, pts, np.ones(len(pts), bool), int(encoder.dim), batch_size, dev)
-    if out is not None and is_main_process():
-        _write_embeddings(emb, pts, out)
-    return emb
-
-
-def _write_embeddings(emb: np.ndarray, pts: np.ndarray, out: str | Path) -> None:
-    p = Path(out)
-    if p.suffix.lower() == ".npy":
-        atomic_write_npy(p, emb)
-        return
-    df = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
-    df.insert(0, "lat", pts[:, 1])
-    df.insert(0, "lon", pts[:, 0])
-    write_table(df, p)
-
 
