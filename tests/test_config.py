@@ -1,4 +1,5 @@
-"""Bounded YAML parsing in geocsp.config: alias bombs, deep nesting, huge and binary files."""
+"""Bounded YAML parsing (geocsp.yamlsafe, used by geocsp.config): alias bombs, deep nesting,
+huge and binary files, repeated keys."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from geocsp.config import (
+from geocsp.config import load_yaml, parse_override
+from geocsp.errors import ConfigError
+from geocsp.yamlsafe import (
     MAX_YAML_ALIASES,
     MAX_YAML_BYTES,
     MAX_YAML_DEPTH,
     MAX_YAML_NODES,
-    load_yaml,
-    parse_override,
     parse_yaml_text,
 )
-from geocsp.errors import ConfigError
 
 BOMB = "\n".join(
     [f"a: &a [{','.join(['lol'] * 9)}]"]
@@ -113,6 +113,24 @@ def test_invalid_documents_are_one_line(tmp_path: Path, text: str, match: str) -
     with pytest.raises(ConfigError, match=match) as info:
         load_yaml(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_key_given_twice_is_refused_not_silently_last_wins(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: `seed: 1 ... seed: 2` trained with seed 2."""
+    p = tmp_path / "dup.yaml"
+    p.write_text("seed: 1\noptim:\n  lr: 0.1\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: YAML refused: key 'seed' given twice in one mapping "
+                                          r"\(lines 1 and 4\); keep one"):
+        load_yaml(p)
+    with pytest.raises(ConfigError, match=r"override 'optim': YAML refused: key 'lr' given twice"):
+        parse_override("optim={lr: 1, lr: 2}")
+    # the same key in two different mappings, and YAML merge keys, are fine
+    assert load_yaml_text("a: {x: 1}\nb: {x: 2}\n") == {"a": {"x": 1}, "b": {"x": 2}}
+    assert load_yaml_text("base: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n")["c"] == {"x": 1, "y": 2}
+
+
+def load_yaml_text(text: str) -> object:
+    return parse_yaml_text(text, "t")
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:

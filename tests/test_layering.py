@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "geocsp"
 # Lowest first. A module belongs to the first entry whose prefix matches its dotted name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("geocsp._registry", "geocsp.errors", "geocsp.coords", "geocsp.config", "geocsp.faults",
-              "geocsp.io", "geocsp.landmask", "geocsp.crs")),
+              "geocsp.io", "geocsp.landmask", "geocsp.crs", "geocsp.yamlsafe")),
     ("encoders", ("geocsp.encoders",)),
     ("nets", ("geocsp.nets",)),
     ("objectives/prior", ("geocsp.objectives", "geocsp.prior")),

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from geocsp.cli.main import cli
-from geocsp.config import MAX_YAML_BYTES, MAX_YAML_DEPTH
+from geocsp.yamlsafe import MAX_YAML_BYTES, MAX_YAML_DEPTH
 
 OTHERS = "issue 14 item owned by another engineer"
 ELSEWHERE = "issue 14: needs a change outside the CLI boundary / config files (see the report)"
@@ -116,6 +116,7 @@ CASES = [
     Case("pretrain-config-binary", "pretrain --data {w} --out {o} --config {f}/binary.yaml"),
     Case("pretrain-config-latin1", "pretrain --data {w} --out {o} --config {f}/latin1.yaml"),
     Case("pretrain-config-python-tag", "pretrain --data {w} --out {o} --config {f}/pytag.yaml"),
+    Case("pretrain-config-duplicate-key", "pretrain --data {w} --out {o} --config {f}/dup_key.yaml"),  # last won
     Case("pretrain-config-unknown-key", "pretrain --data {w} --out {o} --config {f}/unknown_key.yaml"),
     Case("pretrain-set-unknown-key", "pretrain --data {w} --out {o} --set optim.lrr=1"),
     Case("pretrain-set-bad-value", "pretrain --data {w} --out {o} --set optim.lr=abc"),
@@ -285,6 +286,7 @@ def _write_inputs(f: Path, world: Path, ft: Path, pre: Path) -> None:
     (f / "latin1.yaml").write_bytes("seed: 1 # caf\u00e9\n".encode("latin-1"))
     (f / "pytag.yaml").write_text("seed: !!python/object/apply:os.system ['true']\n")
     (f / "unknown_key.yaml").write_text("optim:\n  lrr: 1\n")
+    (f / "dup_key.yaml").write_text("seed: 1\nseed: 2\n")
     (f / "readonly").mkdir(mode=0o555)
     # checkpoints that do not fit: an encoder whose config says another dim, a corrupt one
     for name, src in (("enc_bad_dim", pre / "encoder"), ("enc_corrupt", pre / "encoder")):
