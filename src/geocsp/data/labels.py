@@ -54,6 +54,36 @@ def label_strings(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return s, missing
 
 
+MISSING_TEXTS = frozenset({"nan", "na", "n/a", "<na>", "none", "null"})
+"""Label texts (case-insensitive) that other tools write for a missing value: R's ``NA``,
+pandas' ``nan`` / ``<NA>`` / ``None``, SQL's ``NULL``."""
+
+
+def refuse_missing_as_text(series: pd.Series, source: str, column: str) -> None:
+    """Refuse labels such as ``NA`` or ``nan``: a missing value written as text, not a class.
+
+    Taken as class names, they would gather every unlabelled row of an R or pandas export
+    into one spurious class. A class really named so is listed in a ``--classes`` file,
+    which skips this check.
+
+    Args:
+        series: (N,) label column.
+        source: file named in messages.
+        column: the label column's name in ``source``.
+
+    Raises:
+        DatasetError: naming the first such row, the value and the count.
+    """
+    s, missing = label_strings(series)
+    bad = (s.str.strip().str.lower().isin(MISSING_TEXTS).to_numpy(dtype=bool, na_value=False)) & ~missing
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        value = s.iloc[int(idx[0])]
+        raise err(source, f"label {value!r} ({len(idx)} such rows) reads as a missing value written as text; leave "
+                          f"the cell empty for a row without a label, or list {value!r} in a --classes file "
+                          "to keep it as a class", row=int(idx[0]), column=column)
+
+
 def encode_labels(series: pd.Series, classes: list[str], source: str, column: str = "label",
                   classes_from: str = "the manifest classes") -> np.ndarray:
     """Map class-name labels to (N,) int64 indices into ``classes``; empty = -1.

@@ -85,3 +85,24 @@ def test_a_label_missing_from_the_classes_file_names_the_file_row_and_column(tmp
         import_table(tmp_path / "awt.csv", tmp_path / "ds", lon_col="x", lat_col="y", label_col="spid",
                      classes_file=tmp_path / "classes.txt")
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("text", ["NA", "nan", "<NA>", "None", "NULL", "n/a"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_missing_value_written_as_text_is_not_a_class(tmp_path: Path, text: str, fmt: str) -> None:
+    """R writes missing labels as NA: imported, they made one class of every unlabelled row."""
+    from geocsp.data.readers.table import import_table
+
+    df = pd.DataFrame({"lon": [1.0, 2.0, 3.0, 4.0], "lat": [5.0, 6.0, 7.0, 8.0], "sp": ["a", text, "b", text]})
+    src = tmp_path / f"t.{fmt}"
+    df.to_csv(src, index=False) if fmt == "csv" else df.to_parquet(src)
+    with pytest.raises(DatasetError, match=re.escape(f"t.{fmt}:1:sp: label {text!r} (2 such rows) reads as a "
+                                                     "missing value written as text; leave the cell empty")):
+        import_table(src, tmp_path / "ds", label_col="sp")
+    assert not (tmp_path / "ds").exists()
+    (tmp_path / "classes.txt").write_text(f"a\nb\n{text}\n")  # a class really named so: listed explicitly
+    _, rows, n = import_table(src, tmp_path / "ds", label_col="sp", classes_file=tmp_path / "classes.txt")
+    assert (rows, n) == (4, 3)
+    df.assign(sp=["a", "", "b", "NAB"]).to_csv(tmp_path / "ok.csv", index=False)  # empty = unlabelled; NAB a name
+    _, _, n = import_table(tmp_path / "ok.csv", tmp_path / "ds2", label_col="sp")
+    assert n == 3

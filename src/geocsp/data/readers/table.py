@@ -10,7 +10,7 @@ import pandas as pd
 
 from geocsp.data.dataset import SplitData, write_dataset
 from geocsp.data.format import check_probs_key, load_npy
-from geocsp.data.labels import check_classes, encode_labels, label_strings
+from geocsp.data.labels import check_classes, encode_labels, label_strings, refuse_missing_as_text
 from geocsp.data.probs import read_probs_file
 from geocsp.data.tables import (
     err,
@@ -205,6 +205,8 @@ def import_table(
         if sd.features is not None:
             raise DatasetError("give either --features or --feature-cols, not both")
         sd.features = load_npy(features_file)
+    if classes_file is None and "label" in sd.table.columns:  # --classes names the classes explicitly
+        refuse_missing_as_text(sd.table["label"], str(path), label_col or "label")
     classes = classes_from_labels(sd, classes_file)
     if classes_file is not None and "label" in sd.table.columns:  # a label --classes lacks: name the file's row
         encode_labels(sd.table["label"], classes, str(path), column=label_col or "label",
