@@ -127,3 +127,26 @@ def test_an_unwritable_folder_is_reported_on_the_asked_for_path(tmp_path: Path,
         with atomic_dir(tmp_path / "ds"):
             pass
     assert info.value.filename == str(tmp_path / "ds")
+
+
+def test_a_directory_at_the_target_is_named_and_left_alone(tmp_path: Path) -> None:
+    """The final rename over a directory: the error names the path asked for; no temporary is left."""
+    (tmp_path / "p.csv").mkdir()
+    (tmp_path / "p.csv" / "keep").write_text("k")
+    with pytest.raises(OSError) as info:
+        atomic_write_text(tmp_path / "p.csv", "a")
+    assert info.value.filename == str(tmp_path / "p.csv") and getattr(info.value, "filename2", None) is None
+    assert _names(tmp_path) == ["p.csv"] and (tmp_path / "p.csv" / "keep").read_text() == "k"
+
+
+def test_a_cache_path_that_is_a_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was `.../land_mask: Not a directory` from deep inside the land mask's first use."""
+    from geocsp.errors import ConfigError
+    from geocsp.io import cache_dir
+
+    (tmp_path / "cache").write_text("")
+    monkeypatch.setenv("GEOCSP_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match=r"cache: the geocsp cache \(GEOCSP_CACHE\) is not a directory"):
+        cache_dir()
+    monkeypatch.setenv("GEOCSP_CACHE", str(tmp_path / "new"))
+    assert cache_dir() == tmp_path / "new"  # absent: created by whoever writes first

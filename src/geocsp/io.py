@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from safetensors.torch import load_file, save
 
-from geocsp.errors import CheckpointError
+from geocsp.errors import CheckpointError, ConfigError
 from geocsp.faults import fault_point
 
 WEIGHTS_NAME = "model.safetensors"
@@ -35,9 +35,16 @@ def cache_dir() -> Path:
 
     Returns:
         ``$GEOCSP_CACHE`` if set, else ``~/.cache/geocsp``.
+
+    Raises:
+        ConfigError: when that path exists and is not a directory.
     """
     base = os.environ.get("GEOCSP_CACHE")
-    return Path(base) if base else Path.home() / ".cache" / "geocsp"
+    path = Path(base) if base else Path.home() / ".cache" / "geocsp"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: the geocsp cache ({'GEOCSP_CACHE' if base else 'default'}) is not a directory; "
+                          "expected a directory (set GEOCSP_CACHE to one)")
+    return path
 
 
 CONFIG_NAME = "config.json"
@@ -182,7 +189,8 @@ def atomic_path(path: str | Path, *, fault: str | None = None) -> Iterator[Path]
             os.chmod(tmp_path, 0o666 & ~umask)
             fsync_file(tmp_path)
         _fault(fault, "before")
-        os.replace(tmp_path, target)
+        with _names(target):  # e.g. a directory at ``path``: named, not the temporary
+            os.replace(tmp_path, target)
         fsync_dir(target.parent)
         _fault(fault, "after")
     finally:

@@ -175,6 +175,8 @@ CASES = [
     Case("predict-zero-top-k", "predict {ft} {f}/pts.csv --out {o}.csv --top-k 0"),
     Case("predict-bad-suffix", "predict {ft} {f}/pts.csv --out {o}.txt"),
     Case("predict-out-is-dir", "predict {ft} {f}/pts.csv --out {f}/emptydir"),
+    Case("predict-out-is-dir-overwrite", "predict {ft} {f}/pts.csv --out {f}/images --overwrite"),  # was the temp name
+    Case("embed-out-is-dir-overwrite", "embed {pre} {f}/pts.csv --out {f}/images --overwrite"),
     Case("predict-out-under-file", "predict {ft} {f}/pts.csv --out {f}/pts.csv/p.csv"),
     Case("predict-out-exists", "predict {ft} {f}/pts.csv --out {f}/labels.csv"),
     Case("predict-image-probs-corrupt", "predict {ft} {f}/pts.csv --out {o}.csv --image-probs {f}/bad.npy"),

@@ -194,6 +194,16 @@ def test_refuse_existing_never_lets_an_output_replace_an_input(tmp_path: Path) -
     assert refuse_existing(tmp_path / "new.csv", False, inputs=[src]) == tmp_path / "new.csv"
 
 
+def test_refuse_existing_refuses_a_directory_where_a_file_goes(tmp_path: Path) -> None:
+    """Was refused only at the final rename, after the work, naming the hidden temporary."""
+    from geocsp.data.tables import refuse_existing
+
+    (tmp_path / "p.csv").mkdir()
+    with pytest.raises(ConfigError, match=r"p\.csv: is a directory; expected a file path for --html"):
+        refuse_existing(tmp_path / "p.csv", True, "--html", file=True)
+    assert refuse_existing(tmp_path / "p.csv", True) == tmp_path / "p.csv"  # a dataset folder output: fine
+
+
 def test_rows_with_more_fields_than_the_header_are_refused_not_shifted(tmp_path: Path) -> None:
     """pandas takes extra leading fields as the index: (10, 20, 30) was read as lon 20, lat 30."""
     p = tmp_path / "shift.csv"

@@ -45,7 +45,7 @@ def map_cmd(run_dir: str, species: tuple[str, ...], region: str | None, date: st
         check_top_k(top_k)
     for path, option in ((out, "--out"), (html, "--html")):
         if path is not None:
-            refuse_existing(path, overwrite, option)
+            refuse_existing(path, overwrite, option, file=True)
     if out is not None:
         draw_map(run_dir, out, species, region, date, 0.5 if res is None else res, richness, threshold, land_mask)
         click.echo(f"wrote {out}")

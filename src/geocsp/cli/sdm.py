@@ -208,7 +208,7 @@ def predict_cmd(run_dir: str, sites: str | None, lon_col: str, lat_col: str, crs
                 site_col: str | None, group_col: str | None, wide: bool, grid: str | None, res: float,
                 species: tuple[str, ...], land_mask: bool, out: str, overwrite: bool) -> None:
     """Suitability scores of every species at SITES (a table), or on a --grid as a GeoTIFF."""
-    refuse_existing(out, overwrite, inputs=[sites])
+    refuse_existing(out, overwrite, inputs=[sites], file=True)
     if grid is not None:
         if sites is not None:
             raise ConfigError("--grid: give either SITES or --grid, not both")
@@ -246,7 +246,7 @@ def evaluate_cmd(run_dir: str, pa: tuple[str, ...], env: tuple[str, ...], group_
                  site_col: str | None, lon_col: str, lat_col: str, crs: str | None, date_col: str | None, out: str,
                  overwrite: bool) -> None:
     """Per-species AUC/AP of RUN_DIR on presence/absence sites (the literature's protocol)."""
-    refuse_existing(out, overwrite, inputs=[*pa, *env])
+    refuse_existing(out, overwrite, inputs=[*pa, *env], file=True)
     warnings: list[str] = []
     res = evaluate_run(run_dir, pa, out, env_paths=env, species_col=species_col, group_col=group_col,
                        lon_col=lon_col, lat_col=lat_col, crs=crs, site_col=site_col, date_col=date_col,

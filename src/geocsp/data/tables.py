@@ -279,7 +279,7 @@ def read_points(
 
 
 def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out",
-                    inputs: Iterable[str | Path | None] = ()) -> Path:
+                    inputs: Iterable[str | Path | None] = (), *, file: bool = False) -> Path:
     """Refuse an existing output unless ``overwrite``, and an input as output always.
 
     An empty directory is free; an output that is one of the command's input files is
@@ -291,6 +291,7 @@ def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out",
         option: the option that named it, for the message.
         inputs: the files the command reads (None entries are skipped); writing over one of
             them (the same file, through any path or hard link) would lose it.
+        file: the output is a file, so a directory at ``path`` is refused even with ``overwrite``.
 
     Returns:
         The path.
@@ -301,6 +302,8 @@ def refuse_existing(path: str | Path, overwrite: bool, option: str = "--out",
     """
     p = Path(path)
     exists = p.exists() or p.is_symlink()  # a dangling symlink is something there too
+    if file and p.is_dir():
+        raise ConfigError(f"{p}: is a directory; expected a file path for {option}")
     for src in inputs:
         if src is not None and p.is_file() and Path(src).is_file() and os.path.samefile(p, src):
             raise ConfigError(f"{p}: is the input {src}; writing the results there would replace it, "

@@ -218,7 +218,7 @@ def run_probe(run: ProbeRun, out: str | Path | None = None, figure: str | Path |
     check_run(run)
     for path, option in ((out, "--out"), (figure, "--figure")):
         if path is not None:
-            refuse_existing(path, overwrite, option)
+            refuse_existing(path, overwrite, option, file=True)
     say = progress or (lambda _line: None)
     res: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

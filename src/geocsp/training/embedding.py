@@ -36,7 +36,7 @@ def check_embedding_out(out: str | Path, overwrite: bool, points: str | Path | N
     """
     if not str(out).lower().endswith((".npy", *WRITE_SUFFIXES)):
         raise ConfigError(f"--out {out}: expected .npy or a table ({', '.join(WRITE_SUFFIXES)})")
-    refuse_existing(out, overwrite, inputs=[points])
+    refuse_existing(out, overwrite, inputs=[points], file=True)
 
 
 def embed(source: str | Path, lonlat: np.ndarray | str | Path, out: str | Path | None = None, *,

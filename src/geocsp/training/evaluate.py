@@ -382,7 +382,7 @@ def evaluate(run_dir: str | Path, data: GeoDataset | str | Path, split: str = "v
     s, ratio = ds.split(cfg.split), run_ratio(run.path)
     target = Path(out) if out is not None else run.path / eval_file_name(cfg.split, ds.root, eval_probs_key(s, cfg, ratio),
                                                                         cfg.fusion_criterion)
-    refuse_existing(target, overwrite)
+    refuse_existing(target, overwrite, file=True)
     prior = prior.to(resolve_device(cfg.device))
     source = fusion_source(ds, cfg, ratio, run_dir=run.path)
     metrics = evaluate_split(prior.logits, prior, s, prior.num_classes, cfg, ratio, source)

@@ -230,7 +230,7 @@ def export_onnx(run: str | Path, out: str | Path, *, atol: float = DEFAULT_ATOL,
         raise ConfigError(f"--out {target}: expected a .onnx file")
     sidecar = target.with_suffix(".json")
     for path in (target, sidecar):
-        refuse_existing(path, overwrite)
+        refuse_existing(path, overwrite, file=True)
     if check_points < 1:
         raise ConfigError(f"check_points: expected >= 1, got {check_points}")
     module, kind, directory, classes, doy = _module(Path(run))

@@ -305,7 +305,7 @@ def predict(run_dir: str | Path, source: GeoDataset | str | Path, out: str | Pat
         raise ConfigError(f"beta (--beta) must be a finite number >= 0, got {beta!r}")
     if out is not None:
         files = [x for x in (source, image_probs) if isinstance(x, (str, Path))]
-        refuse_existing(out, overwrite, inputs=files)
+        refuse_existing(out, overwrite, inputs=files, file=True)
     dev = resolve_device(device)
     prior = load_prior(run_dir).to(dev)
     table, lonlat, img = predict_inputs(source, split, prior.classes, probs_key, run_ratio(Path(run_dir)),
