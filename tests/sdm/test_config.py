@@ -28,6 +28,7 @@ def test_losses_are_the_registered_presence_only_losses() -> None:
         (lambda: FitOptions(epochs=0), "epochs must be >= 1, got 0"),
         (lambda: FitOptions(lr=0.0), "lr must be > 0"),
         (lambda: BackgroundConfig(sample=-1), "background.sample must be >= 1 points, got -1"),
+        (lambda: BackgroundConfig(sample=10**12), "background.sample must be <= 10,000,000 points, got 1,000,000,"),
         (lambda: BackgroundConfig(sampler="sea"), "background.sampler must be one of land, sphere"),
         (lambda: ModelChoice(inputs="image"), "model.inputs must be one of"),
         (lambda: EvalConfig(cv_folds=1), "evaluation.cv_folds must be 0 (no CV) or >= 2, got 1"),

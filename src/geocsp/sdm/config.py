@@ -48,6 +48,11 @@ LOSSES = _presence_losses()
 """Presence-only losses an SDM accepts (``full``, ``an_full``, ``an_ssdl``, ``an_slds``)."""
 
 
+MAX_BACKGROUND_SAMPLE = 10_000_000
+"""Most background points ``--background-sample`` draws (Maxent's default is 10,000; each point
+holds its covariates in memory and is scored every epoch)."""
+
+
 def _at_least(owner: str, minimum: float, unit: str = "", **values: float | None) -> None:
     """Refuse a value below ``minimum`` (None values are skipped; NaN is not refused)."""
     for name, v in values.items():
@@ -147,11 +152,12 @@ class BackgroundConfig:
 
     Args:
         path: background table (lon/lat [+ covariates]), or None.
-        sample: sample this many points uniformly in area inside the region, or None.
+        sample: sample this many points uniformly in area inside the region (at most
+            :data:`MAX_BACKGROUND_SAMPLE`), or None.
         sampler: ``land`` or ``sphere`` (land and sea) for ``sample``.
 
     Raises:
-        ConfigError: ``sample`` < 1 or an unknown sampler.
+        ConfigError: ``sample`` < 1 or above :data:`MAX_BACKGROUND_SAMPLE`, or an unknown sampler.
     """
 
     path: str | None = None
@@ -160,6 +166,8 @@ class BackgroundConfig:
 
     def __post_init__(self) -> None:
         _at_least("background.", 1, " points", sample=self.sample)
+        if self.sample is not None and self.sample > MAX_BACKGROUND_SAMPLE:
+            raise ConfigError(f"background.sample must be <= {MAX_BACKGROUND_SAMPLE:,} points, got {self.sample:,}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"background.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
 

@@ -148,6 +148,17 @@ def test_land_bbox_without_land_fails_clearly() -> None:
         s.sample(10, gen())
 
 
+def test_too_many_locations_are_not_blamed_on_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request beyond MAX_ROUNDS full rounds said the region had no area (sdm --background-sample 1e12)."""
+    from geocsp.data.samplers import location
+
+    monkeypatch.setattr(location, "_MAX_BATCH", 16)  # 100 rounds x 16 proposals < 5,000
+    s = create_location_sampler("land", bbox=(-10, 35, 30, 60))
+    with pytest.raises(ConfigError, match=r"accepted only \d+ of 5000 locations after 100 rounds; each round "
+                                          r"proposes at most 16; ask for fewer"):
+        s.sample(5000, gen())
+
+
 @pytest.mark.slow
 def test_land_is_bit_exact_with_package(land: LandSampler, globe) -> None:
     pts = create_location_sampler("sphere").sample(20_000, gen(4))

@@ -161,10 +161,10 @@ class LocationSampler:
             proposed += m
             rate = have / proposed
         if have < n:
-            raise ConfigError(
-                f"{type(self).__name__}: accepted only {have} of {n} locations after "
-                f"{MAX_ROUNDS} rounds; the allowed region has (almost) no area"
-            )
+            why = ("the allowed region has (almost) no area" if have / max(proposed, 1) < 1e-3
+                   else f"each round proposes at most {_MAX_BATCH:,}; ask for fewer")
+            raise ConfigError(f"{type(self).__name__}: accepted only {have} of {n} locations after "
+                              f"{MAX_ROUNDS} rounds; {why}")
         empty = torch.empty(0, 2, dtype=torch.float32, device=generator.device)
         return torch.cat([empty, *parts])[:n]
 
