@@ -146,3 +146,12 @@ def test_bundled_presets_still_load() -> None:
     presets = Path(__file__).resolve().parents[1] / "src" / "geocsp" / "presets"
     for path in sorted(presets.glob("*.yaml")):
         assert isinstance(load_yaml(path), dict)
+
+
+def test_a_value_fitting_no_alternative_of_a_union_says_what_each_expects() -> None:
+    """Was `cannot interpret 'none' as typing.Union[bool, typing.Literal[...]]`."""
+    from geocsp.training import PretrainConfig, resolve_config
+
+    with pytest.raises(ConfigError, match=r"^compile: expected true/false or one of \['reduce-overhead', "
+                                          r"'max-autotune'\], got 'none'$"):
+        resolve_config(PretrainConfig, overrides=["compile=none"])

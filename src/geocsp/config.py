@@ -52,13 +52,16 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
-        errors = []
+        wanted = []  # each alternative's "expected ..." (e.g. true/false or one of [...])
         for a in non_none:
             try:
                 return _coerce(a, value, where)
             except (ConfigError, TypeError, ValueError) as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: cannot interpret {value!r} as {tp}")
+                msg = str(e).removeprefix(f"{where}: ")
+                wanted.append(msg.rpartition(", got ")[0] or msg)
+        if all(w.startswith("expected ") for w in wanted):
+            raise ConfigError(f"{where}: {' or '.join([wanted[0], *(w[9:] for w in wanted[1:])])}, got {value!r}")
+        raise ConfigError(f"{where}: cannot interpret {value!r} ({'; '.join(wanted)})")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
