@@ -14,12 +14,8 @@ import torch
 
 import geocsp.training.rundir as rundir_mod
 from geocsp.errors import CheckpointError, ConfigError
-from geocsp.training.rundir import (
-    Checkpoint,
-    RunDir,
-    flatten_optimizer_state,
-    unflatten_optimizer_state,
-)
+from geocsp.training.optim_state import flatten_optimizer_state, unflatten_optimizer_state
+from geocsp.training.rundir import Checkpoint, RunDir
 
 
 def _adam_after_steps() -> tuple[torch.nn.Module, torch.optim.Adam]:
@@ -70,6 +66,37 @@ def test_prepare_refuses_a_different_config(tmp_path: Path) -> None:
     (run.path / "metrics.json").write_text("{}")
     assert run.prepare({"seed": 1}, overwrite=True) is False
     assert not (run.path / "metrics.json").exists()
+
+
+def test_a_new_run_that_fails_before_its_first_epoch_is_undone(tmp_path: Path) -> None:
+    """A refusal after prepare (e.g. a sampler with no area) left config.yaml; a rerun with
+    the corrected config was then refused as 'a different config'."""
+    for made in (True, False):
+        path = tmp_path / f"made{made}"
+        if not made:
+            path.mkdir()
+        with pytest.raises(RuntimeError), RunDir(path, rank=0) as run:
+            run.prepare({"seed": 0})
+            (run.path / "subset").mkdir()
+            raise RuntimeError("refused after prepare")
+        assert not path.exists() if made else list(path.iterdir()) == []
+        with RunDir(path, rank=0) as run:
+            assert run.prepare({"seed": 1}) is False  # another config: a new run, not refused
+
+
+@pytest.mark.parametrize("progress", ["log", "checkpoint", "resumed"])
+def test_a_failed_run_keeps_what_a_rerun_resumes(tmp_path: Path, progress: str) -> None:
+    path = tmp_path / "run"
+    if progress == "resumed":
+        RunDir(path, rank=0).prepare({"seed": 0})
+    with pytest.raises(KeyboardInterrupt), RunDir(path, rank=0) as run:
+        run.prepare({"seed": 0})
+        if progress == "log":
+            run.log({"epoch": 1, "loss": 1.0})
+        elif progress == "checkpoint":
+            (run.path / "checkpoints").mkdir()
+        raise KeyboardInterrupt
+    assert (path / "config.yaml").is_file()
 
 
 def test_prepare_refuses_a_foreign_directory(tmp_path: Path) -> None:

@@ -50,3 +50,25 @@ def without_added(data: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str,
 def config_dict_for_compare(data: dict[str, Any]) -> dict[str, Any]:
     """A resolved config dict without :data:`RUNTIME_KEYS` and added keys at their default (decides resume)."""
     return without_added(data, RUNTIME_KEYS)
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """Dotted path and values of the first difference between two config dicts, or None.
+
+    Args:
+        a: the saved config (plain data).
+        b: the new config.
+        prefix: dotted path of ``a`` / ``b`` inside the whole config.
+
+    Returns:
+        ``"optim.lr: saved 0.001, now 0.01"``; lists and tuples with equal items are equal.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            sub = first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+            if sub is not None:
+                return sub
+        return None
+    if a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+        return f"{prefix.rstrip('.')}: saved {a!r}, now {b!r}"
+    return None

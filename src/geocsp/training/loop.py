@@ -21,12 +21,8 @@ from tqdm.auto import tqdm
 from geocsp.distributed import sum_over_ranks
 from geocsp.runtime import autocast
 from geocsp.training.config import OptimConfig
-from geocsp.training.rundir import (
-    Checkpoint,
-    RunDir,
-    flatten_optimizer_state,
-    unflatten_optimizer_state,
-)
+from geocsp.training.optim_state import flatten_optimizer_state, unflatten_optimizer_state
+from geocsp.training.rundir import Checkpoint, RunDir
 
 HOOK_PREFIX = "hook."
 """Prefix of an :class:`EpochHook`'s tensors in a checkpoint's model file."""

@@ -51,7 +51,7 @@ from geocsp.io import (
     write_tensors,
 )
 from geocsp.runtime import rank_and_world
-from geocsp.training.compat import config_dict_for_compare
+from geocsp.training.compat import config_dict_for_compare, first_difference
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.jsonl"
@@ -67,6 +67,8 @@ SELECT_DIR = "select"
 RUN_OUTPUTS = (CONFIG_FILE, LOG_FILE, METRICS_FILE, CHECKPOINTS, SUBSET_DIR, ENCODER_DIR,
                PRIOR_DIR, CLASSES_FILE, CROSSFIT_DIR, SELECT_DIR)
 """Every name a training run writes in its directory (what ``--overwrite`` removes)."""
+UNDONE_OUTPUTS = (CONFIG_FILE, LOG_FILE, SUBSET_DIR, CLASSES_FILE)
+"""What a new run that fails before its first epoch removes again: cheap to remake, nothing to resume."""
 
 
 def metrics_name(split: str) -> str:
@@ -166,6 +168,7 @@ class RunDir:
         self.path = Path(path)
         self.rank = rank_and_world()[0] if rank is None else rank
         self._unlock: weakref.finalize[..., Any] | None = None
+        self._new_run = self._made_dir = False  # set by prepare: a new run (not a resume), in a dir it made
 
     def __enter__(self) -> RunDir:
         """The run directory itself (``with RunDir(...) as run:`` closes it at the end)."""
@@ -173,8 +176,26 @@ class RunDir:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        """Release the run lock (see :meth:`close`)."""
+        """Release the run lock (see :meth:`close`); undo a new run that failed early.
+
+        A new run that fails before writing anything to resume or reuse (its first epoch, a
+        cross-fit, a selection) removes what :meth:`prepare` wrote, and the directory if it
+        made it, so a rerun with another config is not refused as a different run.
+        """
+        undo = exc_type is not None and self._new_run and self.writer and not self._has_progress()
+        if undo:
+            for name in UNDONE_OUTPUTS:
+                p = self.path / name
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         self.close()
+        if undo and self._made_dir and self.path.is_dir() and not self._foreign():
+            shutil.rmtree(self.path, ignore_errors=True)  # only the lock file / temporaries are left
+
+    def _has_progress(self) -> bool:
+        """Whether the run wrote anything a rerun would resume or reuse (beyond :data:`UNDONE_OUTPUTS`)."""
+        log = self.path / LOG_FILE
+        return (log.is_file() and log.stat().st_size > 0) or any(
+            (self.path / n).exists() for n in RUN_OUTPUTS if n not in UNDONE_OUTPUTS)
 
     def close(self) -> None:
         """Release the run lock taken by :meth:`prepare` (also done when the object is freed)."""
@@ -226,7 +247,9 @@ class RunDir:
         self._lock()
         try:
             clean_temporaries(self.path)
-            return self._prepare(config, overwrite)
+            resumed = self._prepare(config, overwrite)
+            self._new_run, self._made_dir = not resumed, not existed
+            return resumed
         except BaseException:  # a refused run leaves the directory as it found it
             self.close()
             if not existed and not any(self.path.iterdir()):
@@ -239,7 +262,7 @@ class RunDir:
             self.clear()
         if saved.is_file() and not overwrite:
             old = load_yaml(saved)
-            diff = _first_difference(config_dict_for_compare(old), config_dict_for_compare(config))
+            diff = first_difference(config_dict_for_compare(old), config_dict_for_compare(config))
             if diff is not None:
                 raise ConfigError(
                     f"{self.path}: run dir holds a run with a different config ({diff}); "
@@ -353,47 +376,3 @@ def _epoch_of(line: str) -> float:
     except ValueError:
         return float("inf")
     return float(record.get("epoch", 0)) if isinstance(record, dict) else float("inf")
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    """Dotted path and values of the first difference between two config dicts."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            sub = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
-            if sub is not None:
-                return sub
-        return None
-    if a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
-        return f"{prefix.rstrip('.')}: saved {a!r}, now {b!r}"
-    return None
-
-
-def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``optimizer.state_dict()`` into safetensors-able tensors and JSON data.
-
-    Returns:
-        ``({"state.<param>.<key>": tensor}, {"scalars": {...}, "param_groups": [...]})``.
-    """
-    import torch
-
-    tensors: dict[str, Any] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, pstate in state_dict["state"].items():
-        for key, value in pstate.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{pid}.{key}"] = value
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"scalars": scalars, "param_groups": state_dict["param_groups"]}
-
-
-def unflatten_optimizer_state(tensors: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`flatten_optimizer_state`."""
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        _, pid, key = name.split(".", 2)
-        state.setdefault(int(pid), {})[key] = value
-    for pid, values in data.get("scalars", {}).items():
-        state.setdefault(int(pid), {}).update(values)
-    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else dict(g) for g in data["param_groups"]]
-    return {"state": state, "param_groups": groups}

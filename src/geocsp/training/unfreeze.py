@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from geocsp.errors import CheckpointError
 from geocsp.training.config import FinetuneConfig
-from geocsp.training.rundir import RunDir, unflatten_optimizer_state
+from geocsp.training.optim_state import unflatten_optimizer_state
+from geocsp.training.rundir import RunDir
 
 
 def encoder_trains(cfg: FinetuneConfig, epoch: int) -> bool:
