@@ -115,6 +115,19 @@ def test_locations_and_labels_tables(photos: Path, onnx_model: Path, tmp_path: P
         read_image_table(csv, "id", {"lon": "lon"})
 
 
+def test_numeric_class_ids_with_gaps_stay_integers(photos: Path, onnx_model: Path, tmp_path: Path) -> None:
+    """A species-id column with an empty cell is read as float: the classes were '3.0', '7.0'."""
+    csv = tmp_path / "ids.csv"
+    csv.write_text("id,taxon\no0,3\no1,\np1,7\n")
+    labels = read_image_table(csv, "id", {"label": "taxon"})
+    _extract(photos, onnx_model, tmp_path / "ds", labels=labels)
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.classes == ["3", "7"]
+    t = ds.split("train").table.set_index("image")
+    assert t.loc["oak/o0.jpg", "label"] == "3" and t.loc["pine/p1.jpg", "label"] == "7"
+    assert t.loc["oak/o1.jpg", "label"] is None or t["label"].isna()["oak/o1.jpg"]
+
+
 @pytest.mark.parametrize("role", ["labels", "locations"])
 def test_a_table_naming_no_image_is_refused_before_extraction(role: str, photos: Path, onnx_model: Path,
                                                                tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from geocsp.data import SplitData, write_dataset
+from geocsp.data.labels import label_strings
 from geocsp.data.readers.exif import label_from_path, list_images
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
 from geocsp.features.backends import Backbone, load_backbone
@@ -83,6 +84,9 @@ def read_image_table(path: str | Path, id_col: str, columns: dict[str, str]) -> 
         if col not in df.columns:
             raise DatasetError(f"{p}: column '{col}' not found; columns: {', '.join(map(str, df.columns))}")
     out = df[list(columns.values())].rename(columns={v: k for k, v in columns.items()})
+    if "label" in out:  # class names as text: 3 (not 3.0 from a float column with gaps); missing = None
+        names, missing = label_strings(out["label"])
+        out["label"] = names.astype(object).where(~missing, None)
     out.index = df[id_col].astype(str).str.strip()
     out = out[~out.index.duplicated()]
     out.attrs.update(source=str(p), id_col=id_col, columns=dict(columns))  # for check_ids_match's messages
