@@ -63,3 +63,17 @@ def test_init_from_pretrained_encoder(synth_tables, tmp_path) -> None:
     with pytest.raises(ConfigError, match="needs a position tower"):
         fit_sdm(pres, bg, SDMConfig(inputs="covariates", num_covariates=1), opts,
                 covariate_names=["warmth"], init_dir=tmp_path / "enc")
+
+
+def test_records_without_a_species_are_dropped_with_a_note_not_fitted_as_one() -> None:
+    """Under pandas 3 a missing species stayed NaN through astype(str) and became species 'nan';
+    R's NA was species 'NA'."""
+    import pandas as pd
+
+    from geocsp.sdm import InputSpec, points_from_table
+
+    df = pd.DataFrame({"lon": [1.0, 2.0, 3.0, 4.0, 5.0], "lat": 0.0,
+                       "species": ["a", None, "NA", " b ", "nan"]})
+    pts = points_from_table(df, InputSpec(), "rec.csv", "species")
+    assert pts.species.tolist() == ["a", "b"]
+    assert pts.notes == ["rec.csv: dropped 3 of 5 rows (empty species, or NA / nan / null as text)"]

@@ -13,6 +13,8 @@ from geocsp.sdm.groups import evaluate_sites, run_groups, site_table, species_gr
 def test_species_groups_from_records() -> None:
     df = pd.DataFrame({"sp": ["a", "a", "b", "c"], "g": ["bird", "bird", "plant", ""]})
     assert species_groups(df, "sp", "g", "po.csv") == {"a": ["bird"], "b": ["plant"]}
+    df["g"] = ["bird", "bird", "plant", np.nan]  # a missing group is no group, not 'nan'
+    assert species_groups(df, "sp", "g", "po.csv") == {"a": ["bird"], "b": ["plant"]}
     with pytest.raises(DatasetError, match="'grp'"):
         species_groups(df, "sp", "grp", "po.csv")
 
@@ -41,6 +43,18 @@ def test_long_table_groups_derived_from_where_species_were_recorded() -> None:
     res = evaluate_sites(t, np.array([[0.9, 0.1], [0.5, 0.5], [0.8, 0.2], [0.4, 0.6]]), ["a", "b"], {"a": ["bird"]})
     assert res["per_species"]["a"]["n_sites"] == 2 and np.isnan(res["per_species"]["a"]["auc"])  # no absence
     assert res["n_species_scored"] == 0
+
+
+def test_a_long_table_row_without_a_site_is_refused_not_merged_into_the_last_site() -> None:
+    """pandas factorizes a missing key to -1, which indexed the last site's row of the matrix."""
+    df = pd.DataFrame({"species": ["a", "b", "a"], "lon": [0.0, 1.0, 2.0], "lat": 0.0, "site": ["s1", None, "s3"]})
+    with pytest.raises(DatasetError, match=r"pa\.csv:1:site: a row without a site \(empty site id\)"):
+        site_table(df, ["a", "b"], "pa.csv", site_col="site")
+    df["site"] = ["s1", "s2", "s3"]
+    df.loc[1, "lon"] = np.nan
+    with pytest.raises(DatasetError, match=r"pa\.csv:1:lon: a row without a site \(no longitude/latitude\)"):
+        site_table(df, ["a", "b"], "pa.csv")
+    assert site_table(df, ["a", "b"], "pa.csv", site_col="site").y.tolist() == [[1, 0], [0, 1], [1, 0]]
 
 
 def test_run_without_groups_is_refused_in_one_line() -> None:

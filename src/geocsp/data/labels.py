@@ -59,6 +59,28 @@ MISSING_TEXTS = frozenset({"nan", "na", "n/a", "<na>", "none", "null"})
 pandas' ``nan`` / ``<NA>`` / ``None``, SQL's ``NULL``."""
 
 
+def text_cells(series: pd.Series) -> pd.Series:
+    """Cells as stripped text, a missing cell as ``""`` (integral floats such as 3.0 as "3").
+
+    ``series.astype(str)`` is not that: pandas >= 3 keeps NaN through it, so a missing cell
+    is a float NaN that no text comparison matches.
+
+    Args:
+        series: (N,) column of any dtype.
+
+    Returns:
+        (N,) object column of ``str``, same index.
+    """
+    s, missing = label_strings(series)
+    return s.str.strip().astype(object).where(~missing, "")
+
+
+def is_missing_text(values: pd.Series) -> np.ndarray:
+    """(N,) bool: the text cell is empty or a missing value written as text (:data:`MISSING_TEXTS`)."""
+    t = text_cells(values)
+    return (t.eq("") | t.str.lower().isin(MISSING_TEXTS)).to_numpy(dtype=bool)
+
+
 def refuse_missing_as_text(series: pd.Series, source: str, column: str) -> None:
     """Refuse labels such as ``NA`` or ``nan``: a missing value written as text, not a class.
 

@@ -19,8 +19,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from geocsp.data.labels import text_cells
 from geocsp.data.splits import spatial_block_folds
-from geocsp.errors import ConfigError
+from geocsp.errors import ConfigError, DatasetError
 from geocsp.sdm.baselines import KDEBaseline, LogisticBaseline
 from geocsp.sdm.metrics import per_species_scores, summarize
 from geocsp.sdm.records import Points, concat_points
@@ -140,7 +141,7 @@ def masked_scores(y: np.ndarray, sc: np.ndarray, counted: np.ndarray, species: l
 
 def pa_sites(
     df: pd.DataFrame, species_col: str, species: list[str], lon_col: str = "lon", lat_col: str = "lat",
-    site_col: str | None = None,
+    site_col: str | None = None, source: str = "presence/absence table",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Sites and their (S, Q) presence/absence matrix from a long PA table.
 
@@ -151,18 +152,27 @@ def pa_sites(
         lon_col: longitude column.
         lat_col: latitude column.
         site_col: site id column; default a site is a distinct (lon, lat) to 1e-6 degrees.
+        source: file named in messages.
 
     Returns:
         (sites table: one row per site, first row of each site kept; (S, Q) 0/1 matrix).
+
+    Raises:
+        DatasetError: a row without a site (an empty site id, or no lon/lat without ``site_col``).
     """
-    key = df[site_col].astype(str) if site_col else (
-        df[lon_col].round(6).astype(str) + "," + df[lat_col].round(6).astype(str)
+    key = text_cells(df[site_col]) if site_col else (
+        text_cells(df[lon_col].round(6)) + "," + text_cells(df[lat_col].round(6))
     )
+    empty = key.eq("").to_numpy() if site_col else df[[lon_col, lat_col]].isna().any(axis=1).to_numpy()
+    if empty.any():  # pandas gives such a row code -1, which indexed the last site
+        i = int(np.flatnonzero(empty)[0])
+        raise DatasetError(f"{source}:{i}:{site_col or lon_col}: a row without a site "
+                           f"({'empty site id' if site_col else 'no longitude/latitude'}); expected every row at a site")
     codes, uniq = pd.factorize(key)
     first = np.unique(codes, return_index=True)[1]
     col = {s: j for j, s in enumerate(species)}
     y = np.zeros((len(uniq), len(species)))
-    for c, s in zip(codes, df[species_col].astype(str).str.strip(), strict=True):
+    for c, s in zip(codes, text_cells(df[species_col]), strict=True):
         if s in col:
             y[c, col[s]] = 1.0
     return df.iloc[first].reset_index(drop=True), y

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from geocsp.data.labels import text_cells
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.io import atomic_path, atomic_write_json
 from geocsp.sdm.groups import evaluate_sites, run_groups, site_table
@@ -34,7 +35,7 @@ def attach_env(pa: pd.DataFrame, env: pd.DataFrame, site_col: str | None, pa_src
     if len(pa) != len(env):
         raise DatasetError(f"{env_src}: {len(env)} rows but {pa_src} has {len(pa)}; expected the same sites row for row")
     if site_col and site_col in pa.columns and site_col in env.columns:
-        a, b = pa[site_col].astype(str).to_numpy(), env[site_col].astype(str).to_numpy()
+        a, b = text_cells(pa[site_col]).to_numpy(), text_cells(env[site_col]).to_numpy()
         bad = (a != b).nonzero()[0]
         if len(bad):
             i = int(bad[0])

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geocsp.data.labels import text_cells
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.sdm.cv import pa_sites
 from geocsp.sdm.metrics import per_species_scores, summarize
@@ -46,9 +47,9 @@ def species_groups(df: pd.DataFrame, species_col: str, group_col: str, source: s
     if group_col not in df.columns:
         raise DatasetError(f"{source}: group column '{group_col}' (--group-col) not found; "
                            f"available columns: {', '.join(map(str, df.columns))}")
-    g = df[group_col].astype(str).str.strip()
-    ok = df[group_col].notna().to_numpy() & (g != "").to_numpy()
-    sp = df[species_col].astype(str).str.strip()
+    g = text_cells(df[group_col])
+    ok = (g != "").to_numpy()
+    sp = text_cells(df[species_col])
     out: dict[str, set[str]] = {}
     for s, grp in zip(sp[ok], g[ok], strict=True):
         out.setdefault(s, set()).add(grp)
@@ -104,11 +105,11 @@ def site_table(df: pd.DataFrame, species: list[str], source: str, *, species_col
             group column.
     """
     if species_col in df.columns:
-        sites, y = pa_sites(df, species_col, species, lon_col, lat_col, site_col)
+        sites, y = pa_sites(df, species_col, species, lon_col, lat_col, site_col, source)
         scored = np.ones_like(y, dtype=bool)
         if group_col is not None and groups is None:
             _require(sites, group_col, source)
-            g = sites[group_col].astype(str).str.strip().to_numpy()
+            g = text_cells(sites[group_col]).to_numpy()
             groups = {s: sorted(set(g[y[:, j] > 0].tolist())) for j, s in enumerate(species)}
     else:
         cols = [s for s in species if s in df.columns]
@@ -126,7 +127,7 @@ def site_table(df: pd.DataFrame, species: list[str], source: str, *, species_col
                 y[:, j] = np.nan_to_num(v)
         if group_col is not None and groups is None:
             _require(sites, group_col, source)
-            g = sites[group_col].astype(str).str.strip().to_numpy()
+            g = text_cells(sites[group_col]).to_numpy()
             groups = {s: sorted(set(g[scored[:, j]].tolist())) for j, s in enumerate(species)}
     if group_col is not None:
         assert groups is not None
@@ -143,7 +144,7 @@ def _require(df: pd.DataFrame, col: str, source: str) -> None:
 
 def group_mask(site_groups: pd.Series, species: list[str], groups: dict[str, list[str]]) -> np.ndarray:
     """(S, Q) bool: site s is in one of species q's groups (species without groups: never)."""
-    g = site_groups.astype(str).str.strip().to_numpy()
+    g = text_cells(site_groups).to_numpy()
     return np.stack([np.isin(g, groups.get(s, [])) for s in species], axis=1) if species else np.zeros((len(g), 0), bool)
 
 

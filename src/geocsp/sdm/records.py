@@ -24,6 +24,7 @@ import torch
 
 from geocsp.coords import validate_lonlat
 from geocsp.crs import to_lonlat
+from geocsp.data.labels import is_missing_text, text_cells
 from geocsp.data.samplers import create_location_sampler
 from geocsp.data.tables import open_table, point_crs, require_column
 from geocsp.errors import ConfigError, DatasetError
@@ -206,13 +207,13 @@ def points_from_table(
         require_columns(df, [spec.date_col], source, "date_col")
     doy = parse_day_of_year(df[spec.date_col], source=f"{source}:{spec.date_col}") if spec.date_col else np.full(len(df), np.nan)
     cov = np.stack([_numeric(df, c, source) for c in spec.covariate_cols], axis=1) if spec.covariate_cols else np.zeros((len(df), 0))
-    sp = None if species_col is None else df[species_col].astype(str).str.strip().to_numpy()
+    sp = None if species_col is None else text_cells(df[species_col]).to_numpy()
     pts = Points(ll, cov, doy, sp)
     no_coords = bool(np.isnan(ll).all()) and spec.coords_optional
     if not no_coords:
         pts = pts.keep(~np.isnan(ll).any(axis=1), "empty or NaN longitude/latitude", source)
     if pts.species is not None:
-        pts = pts.keep(~np.isin(pts.species, ["", "nan", "None"]), "empty species", source)
+        pts = pts.keep(~is_missing_text(pd.Series(pts.species)), "empty species, or NA / nan / null as text", source)
     if no_coords:
         if region is not None or spec.rasters:
             raise DatasetError(f"{source}: no '{spec.lon_col}'/'{spec.lat_col}' columns, needed by region or rasters")

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from geocsp.checkpoints import find_artifact
+from geocsp.data.labels import text_cells
 from geocsp.data.tables import read_points, require_column
 from geocsp.encoders.time import encode_day_of_year
 from geocsp.errors import ConfigError
@@ -104,7 +105,7 @@ class RunView:
             return load_presences(self.run_dir) if self.sdm is not None else None
         table, ll = read_points(records)
         require_column(table, records, species_col, "--species-col")
-        return pd.DataFrame({"lon": ll[:, 0], "lat": ll[:, 1], "species": table[species_col].astype(str)})
+        return pd.DataFrame({"lon": ll[:, 0], "lat": ll[:, 1], "species": text_cells(table[species_col])})
 
     def info(self) -> dict[str, Any]:
         """The run's description for the page (JSON-ready)."""
