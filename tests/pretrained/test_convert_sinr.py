@@ -97,3 +97,23 @@ def test_other_sinr_layouts_are_refused(tmp_path: Path, over: dict[str, Any], ma
     with pytest.raises(CheckpointError, match=match):
         convert_checkpoint("sinr", pt, tmp_path / "enc")
     assert not (tmp_path / "enc").exists()
+
+
+def test_overwrite_replaces_an_encoder_only_never_other_files_or_the_input(tmp_path: Path) -> None:
+    """`convert --overwrite` deleted a folder of unrelated files, and the input it was converting."""
+    from geocsp.errors import ConfigError
+
+    _, ckpt = save_sinr(sinr_params(), tmp_path / "model.pt")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.docx").write_text("keep")
+    (tmp_path / "a.txt").write_text("keep")
+    for out, match in ((tmp_path / "mine", r"holds files that are not a geocsp encoder's \(e\.g\. 'thesis\.docx'\)"),
+                       (ckpt, r"holds the input"), (tmp_path, r"holds the input"),
+                       (tmp_path / "a.txt", r"is a file; expected a directory")):
+        with pytest.raises(ConfigError, match=match):
+            convert_checkpoint("sinr", ckpt, out, overwrite=True)
+    assert (tmp_path / "mine" / "thesis.docx").read_text() == "keep" and (tmp_path / "a.txt").read_text() == "keep"
+    assert ckpt.is_file()
+    convert_checkpoint("sinr", ckpt, tmp_path / "enc")
+    convert_checkpoint("sinr", ckpt, tmp_path / "enc", overwrite=True)  # an encoder directory: replaced
+    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["config.json", "model.safetensors"]

@@ -22,7 +22,7 @@ import torch
 
 from geocsp._registry import Registry
 from geocsp.data.tables import refuse_existing
-from geocsp.errors import CheckpointError, MissingFileError
+from geocsp.errors import CheckpointError, ConfigError, MissingFileError
 from geocsp.nets.location_encoder import LocationEncoderConfig
 from geocsp.pretrained.registry import StateDict, encoder_with, sha256_file
 
@@ -238,13 +238,15 @@ def convert_checkpoint(kind: str, path: str | Path, out: str | Path, *, overwrit
         ``out``, written atomically (complete or absent).
 
     Raises:
-        ConfigError: on an unknown kind, or an existing ``out`` without ``overwrite``.
+        ConfigError: on an unknown kind, an existing ``out`` without ``overwrite``, or an
+            ``out`` that is a file, holds other files than an encoder's, or holds ``path``.
         MissingFileError: when ``path`` does not exist.
         CheckpointError: when the file needs code to load, is truncated, is a checkpoint
             of another kind, or its tensors do not fit the architecture it describes.
     """
     entry = CONVERTERS.get(kind)
     target = refuse_existing(out, overwrite)
+    _refuse_replacing_what_is_not_an_encoder(target, Path(path))
     ckpt = read_checkpoint(path)
     where = str(path)
     conv = entry.obj.convert(ckpt, where)
@@ -252,3 +254,19 @@ def convert_checkpoint(kind: str, path: str | Path, out: str | Path, *, overwrit
     source = {"kind": entry.name, "peer": entry.obj.peer, "file": Path(path).name,
               "sha256": sha256_file(path), **conv.source}
     return model.save_pretrained(target, extra_config={"converted_from": source})
+
+
+ENCODER_FILES = frozenset({"config.json", "model.safetensors"})
+"""What ``LocationEncoder.save_pretrained`` writes: all that ``--overwrite`` may replace."""
+
+
+def _refuse_replacing_what_is_not_an_encoder(target: Path, source: Path) -> None:
+    """``--overwrite`` replaces an encoder directory, never a file, other files or the input."""
+    if target.resolve() == source.resolve() or target.resolve() in source.resolve().parents:
+        raise ConfigError(f"{target}: holds the input {source}; choose another --out")
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target}: is a file; expected a directory for the encoder (--out)")
+    other = sorted(p.name for p in target.iterdir() if p.name not in ENCODER_FILES) if target.is_dir() else []
+    if other:
+        raise ConfigError(f"{target}: holds files that are not a geocsp encoder's (e.g. {other[0]!r}); "
+                          "refusing to replace it, choose another --out")
