@@ -206,3 +206,16 @@ def test_shared_glc_and_exif_lite0(shared_data: Path, tmp_path: Path) -> None:
     photos = load_dataset(tmp_path / "photos").split("train")
     assert photos.has_location.all() and len(photos) == 9
     assert np.all((photos.lonlat[:, 1] > 43.4) & (photos.lonlat[:, 1] < 43.5))
+
+
+def test_overwrite_of_a_folder_that_is_not_a_dataset_is_refused_before_any_image(photos: Path, onnx_model: Path,
+                                                                                   tmp_path: Path) -> None:
+    """It extracted every image, then refused, and left OUT.partial/ behind."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("keep")
+    seen: list[int] = []
+    with pytest.raises(DatasetError, match=r"mine: exists and is not a geocsp dataset"):
+        _extract(photos, onnx_model, out, on_batch=seen.append)
+    assert seen == [] and not (tmp_path / "mine.partial").exists()
+    assert [p.name for p in out.iterdir()] == ["thesis.docx"]

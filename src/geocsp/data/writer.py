@@ -91,7 +91,14 @@ def _prepare_split(
     return t, dim
 
 
-def _check_target(out: Path) -> None:
+def check_dataset_target(out: Path) -> None:
+    """Refuse an output that is not absent, empty, or a geocsp dataset of only its own files.
+
+    Called by :func:`write_dataset`, and before any work by writers that compute first.
+
+    Raises:
+        DatasetError: a file, a folder that is not a geocsp dataset, or one holding other files.
+    """
     if not out.exists():
         return
     if not out.is_dir():
@@ -173,7 +180,7 @@ def write_dataset(
     dims = {d for _, d in prepared.values() if d is not None}
     if len(dims) > 1:
         raise DatasetError(f"features of different splits have different dims {sorted(dims)}")
-    _check_target(out)
+    check_dataset_target(out)
     with atomic_dir(out) as tmp:
         entries = {
             name: _write_split(tmp, name, table, splits[name]) for name, (table, _) in prepared.items()

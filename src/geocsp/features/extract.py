@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from geocsp.data import SplitData, write_dataset
 from geocsp.data.labels import label_strings
 from geocsp.data.readers.exif import label_from_path, list_images
+from geocsp.data.writer import check_dataset_target
 from geocsp.errors import ConfigError, DatasetError, MissingFileError
 from geocsp.features.backends import Backbone, load_backbone
 from geocsp.features.preprocess import PreprocessConfig, load_and_preprocess
@@ -282,6 +283,7 @@ def extract_features(
     """
     cfg = cfg or ExtractConfig()
     root, out = Path(images_dir), Path(out_dir)
+    check_dataset_target(out)  # an --overwrite of a folder that is not a dataset: refused before the work
     files, rel_paths = _checked_images(root, labels, locations)  # before any image is decoded
     prov = {"feature_extractor": {**backbone.provenance(), "l2_normalized": cfg.l2_normalize}}
     state = {"files": rel_paths, "chunk_size": cfg.chunk_size,
@@ -351,6 +353,7 @@ def extract_folder(
         MissingDependencyError: the backbone's package is not installed.
         CheckpointError: the weights cannot be loaded.
     """
+    check_dataset_target(Path(out_dir))  # before the backbone is loaded
     labels = read_image_table(labels_table, id_col, {"label": label_col}) if labels_table else None
     locations = (read_image_table(locations_table, id_col, {"lon": lon_col, "lat": lat_col})
                  if locations_table else None)
