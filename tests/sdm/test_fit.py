@@ -77,3 +77,14 @@ def test_records_without_a_species_are_dropped_with_a_note_not_fitted_as_one() -
     pts = points_from_table(df, InputSpec(), "rec.csv", "species")
     assert pts.species.tolist() == ["a", "b"]
     assert pts.notes == ["rec.csv: dropped 3 of 5 rows (empty species, or NA / nan / null as text)"]
+
+
+def test_with_a_crs_a_lon_or_lat_column_name_typo_is_refused_not_left_in_metres(tmp_path) -> None:
+    pytest.importorskip("pyproj")
+    from geocsp.sdm import read_records
+
+    (tmp_path / "r.csv").write_text("x,y\n310878,8253485\n")
+    with pytest.raises(DatasetError, match=r"r\.csv:X: column 'X' \(--lon-col/--lat-col\) not found"):
+        read_records(tmp_path / "r.csv", lon_col="X", lat_col="y", crs="EPSG:28355")
+    df = read_records(tmp_path / "r.csv", lon_col="x", lat_col="y", crs="EPSG:28355")
+    assert -180 <= df["x"].iloc[0] <= 180 and -90 <= df["y"].iloc[0] <= 90

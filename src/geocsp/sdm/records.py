@@ -58,6 +58,8 @@ def read_records(path: str | Path, *, lon_col: str = "lon", lat_col: str = "lat"
     p = Path(path)
     geo_crs, col_crs = point_crs(p, lon_col, lat_col, crs) if p.is_file() else (None, crs)
     df = open_table(p, sep=None, text_columns=None, crs=geo_crs)
+    if col_crs is not None and (lon_col in df.columns) != (lat_col in df.columns):  # a typo: not silently unprojected
+        require_columns(df, [lon_col, lat_col], str(p), "lon_col/lat_col")
     if col_crs is not None and lon_col in df.columns and lat_col in df.columns:
         ll = to_lonlat(_numeric(df, lon_col, str(p)), _numeric(df, lat_col, str(p)), col_crs)
         df[lon_col], df[lat_col] = ll[:, 0], ll[:, 1]
