@@ -243,3 +243,11 @@ def test_refuse_existing_counts_a_dangling_symlink(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"out\.csv: exists; pass --overwrite"):
         refuse_existing(link, overwrite=False)
     assert refuse_existing(link, overwrite=True) == link
+
+
+def test_padded_header_names_are_quoted_in_the_column_list(tmp_path: Path) -> None:
+    """`column 'lon' not found; available columns:  species ,  lon ,  lat` read as if lon were there."""
+    p = tmp_path / "ws.csv"
+    p.write_text(" species , lon , lat \nB,-65.4,-10.38\n")
+    with pytest.raises(DatasetError, match=r"available columns: ' species ', ' lon ', ' lat '$"):
+        read_points(p)

@@ -153,10 +153,13 @@ def available_columns(table: pd.DataFrame) -> str:
 
     Returns:
         ``"a, b, c"`` (without ``__name__`` columns: geocsp's own helpers, e.g. the SDM's
-        ``__species__``), or ``"(none)"``.
+        ``__species__``), or ``"(none)"``; a name with surrounding or no visible characters is
+        quoted (``' lon '``), so a padded header does not read as the name asked for.
     """
     names = [str(c) for c in table.columns]
-    return ", ".join(c for c in names if not (len(c) > 4 and c.startswith("__") and c.endswith("__"))) or "(none)"
+    shown = [c if c and c == c.strip() else repr(c) for c in names
+             if not (len(c) > 4 and c.startswith("__") and c.endswith("__"))]
+    return ", ".join(shown) or "(none)"
 
 
 def require_column(table: pd.DataFrame, source: Any, col: str, option: str) -> None:
