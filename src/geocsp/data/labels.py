@@ -75,10 +75,15 @@ def text_cells(series: pd.Series) -> pd.Series:
     return s.str.strip().astype(object).where(~missing, "")
 
 
+def _missing_as_text(cells: pd.Series) -> np.ndarray:
+    """(N,) bool: a :func:`text_cells` cell that is one of :data:`MISSING_TEXTS` (any case)."""
+    return cells.str.lower().isin(MISSING_TEXTS).to_numpy(dtype=bool)
+
+
 def is_missing_text(values: pd.Series) -> np.ndarray:
     """(N,) bool: the text cell is empty or a missing value written as text (:data:`MISSING_TEXTS`)."""
     t = text_cells(values)
-    return (t.eq("") | t.str.lower().isin(MISSING_TEXTS)).to_numpy(dtype=bool)
+    return t.eq("").to_numpy(dtype=bool) | _missing_as_text(t)
 
 
 def refuse_missing_as_text(series: pd.Series, source: str, column: str) -> None:
@@ -96,11 +101,11 @@ def refuse_missing_as_text(series: pd.Series, source: str, column: str) -> None:
     Raises:
         DatasetError: naming the first such row, the value and the count.
     """
-    s, missing = label_strings(series)
-    bad = (s.str.strip().str.lower().isin(MISSING_TEXTS).to_numpy(dtype=bool, na_value=False)) & ~missing
+    cells = text_cells(series)
+    bad = _missing_as_text(cells)
     if bad.any():
         idx = np.flatnonzero(bad)
-        value = s.iloc[int(idx[0])]
+        value = cells.iloc[int(idx[0])]
         raise err(source, f"label {value!r} ({len(idx)} such rows) reads as a missing value written as text; leave "
                           f"the cell empty for a row without a label, or list {value!r} in a --classes file "
                           "to keep it as a class", row=int(idx[0]), column=column)

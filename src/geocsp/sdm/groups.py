@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from geocsp.data.labels import text_cells
+from geocsp.data.tables import available_columns
 from geocsp.errors import ConfigError, DatasetError
 from geocsp.sdm.cv import pa_sites
 from geocsp.sdm.metrics import per_species_scores, summarize
@@ -46,7 +47,7 @@ def species_groups(df: pd.DataFrame, species_col: str, group_col: str, source: s
     """
     if group_col not in df.columns:
         raise DatasetError(f"{source}: group column '{group_col}' (--group-col) not found; "
-                           f"available columns: {', '.join(map(str, df.columns))}")
+                           f"available columns: {available_columns(df)}")
     g = text_cells(df[group_col])
     ok = (g != "").to_numpy()
     sp = text_cells(df[species_col])
@@ -139,7 +140,7 @@ def site_table(df: pd.DataFrame, species: list[str], source: str, *, species_col
 def _require(df: pd.DataFrame, col: str, source: str) -> None:
     if col not in df.columns:
         raise DatasetError(f"{source}: group column '{col}' (--group-col) not found; "
-                           f"available columns: {', '.join(map(str, df.columns))}")
+                           f"available columns: {available_columns(df)}")
 
 
 def group_mask(site_groups: pd.Series, species: list[str], groups: dict[str, list[str]]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 * :func:`location_probs` -- (N, Q) P(y|x) of a prior in eval mode, NaN rows without a location;
 * :func:`predict` -- top-k classes with scores for a dataset split or a lon/lat table
-  (location embeddings e(x) are :func:`geocsp.training.embed.embed`).
+  (location embeddings e(x) are :func:`geocsp.training.embedding.embed`).
 
 Fused scores are P(y|I) * P(y|x)^beta; rows without a location use P(y|I) alone. Given image
 probabilities must be finite, in [0, 1] and sum to 1 per row (:func:`check_image_probs`); a

@@ -184,9 +184,7 @@ class RunDir:
         """
         undo = exc_type is not None and self._new_run and self.writer and not self._has_progress()
         if undo:
-            for name in UNDONE_OUTPUTS:
-                p = self.path / name
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            self._remove(UNDONE_OUTPUTS)
         self.close()
         if undo and self._made_dir and self.path.is_dir() and not self._foreign():
             shutil.rmtree(self.path, ignore_errors=True)  # only the lock file / temporaries are left
@@ -278,7 +276,10 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove the outputs of an earlier run (only the names a run writes)."""
-        for name in RUN_OUTPUTS:
+        self._remove(RUN_OUTPUTS)
+
+    def _remove(self, names: tuple[str, ...]) -> None:
+        for name in names:
             p = self.path / name
             if p.is_dir():
                 shutil.rmtree(p)
